@@ -1,0 +1,5 @@
+import sys
+
+from clipora.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""The ``clipora`` command line: ``clipora process INPUT -o OUTDIR [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.backends import BACKEND_NAMES
+from engine.config import Settings
+from engine.errors import ClipporaError
+from engine.events import EventBus, JobEvent
+from engine.options import ProcessOptions
+
+STAGE_LABELS = {
+    "probe": "Probing source",
+    "audio": "Extracting audio",
+    "transcribe": "Transcribing",
+    "highlights": "Finding moments",
+    "faces": "Detecting faces",
+    "reframe": "Planning camera",
+    "captions": "Building captions",
+    "render": "Rendering",
+    "poster": "Poster",
+    "manifest": "Manifest",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipora", description="Long video in, short clips out.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("process", help="turn one video into clips on this machine (no server)")
+    p.add_argument("input", type=Path, help="source video (MP4, MOV, MKV or WEBM)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for clips + manifest.json")
+    p.add_argument("--mode", help='"ai" (pick moments, default) or "none" (one clip of the whole)')
+    p.add_argument("--num-clips", help="clips to generate, 1-10 (default 3)")
+    p.add_argument("--clip-length", help="short 3-15 s | medium 20-45 s (default) | long 45-90 s")
+    p.add_argument("--aspect-ratio", help="9:16 (default) | 1:1 | 4:5 | 16:9")
+    p.add_argument("--caption-preset", help="none (default) | beasty | karaoke | mozi")
+    p.add_argument("--prompt", help="what to focus on, e.g. 'moments about hiring'")
+    p.add_argument("--genre", help="auto (default) | podcast | interview | vlog | tutorial")
+    p.add_argument("--trim-start", help="ignore the source before this many seconds")
+    p.add_argument("--trim-end", help="ignore the source after this many seconds")
+    p.add_argument("--remove-ai-voice", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--auto-hook", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--backend", choices=BACKEND_NAMES, help="compute backend (default: auto)")
+    p.add_argument("--whisper-model", help="a local CTranslate2 Whisper model directory")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+_OPTION_FLAGS = (
+    "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
+    "trim_start", "trim_end", "remove_ai_voice", "auto_hook",
+)
+
+
+def options_from_args(args: argparse.Namespace) -> ProcessOptions:
+    return ProcessOptions.build(**{name: getattr(args, name) for name in _OPTION_FLAGS})
+
+
+class ProgressView:
+    """Two rich bars: the whole job and the stage at work."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<22}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[message]}"),
+            console=console,
+            transient=False,
+        )
+        self.job = self.progress.add_task("Job", total=1.0, message="")
+        self.stage = self.progress.add_task("Starting", total=1.0, message="")
+        self.current = ""
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_event(self, event: JobEvent) -> None:
+        if event.type == "progress":
+            self.progress.update(self.job, completed=event.progress)
+            label = STAGE_LABELS.get(event.stage, event.stage)
+            if event.stage != self.current:
+                self.current = event.stage
+                self.progress.reset(self.stage, total=1.0, description=label)
+            self.progress.update(self.stage, completed=_stage_fraction(event), message=event.message)
+        elif event.type == "completed":
+            self.progress.update(self.job, completed=1.0, message=event.message)
+            self.progress.update(self.stage, completed=1.0)
+        elif event.type == "failed":
+            self.progress.update(self.job, message=f"[red]failed: {event.message}")
+
+
+def _stage_fraction(event: JobEvent) -> float:
+    # Stage messages like "frame 120/480" carry their own fraction; otherwise mirror the event.
+    msg = event.message
+    if msg.startswith("frame ") and "/" in msg:
+        done, total = msg[6:].split("/", 1)
+        if done.isdigit() and total.isdigit() and int(total):
+            return int(done) / int(total)
+    return 1.0 if msg.startswith(("reused", "poster at")) else 0.0 if msg == "started" else 0.5
+
+
+def _summary(console: Console, manifest: dict[str, Any], out_dir: Path) -> None:
+    table = Table(title=f"{manifest['clipCount']} clips in {out_dir}")
+    for col in ("#", "start", "end", "dur", "score", "title", "hook"):
+        table.add_column(col)
+    for clip in manifest["clips"]:
+        m = clip["metadata"]
+        table.add_row(
+            f"{clip['index']:02d}", f"{clip['start']:.1f}", f"{clip['end']:.1f}", f"{clip['duration']:.1f}",
+            f"{clip['score']:.1f}", m["title"], m["viral_hook"][:60],
+        )
+    console.print(table)
+    for note in manifest.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    err = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        options = options_from_args(args)
+        settings = Settings.from_env(backend=args.backend, whisper_model=args.whisper_model, threads=args.threads)
+        from clipora.compose import run_job  # heavy imports only once the arguments are good
+
+        bus = EventBus()
+        if args.quiet:
+            manifest = run_job(args.input, args.output, options, settings, bus=bus)
+        else:
+            with ProgressView(console) as view:
+                bus.subscribe(view.on_event)
+                manifest = run_job(args.input, args.output, options, settings, bus=bus)
+    except ClipporaError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        return 2
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]")
+        return 130
+    if not args.quiet:
+        _summary(Console(), manifest, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The staged pipeline engine: options, types, stage contract, runner, events, settings."""

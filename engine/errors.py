@@ -1,0 +1,71 @@
+"""Errors raised by the engine and its stages.
+
+Hierarchy (the gateway maps these to HTTP status codes in exactly one middleware)::
+
+    ClipporaError                 base; ``http_status`` 500
+    ├── InvalidOptions            a ProcessOptions field is out of range (400)
+    ├── PermanentError            the job cannot succeed as submitted; do not retry
+    │   └── InvalidMedia          the source is not a usable video (400)
+    ├── RetryableError            transient (network, out of memory); retry bounded times
+    ├── BackendUnavailable        the requested compute backend cannot run here (503)
+    └── JobCancelled              the job was cancelled while running
+
+Messages are written for the person who submitted the job: they say what is wrong
+and, where it helps, what is allowed. They never carry secrets or stack traces.
+"""
+
+from __future__ import annotations
+
+
+class ClipporaError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidOptions(ClipporaError):
+    """A ProcessOptions value is missing its allowed type or range."""
+
+    http_status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PermanentError(ClipporaError):
+    """The job cannot succeed with this input; retrying will not help."""
+
+    http_status = 400
+
+
+class InvalidMedia(PermanentError):
+    """The source has no decodable video, zero duration, or an unsupported container."""
+
+
+class RetryableError(ClipporaError):
+    """A transient failure (network, memory pressure); the stage may be retried."""
+
+    http_status = 503
+
+
+class BackendUnavailable(ClipporaError):
+    """The requested backend (e.g. cuda) cannot run on this machine."""
+
+    http_status = 503
+
+
+class JobCancelled(ClipporaError):
+    """Raised inside a stage when the job's cancel flag is seen."""
+
+    http_status = 409
+
+    def __init__(self, message: str = "job cancelled") -> None:
+        super().__init__(message)

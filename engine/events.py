@@ -1,0 +1,69 @@
+"""Job events: one stream per job of progress, status, completion and failure.
+
+The CLI renders them as progress bars; the gateway forwards them to ``/ws?jobId=``.
+Subscribers are called in the publishing thread and must not block (the gateway hands
+them to its event loop with ``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal["progress", "status", "completed", "failed"]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    job_id: str
+    type: EventType
+    stage: str = ""
+    progress: float = 0.0  # whole-job fraction 0.0-1.0
+    message: str = ""
+    status: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message shape the WebSocket sends."""
+        out: dict[str, Any] = {"type": self.type, "jobId": self.job_id}
+        if self.type == "progress":
+            out.update(stage=self.stage, progress=round(self.progress, 4), message=self.message)
+        elif self.type == "status":
+            out.update(status=self.status, stage=self.stage, message=self.message)
+        else:
+            out.update(status=self.status, message=self.message)
+        out.update(self.extra)
+        return out
+
+
+Subscriber = Callable[[JobEvent], None]
+
+
+class EventBus:
+    """Thread-safe publish/subscribe keyed by job id (``None`` = every job)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[str | None, list[Subscriber]] = {}
+
+    def subscribe(self, callback: Subscriber, job_id: str | None = None) -> Callable[[], None]:
+        with self._lock:
+            self._subs.setdefault(job_id, []).append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                subs = self._subs.get(job_id, [])
+                if callback in subs:
+                    subs.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: JobEvent) -> None:
+        with self._lock:
+            targets = list(self._subs.get(event.job_id, ())) + list(self._subs.get(None, ()))
+        for callback in targets:
+            callback(event)

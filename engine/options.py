@@ -1,0 +1,130 @@
+"""ProcessOptions: the one definition of what a job may ask for, shared by CLI and HTTP API.
+
+Field names, defaults and ranges are those of the API reference (ProcessOptions table).
+Python code uses snake_case attributes; JSON uses the spec's camelCase keys
+(``ProcessOptions.from_json`` / ``to_json``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from engine.errors import InvalidOptions
+
+Mode = Literal["ai", "none"]
+ClipLength = Literal["short", "medium", "long"]
+AspectRatio = Literal["9:16", "1:1", "4:5", "16:9"]
+CaptionPreset = Literal["none", "beasty", "karaoke", "mozi"]
+Genre = Literal["auto", "podcast", "interview", "vlog", "tutorial"]
+
+#: Allowed clip durations in seconds for each ``clipLength``.
+CLIP_LENGTH_RANGES: dict[str, tuple[float, float]] = {
+    "short": (3.0, 15.0),
+    "medium": (20.0, 45.0),
+    "long": (45.0, 90.0),
+}
+
+#: Output frame size (width, height) per aspect ratio: (for sources >= 1080p, below).
+OUTPUT_SIZES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "9:16": ((1080, 1920), (720, 1280)),
+    "1:1": ((1080, 1080), (720, 720)),
+    "4:5": ((1080, 1350), (720, 900)),
+    "16:9": ((1920, 1080), (1280, 720)),
+}
+
+MAX_PROMPT_CHARS = 2000
+
+
+class ProcessOptions(BaseModel):
+    """What one job asks for. Every key is optional; defaults follow the API reference."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+    mode: Mode = Field("ai", description="ai = pick viral moments; none = one full-source clip.")
+    num_clips: int = Field(3, ge=1, le=10, description="Clips to generate, 1-10.")
+    clip_length: ClipLength = Field("medium", description="short 3-15 s, medium 20-45 s, long 45-90 s.")
+    aspect_ratio: AspectRatio = Field("9:16", description="Output frame shape.")
+    caption_preset: CaptionPreset = Field("none", description="Burned-in caption style.")
+    remove_ai_voice: bool = Field(True, description="Splice out AI-host turns in interviews.")
+    auto_hook: bool = Field(True, description="Let the LLM write hook, title and hashtags.")
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="Free-form focus instruction.")
+    genre: Genre = Field("auto", description="Content genre; auto detects it.")
+    trim_start: float = Field(0.0, ge=0.0, description="Cut the source before this time (s).")
+    trim_end: float | None = Field(None, gt=0.0, description="Cut the source after this time (s).")
+
+    @model_validator(mode="after")
+    def _trim_order(self) -> ProcessOptions:
+        if self.trim_end is not None and self.trim_end <= self.trim_start:
+            raise ValueError("trimEnd must be greater than trimStart")
+        return self
+
+    # -- JSON edge -------------------------------------------------------------------------
+
+    @classmethod
+    def from_json(cls, data: Any) -> ProcessOptions:
+        """Validate a JSON object (camelCase keys) into options, or raise InvalidOptions."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise InvalidOptions("options must be a JSON object")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise _to_invalid_options(exc) from None
+
+    @classmethod
+    def build(cls, **fields: Any) -> ProcessOptions:
+        """Validate snake_case keyword fields (what the CLI has), or raise InvalidOptions."""
+        try:
+            return cls.model_validate({k: v for k, v in fields.items() if v is not None})
+        except ValidationError as exc:
+            raise _to_invalid_options(exc) from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as the API reports them (camelCase keys, every field present)."""
+        return self.model_dump(by_alias=True)
+
+    @property
+    def clip_length_range(self) -> tuple[float, float]:
+        return CLIP_LENGTH_RANGES[self.clip_length]
+
+
+_ALLOWED: dict[str, str] = {
+    "mode": '"ai" or "none"',
+    "numClips": "an integer from 1 to 10",
+    "clipLength": '"short", "medium" or "long"',
+    "aspectRatio": '"9:16", "1:1", "4:5" or "16:9"',
+    "captionPreset": '"none", "beasty", "karaoke" or "mozi"',
+    "removeAiVoice": "true or false",
+    "autoHook": "true or false",
+    "prompt": f"a string of at most {MAX_PROMPT_CHARS} characters",
+    "genre": '"auto", "podcast", "interview", "vlog" or "tutorial"',
+    "trimStart": "a number of seconds >= 0",
+    "trimEnd": "a number of seconds greater than trimStart, or null",
+}
+
+
+def _to_invalid_options(exc: ValidationError) -> InvalidOptions:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+    if not loc:
+        # model-level validator (trim order)
+        msg = str(err.get("msg", "invalid options")).removeprefix("Value error, ")
+        return InvalidOptions(f"invalid options: {msg}", field="trimEnd")
+    key = to_camel(loc[0]) if "_" in loc[0] else loc[0]
+    if err.get("type") == "extra_forbidden":
+        known = ", ".join(_ALLOWED)
+        return InvalidOptions(f"unknown option '{loc[0]}' (known options: {known})", field=loc[0])
+    allowed = _ALLOWED.get(key, "a valid value")
+    return InvalidOptions(
+        f"invalid option '{key}': got {err.get('input')!r}, expected {allowed}", field=key
+    )

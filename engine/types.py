@@ -1,0 +1,274 @@
+"""Typed values that flow between stages.
+
+Analysis values (MediaInfo, Transcript, moments, face samples, crop paths) are plain
+frozen dataclasses that round-trip through JSON, so the pipeline can cache them per job
+and a retried job does not redo finished stages. Times are seconds on the *source*
+timeline unless a name says ``clip``-relative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What probing learned about a source. Sizes are *display* sizes (after rotation)."""
+
+    path: str
+    container: str
+    duration: float
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int  # degrees counter-clockwise to apply to decoded frames to get them upright
+    fps: float  # average frame rate (the output rate)
+    fps_num: int
+    fps_den: int
+    is_vfr: bool
+    video_codec: str
+    has_audio: bool
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    start_time: float = 0.0  # container start offset, subtracted from stream timestamps
+
+
+@dataclass(frozen=True, slots=True)
+class AudioAnalysis:
+    audio: AnalysisAudio | None  # None when the source has no audio stream
+    features: AudioFeatures
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+    speaker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    words: tuple[Word, ...]
+    language: str = "en"
+    #: seconds of audio that were analysed (the trimmed span)
+    audio_duration: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    def words_between(self, start: float, end: float) -> tuple[Word, ...]:
+        """Words whose midpoint lies inside [start, end)."""
+        return tuple(w for w in self.words if start <= (w.start + w.end) / 2 < end)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisAudio:
+    """The trimmed source audio as 16 kHz mono float32, stored as .npy under the job workdir."""
+
+    path: str
+    start: float  # source time of sample 0
+    sample_rate: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFeatures:
+    """Speech energy over the analysed span: RMS in dBFS every ``hop`` seconds from ``start``."""
+
+    start: float
+    hop: float
+    rms_db: tuple[float, ...]
+
+    def speech_level(self, t0: float | None = None, t1: float | None = None) -> float:
+        """Loudness of the speech in [t0, t1) (75th percentile of dB), ignoring pauses."""
+        if not self.rms_db:
+            return -90.0
+        i0 = 0 if t0 is None else max(0, int((t0 - self.start) / self.hop))
+        i1 = len(self.rms_db) if t1 is None else min(len(self.rms_db), int((t1 - self.start) / self.hop))
+        seg = self.rms_db[i0 : max(i1, i0 + 1)]
+        return float(np.percentile(seg, 75)) if seg else -90.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClipMetadata:
+    title: str
+    viral_hook: str
+    key_insight: str
+    dominant_emotion: str
+    hashtags: tuple[str, ...]
+    viral_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """One chosen clip window, with the evidence for its score."""
+
+    start: float
+    end: float
+    score: float  # 0-10
+    reasons: dict[str, float]
+    metadata: ClipMetadata
+    provider: str = "local"
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class MomentSelection:
+    moments: tuple[Moment, ...]
+    requested: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FaceBox:
+    """A detected face in source display pixels."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+
+    @property
+    def cx(self) -> float:
+        return (self.x1 + self.x2) / 2
+
+    @property
+    def cy(self) -> float:
+        return (self.y1 + self.y2) / 2
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x2 - self.x1) * max(0.0, self.y2 - self.y1)
+
+
+@dataclass(frozen=True, slots=True)
+class FaceSample:
+    """Faces found in the frame shown at source time ``t``."""
+
+    t: float
+    faces: tuple[FaceBox, ...]
+
+
+GeometryMode = Literal["resize", "crop", "pad"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputGeometry:
+    """How a source frame becomes an output frame.
+
+    ``crop``: a window ``crop_w`` x ``crop_h`` of the source slides horizontally and is
+    scaled to ``out_w`` x ``out_h``. ``pad``: the whole source is fitted inside the output
+    over a blurred fill. ``resize``: same aspect, straight scale.
+    """
+
+    src_w: int
+    src_h: int
+    out_w: int
+    out_h: int
+    mode: GeometryMode
+    crop_w: int
+    crop_h: int
+
+
+@dataclass(frozen=True, slots=True)
+class CropPath:
+    """Left edge of the crop window per output frame (source pixels), plus the subject's track."""
+
+    fps: float
+    start: float  # source time of output frame 0
+    x: tuple[float, ...]  # crop left edge per output frame
+    y: tuple[float, ...]  # crop top edge per output frame
+    subject: str = "none"  # "face", "center"
+
+    def at_frame(self, i: int) -> tuple[float, float]:
+        if not self.x:
+            return 0.0, 0.0
+        i = min(max(i, 0), len(self.x) - 1)
+        return self.x[i], self.y[i]
+
+
+@dataclass(slots=True)
+class FrameBatch:
+    """A bounded batch of frames between render stages (DESIGN.md section 3).
+
+    ``format == "rgb24"``: ``planes`` is one array ``(N, H, W, 3) uint8``.
+    ``format == "yuv420p"``: ``planes`` is ``(Y (N,H,W), U (N,H/2,W/2), V (N,H/2,W/2))``.
+    Code that handles a batch takes its array module from the array (NumPy or CuPy).
+    """
+
+    format: Literal["rgb24", "yuv420p"]
+    planes: tuple[Any, ...]
+    pts: np.ndarray  # source time of each frame, seconds, float64
+    index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # output frame numbers
+
+    def __len__(self) -> int:
+        return int(self.pts.shape[0])
+
+
+# -- JSON round-trip for cached analysis -------------------------------------------------
+
+_JSON_TYPES: dict[str, type] = {
+    t.__name__: t
+    for t in (
+        MediaInfo,
+        Word,
+        Transcript,
+        AnalysisAudio,
+        AudioFeatures,
+        AudioAnalysis,
+        ClipMetadata,
+        Moment,
+        MomentSelection,
+        FaceBox,
+        FaceSample,
+        OutputGeometry,
+        CropPath,
+    )
+}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Encode analysis dataclasses (nested, in tuples/lists/dicts) as tagged JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"__type__": type(value).__name__}
+        for f in dataclasses.fields(value):
+            out[f.name] = to_jsonable(getattr(value, f.name))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def from_jsonable(value: Any) -> Any:
+    """Inverse of :func:`to_jsonable`; lists become tuples inside dataclasses."""
+    if isinstance(value, dict):
+        tag = value.get("__type__")
+        if tag is not None:
+            cls = _JSON_TYPES[tag]
+            kwargs = {}
+            for f in dataclasses.fields(cls):
+                if f.name in value:
+                    v = from_jsonable(value[f.name])
+                    kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+            return cls(**kwargs)
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Array math kernels (NumPy reference; CuPy twins take the same arguments)."""

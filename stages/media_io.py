@@ -1,0 +1,129 @@
+"""Decoding helpers shared by the stages that read frames (faces, render, poster).
+
+Not a stage: it holds the one place that knows how PyAV timestamps, seeking and
+rotation metadata work, so every stage sees the same upright frames at the same times.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import av
+import numpy as np
+
+from engine.errors import InvalidMedia
+from engine.types import MediaInfo
+
+# Frames whose timestamp is this close before a window start still belong to it: a
+# frame shown at start - 1 ms is the one on screen at `start`.
+_EPS = 1e-3
+
+
+@contextmanager
+def open_media(path: str) -> Iterator[av.container.InputContainer]:
+    try:
+        container = av.open(path, mode="r", options={"protocol_whitelist": "file"})
+    except (av.error.FFmpegError, OSError) as exc:
+        # strerror only: the full message names the server-side path
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise InvalidMedia(f"the source is not a readable video file ({reason})") from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _rotate_k(rotation: int) -> int:
+    """np.rot90 turns for a display rotation (degrees counter-clockwise)."""
+    return (int(round(rotation / 90.0)) % 4) if rotation else 0
+
+
+def upright_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+    rgb = frame.to_ndarray(format="rgb24")
+    k = _rotate_k(rotation)
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def upright_i420(frame: av.VideoFrame, rotation: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame's Y, U, V planes (8-bit 4:2:0), rotated upright.
+
+    Planes are zero-copy views of the decoder's buffers when the source is already
+    8-bit 4:2:0 and unrotated; callers must not keep them past the next decode.
+    """
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        frame = frame.reformat(format="yuv420p")
+    w, h = frame.width, frame.height
+    planes = []
+    for i, (pw, ph) in enumerate(((w, h), ((w + 1) // 2, (h + 1) // 2), ((w + 1) // 2, (h + 1) // 2))):
+        p = frame.planes[i]
+        arr = np.frombuffer(p, dtype=np.uint8).reshape(-1, p.line_size)[:ph, :pw]
+        planes.append(arr)
+    k = _rotate_k(rotation)
+    if k:
+        planes = [np.ascontiguousarray(np.rot90(p, k)) for p in planes]
+    return planes[0], planes[1], planes[2]
+
+
+def seek_to(container: av.container.InputContainer, stream: av.stream.Stream, t: float) -> None:
+    """Seek to the keyframe at or before source time ``t`` (seconds)."""
+    if t <= 0.5:
+        container.seek(0)
+        return
+    tb = stream.time_base
+    container.seek(int(math.floor(t / tb)), stream=stream, backward=True, any_frame=False)
+
+
+def iter_video_frames(
+    media: MediaInfo, start: float, end: float, container: av.container.InputContainer | None = None
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Decoded frames whose source time lies in [start - eps, end), with their times.
+
+    Times are seconds from the start of the source (container start offset removed).
+    """
+    if container is None:
+        with open_media(media.path) as c:
+            yield from iter_video_frames(media, start, end, c)
+        return
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    seek_to(container, stream, start + media.start_time)
+    tb = float(stream.time_base)
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        t = frame.pts * tb - media.start_time
+        if t < start - _EPS:
+            continue
+        if t >= end:
+            break
+        yield t, frame
+
+
+def sample_frames(
+    media: MediaInfo, start: float, end: float, fps: float
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Upright RGB frames sampled at ``fps`` over [start, end): (source time, (H, W, 3) uint8).
+
+    Every frame is decoded (codecs need it) but only the sampled ones are converted.
+    """
+    step = 1.0 / fps
+    next_t = start
+    for t, frame in iter_video_frames(media, start, end):
+        if t + _EPS >= next_t:
+            yield t, upright_rgb(frame, media.rotation)
+            next_t = max(next_t + step, t + step * 0.5)
+
+
+def frame_at(media: MediaInfo, t: float) -> np.ndarray | None:
+    """The upright RGB frame shown at source time ``t`` (the last frame at or before it)."""
+    chosen: av.VideoFrame | None = None
+    with open_media(media.path) as c:
+        for ft, frame in iter_video_frames(media, max(0.0, t - 2.0), t + 1.0, c):
+            if ft > t + _EPS and chosen is not None:
+                break
+            chosen = frame
+            if ft > t + _EPS:
+                break
+        return None if chosen is None else upright_rgb(chosen, media.rotation)

@@ -1,0 +1,280 @@
+"""Text features for moment scoring and extractive metadata (used by the highlights stage).
+
+Everything here is explainable on purpose: a clip's score is a weighted sum of named
+features, each computed from the words with a rule a person can check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.types import Word
+
+_TOKEN = re.compile(r"[a-z0-9']+")
+_END = (".", "?", "!")
+SENTENCE_PAUSE = 0.7  # seconds of silence that end a sentence even without punctuation
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each few for from further had hadn't has hasn't have haven't having he he'd he'll
+    he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't
+    it it's its itself let's me more most mustn't my myself no nor not of off on once only or other
+    ought our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so some
+    such than that that's the their theirs them themselves then there there's these they they'd
+    they'll they're they've this those through to too under until up very was wasn't we we'd we'll
+    we're we've were weren't what what's when when's where where's which while who who's whom why
+    why's with won't would wouldn't you you'd you'll you're you've your yours yourself yourselves
+    just also really like get got go going gonna one two thing things lot well now even much many
+    every make made say said know think want way us still back take yes yeah okay oh""".split()
+)
+
+_SECOND_PERSON = frozenset({"you", "your", "you're", "yours", "yourself", "you've", "you'll"})
+_CONTRAST = frozenset({"but", "however", "actually", "instead", "although", "yet", "except"})
+_STRONG = frozenset(
+    """never always secret nobody everyone everybody best worst mistake mistakes truth wrong
+    biggest most only must stop nothing everything impossible guaranteed proven shocking
+    insane crazy huge massive million billion percent fail failure win""".split()
+)
+
+EMOTIONS: dict[str, frozenset[str]] = {
+    "excitement": frozenset(
+        "amazing incredible awesome love exciting excited huge insane crazy wow best win winning".split()
+    ),
+    "joy": frozenset("happy glad fun enjoy enjoyed wonderful beautiful great delicious smile".split()),
+    "surprise": frozenset("surprising surprised unexpected suddenly shocking secret nobody".split()),
+    "anger": frozenset("angry hate unfair terrible awful furious stupid ridiculous wrong".split()),
+    "fear": frozenset("afraid scared risk danger dangerous worry worried fail failure lose".split()),
+    "sadness": frozenset("sad lost loss hard difficult struggle painful alone miss".split()),
+}
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def content_tokens(text: str) -> list[str]:
+    return [stem(t) for t in tokens(text) if t not in STOPWORDS and len(t) > 2]
+
+
+def stem(token: str) -> str:
+    """A light suffix stripper: enough to match 'hiring' with 'hire' and 'tomatoes' with 'tomato'."""
+    for suffix in ("ings", "ing", "ies", "es", "ed", "ly", "s"):
+        if token.endswith(suffix) and len(token) - len(suffix) >= 3:
+            token = token[: -len(suffix)]
+            break
+    return token.rstrip("e") if len(token) > 4 else token
+
+
+@dataclass(frozen=True)
+class Sentence:
+    words: tuple[Word, ...]
+    first_index: int  # index of the first word in the transcript
+    starts_thought: bool  # begins after a sentence end (or at the start of speech)
+    ends_thought: bool  # ends with . ? !
+
+    @property
+    def start(self) -> float:
+        return self.words[0].start
+
+    @property
+    def end(self) -> float:
+        return self.words[-1].end
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+
+def split_sentences(words: Sequence[Word], max_len: float) -> list[Sentence]:
+    """Sentences on punctuation or long pauses; sentences longer than ``max_len`` are split
+    further at commas or the longest pauses, so every unit can fit inside a clip."""
+    out: list[Sentence] = []
+    cur: list[Word] = []
+    first = 0
+    for i, w in enumerate(words):
+        if cur and w.start - cur[-1].end >= SENTENCE_PAUSE:
+            out.append(Sentence(tuple(cur), first, True, False))
+            cur, first = [], i
+        cur.append(w)
+        if w.text.endswith(_END):
+            out.append(Sentence(tuple(cur), first, True, True))
+            cur, first = [], i + 1
+    if cur:
+        out.append(Sentence(tuple(cur), first, True, cur[-1].text.endswith(_END)))
+    units: list[Sentence] = []
+    for s in out:
+        units.extend(_split_long(s, max_len))
+    return units
+
+
+def _split_long(s: Sentence, max_len: float) -> list[Sentence]:
+    if s.end - s.start <= max_len * 0.8 or len(s.words) < 2:
+        return [s]
+    # Prefer a comma, else the longest pause, near the middle.
+    best, best_cost = 1, math.inf
+    for k in range(1, len(s.words)):
+        gap = s.words[k].start - s.words[k - 1].end
+        comma = s.words[k - 1].text.endswith((",", ";", ":"))
+        balance = abs((s.words[k].start - s.start) / (s.end - s.start) - 0.5)
+        cost = balance - (0.3 if comma else 0.0) - min(gap, 0.5)
+        if cost < best_cost:
+            best, best_cost = k, cost
+    left = Sentence(s.words[:best], s.first_index, s.starts_thought, False)
+    right = Sentence(s.words[best:], s.first_index + best, False, s.ends_thought)
+    return _split_long(left, max_len) + _split_long(right, max_len)
+
+
+def hook_strength(text: str) -> float:
+    """0-1: how much the opening line makes a viewer stay (question, number, 'you', contrast, claim)."""
+    toks = tokens(text)
+    if not toks:
+        return 0.0
+    score = 0.0
+    if text.rstrip().endswith("?"):
+        score += 0.35
+    if any(t.isdigit() or t in {"percent", "million", "billion", "thousand", "hundred"} for t in toks):
+        score += 0.2
+    if any(t in _SECOND_PERSON for t in toks):
+        score += 0.2
+    if any(t in _CONTRAST for t in toks):
+        score += 0.1
+    score += min(0.3, 0.15 * sum(t in _STRONG for t in toks))
+    if len(toks) <= 12:  # short openers land harder
+        score += 0.1
+    return min(1.0, score)
+
+
+def dominant_emotion(text: str) -> str:
+    counts = Counter()
+    toks = tokens(text)
+    for name, lexicon in EMOTIONS.items():
+        counts[name] = sum(t in lexicon for t in toks)
+    if text.count("?") >= 2 and counts.most_common(1)[0][1] == 0:
+        return "curiosity"
+    name, n = counts.most_common(1)[0]
+    return name if n > 0 else ("curiosity" if "?" in text else "calm")
+
+
+class TfIdf:
+    """Term weights over the transcript's sentences, for keywords and prompt relevance."""
+
+    def __init__(self, documents: Sequence[str]) -> None:
+        self.n_docs = max(1, len(documents))
+        df: Counter[str] = Counter()
+        for doc in documents:
+            df.update(set(content_tokens(doc)))
+        self.df = df
+
+    def idf(self, term: str) -> float:
+        return math.log((1 + self.n_docs) / (1 + self.df.get(term, 0))) + 1.0
+
+    def vector(self, text: str) -> dict[str, float]:
+        tf = Counter(content_tokens(text))
+        return {t: c * self.idf(t) for t, c in tf.items()}
+
+    def similarity(self, a: str, b: str) -> float:
+        va, vb = self.vector(a), self.vector(b)
+        dot = sum(w * vb.get(t, 0.0) for t, w in va.items())
+        na = math.sqrt(sum(w * w for w in va.values()))
+        nb = math.sqrt(sum(w * w for w in vb.values()))
+        return dot / (na * nb) if na and nb else 0.0
+
+    def expand_query(self, prompt: str, sentences: Sequence[str], top: int = 3, terms: int = 8) -> str:
+        """Pseudo-relevance feedback (Rocchio): add the main terms of the sentences that
+        best match the prompt, so a window about the prompt's topic matches even where it
+        does not repeat the prompt's exact words."""
+        ranked = sorted(sentences, key=lambda s: -self.similarity(prompt, s))[:top]
+        hits = [s for s in ranked if self.similarity(prompt, s) > 0]
+        if not hits:
+            return prompt
+        extra = self.keywords(" ".join(hits), terms)
+        return " ".join([prompt, prompt] + extra)  # the prompt's own words weigh double
+
+    def keywords(self, text: str, k: int = 5) -> list[str]:
+        """Top terms of ``text`` as their most common surface form (for hashtags)."""
+        surface: dict[str, Counter[str]] = {}
+        for t in tokens(text):
+            if t in STOPWORDS or len(t) <= 2 or t.isdigit() or "'" in t:
+                continue
+            surface.setdefault(stem(t), Counter())[t] += 1
+        vec = self.vector(text)
+        ranked = sorted(surface, key=lambda s: (-vec.get(s, 0.0), s))
+        return [surface[s].most_common(1)[0][0] for s in ranked[:k]]
+
+
+def title_from(sentences: Sequence[str], tfidf: TfIdf, max_words: int = 8) -> str:
+    """The most keyword-dense short sentence, cut at a word boundary, capitalised.
+
+    A cut title never ends on a function word ("... within a" becomes "... offers").
+    """
+    if not sentences:
+        return "Untitled moment"
+
+    def density(s: str) -> float:
+        n = len(tokens(s))
+        return sum(tfidf.vector(s).values()) / (1 + n**0.5) - 0.15 * max(0, n - max_words)
+
+    words = max(sentences, key=density).rstrip(".?!,;: ").split()
+    if len(words) > max_words:
+        words = words[:max_words]
+        while len(words) > 3 and words[-1].lower().strip(",;:") in STOPWORDS:
+            words.pop()
+    text = " ".join(words).rstrip(",;:")
+    return text[:1].upper() + text[1:] if text else "Untitled moment"
+
+def _add(vectors: Sequence[dict[str, float]]) -> dict[str, float]:
+    out: Counter[str] = Counter()
+    for v in vectors:
+        out.update(v)
+    return dict(out)
+
+
+def _cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    dot = sum(w * b.get(t, 0.0) for t, w in a.items())
+    na = math.sqrt(sum(w * w for w in a.values()))
+    nb = math.sqrt(sum(w * w for w in b.values()))
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def topic_segments(texts: Sequence[str], tfidf: TfIdf, block: int = 3, min_len: int = 3) -> list[int]:
+    """Segment id per sentence, by lexical cohesion (TextTiling, Hearst 1997).
+
+    At each gap between sentences, compare the vocabulary of the ``block`` sentences
+    before and after; a gap whose cohesion dips deeply below its neighbouring peaks is a
+    topic change. Segments shorter than ``min_len`` sentences are not split off.
+    """
+    n = len(texts)
+    if n < 2 * min_len:
+        return [0] * n
+    vecs = [tfidf.vector(t) for t in texts]
+    cohesion = [
+        _cosine(_add(vecs[max(0, g - block + 1) : g + 1]), _add(vecs[g + 1 : g + 1 + block]))
+        for g in range(n - 1)
+    ]
+    depth = []
+    for g, c in enumerate(cohesion):
+        left = max(cohesion[: g + 1])
+        right = max(cohesion[g:])
+        depth.append((left - c) + (right - c))
+    mean = sum(depth) / len(depth)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in depth) / len(depth))
+    cutoff = mean + sd / 2
+    boundaries: list[int] = []
+    for g in sorted(range(len(depth)), key=lambda g: -depth[g]):
+        if depth[g] <= cutoff or depth[g] <= 0:
+            break
+        cut = g + 1  # the new segment starts at sentence g + 1
+        edges = sorted([0, n, *boundaries, cut])
+        if all(b - a >= min_len for a, b in zip(edges, edges[1:], strict=False)):
+            boundaries.append(cut)
+    seg, ids = 0, []
+    for i in range(n):
+        if i in boundaries:
+            seg += 1
+        ids.append(seg)
+    return ids

@@ -1,0 +1,233 @@
+"""render: one clip, streamed in bounded frame batches, YUV 4:2:0 end to end.
+
+decode (a producer thread, bounded queue) -> crop/resize along the crop path ->
+composite caption sprites -> encode H.264 (libx264) + AAC, ``+faststart``.
+
+The output is constant frame rate at the source's average rate: output frame ``k`` shows
+the source frame on screen at ``start + k / fps`` (so variable-frame-rate sources come out
+in sync). Audio is cut sample-exactly to the same window. Nothing is converted to RGB:
+captions arrive as pre-converted YUVA sprites. Memory is a few batches, whatever the
+clip length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+
+from engine.errors import JobCancelled
+from engine.stage import Stage, StageContext
+from engine.storage import atomic_path
+from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
+from kernels.composite import Sprite, blend_sprite_i420
+from kernels.resize import crop_resize, darken_luma, fit_over_blur, fit_rect
+from stages.audio_mux import AudioClipper
+from stages.media_io import iter_video_frames, upright_i420
+
+
+class SpriteSource(Protocol):
+    def sprite_at(self, t: float) -> Sprite | None: ...
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    media: MediaInfo
+    start: float
+    end: float
+    geometry: OutputGeometry
+    crop_path: CropPath
+    captions: SpriteSource | None
+    out_path: Path
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    path: Path
+    frames: int
+    fps: float
+    duration: float
+
+
+class RenderStage(Stage[RenderRequest, RenderResult]):
+    name = "render"
+
+    def process(self, inputs: RenderRequest, ctx: StageContext) -> RenderResult:
+        with atomic_path(inputs.out_path) as tmp:
+            frames = render_clip(inputs, tmp, ctx)
+        fps = inputs.media.fps
+        return RenderResult(inputs.out_path, frames, fps, frames / fps)
+
+
+def output_rate(media: MediaInfo) -> Fraction:
+    rate = Fraction(media.fps_num, media.fps_den) if media.fps_den else Fraction(media.fps)
+    return rate.limit_denominator(1001)
+
+
+def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
+    media, geo = req.media, req.geometry
+    rate = output_rate(media)
+    n_out = max(1, round((req.end - req.start) * rate))
+    settings = ctx.settings
+    with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        vstream = out.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, "yuv420p"
+        vstream.codec_context.time_base = 1 / rate
+        vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
+        vstream.codec_context.thread_count = settings.cpu_threads
+        audio = AudioClipper(media, req.start, req.end, out) if media.has_audio else None
+
+        written = 0
+        for batch in _threaded(_decode_batches(media, req.start, rate, n_out, settings.batch_frames, ctx)):
+            outb = reframe_batch(batch, geo, req.crop_path)
+            if req.captions is not None:
+                composite_batch(outb, req.captions, rate)
+            for i in range(len(outb)):
+                frame = av.VideoFrame.from_ndarray(_pack_i420(outb, i), format="yuv420p")
+                frame.pts = int(outb.index[i])
+                out.mux(vstream.encode(frame))
+            written += len(outb)
+            if audio is not None:
+                audio.write_until(req.start + written / rate)
+            ctx.progress(written / n_out, f"frame {written}/{n_out}")
+            ctx.check_cancelled()
+        out.mux(vstream.encode(None))
+        if audio is not None:
+            audio.finish()
+    return written
+
+
+def _pack_i420(batch: FrameBatch, i: int) -> np.ndarray:
+    y, u, v = (p[i] for p in batch.planes)
+    h, w = y.shape
+    buf = np.empty((h * 3 // 2, w), dtype=np.uint8)
+    buf[:h] = y
+    buf[h : h + h // 4].reshape(h // 2, w // 2)[...] = u
+    buf[h + h // 4 :].reshape(h // 2, w // 2)[...] = v
+    return buf
+
+
+def _decode_batches(
+    media: MediaInfo, start: float, rate: Fraction, n_out: int, size: int, ctx: StageContext
+) -> Iterator[FrameBatch]:
+    """Source frames resampled onto the output clock, ``size`` at a time (upright I420)."""
+    fps = float(rate)
+    tol = 0.5 / fps  # a frame within half an output period of T_k is the one on screen
+    planes: list[list[np.ndarray]] = [[], [], []]
+    pts: list[float] = []
+    index: list[int] = []
+    k = 0
+    pending = None  # (t, av frame) latest frame at or before the next output time
+
+    def emit(t: float, frame: av.VideoFrame) -> Iterator[FrameBatch]:
+        nonlocal k, planes, pts, index
+        y, u, v = upright_i420(frame, media.rotation)
+        planes[0].append(y.copy())
+        planes[1].append(u.copy())
+        planes[2].append(v.copy())
+        pts.append(t)
+        index.append(k)
+        k += 1
+        if len(pts) == size:
+            yield FrameBatch("yuv420p", tuple(np.stack(p) for p in planes), np.array(pts), np.array(index))
+            planes, pts, index = [[], [], []], [], []
+
+    end = start + n_out / fps
+    for t, frame in iter_video_frames(media, max(0.0, start - 1.0 / fps), end):
+        if ctx.cancelled:
+            raise JobCancelled()
+        while k < n_out and t > start + k / fps + tol:
+            yield from emit(*(pending or (t, frame)))
+        pending = (t, frame)
+        if k >= n_out:
+            break
+    while k < n_out and pending is not None:
+        yield from emit(*pending)
+    if pts:
+        yield FrameBatch("yuv420p", tuple(np.stack(p) for p in planes), np.array(pts), np.array(index))
+
+
+def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath) -> FrameBatch:
+    """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size."""
+    n = len(batch)
+    ow, oh = geo.out_w, geo.out_h
+    out = (
+        np.empty((n, oh, ow), np.uint8),
+        np.empty((n, oh // 2, ow // 2), np.uint8),
+        np.empty((n, oh // 2, ow // 2), np.uint8),
+    )
+    rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
+    for i in range(n):
+        y, u, v = (p[i] for p in batch.planes)
+        if rect is not None:
+            fit_over_blur(y, ow, oh, rect, dst=out[0][i])
+            darken_luma(out[0][i], rect)
+            half = (rect[0] // 2, rect[1] // 2, rect[2] // 2, rect[3] // 2)
+            fit_over_blur(u, ow // 2, oh // 2, half, dst=out[1][i])
+            fit_over_blur(v, ow // 2, oh // 2, half, dst=out[2][i])
+            continue
+        x, top = path.at_frame(int(batch.index[i])) if geo.mode == "crop" else (0.0, 0.0)
+        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2  # chroma-aligned
+        cw, ch = geo.crop_w, geo.crop_h
+        crop_resize(y, x, top, cw, ch, ow, oh, dst=out[0][i])
+        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[1][i])
+        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[2][i])
+    return FrameBatch("yuv420p", out, batch.pts, batch.index)
+
+
+def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction) -> None:
+    """Blend the caption sprite on screen at each output frame's clip time, in place."""
+    for i in range(len(batch)):
+        sprite = captions.sprite_at(float(batch.index[i] / rate))
+        if sprite is not None:
+            blend_sprite_i420(batch.planes[0][i], batch.planes[1][i], batch.planes[2][i], sprite)
+
+
+def _threaded(source: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
+    """Run ``source`` in a producer thread so decoding overlaps encoding; ``depth`` bounds memory."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            failure.append(exc)
+        finally:
+            q.put(done)
+
+    worker = threading.Thread(target=produce, name="clipora-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item  # type: ignore[misc]
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
