@@ -213,6 +213,9 @@ class FrameBatch:
     planes: tuple[Any, ...]
     pts: np.ndarray  # source time of each frame, seconds, float64
     index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # output frame numbers
+    #: for "yuv420p": the contiguous I420 frames (N, H*3/2, W) that ``planes`` are views of,
+    #: when the batch was built that way (the encoder then takes each frame without a copy)
+    packed: Any = None
 
     def __len__(self) -> int:
         return int(self.pts.shape[0])

@@ -81,16 +81,18 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
         vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, "yuv420p"
         vstream.codec_context.time_base = 1 / rate
         vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
-        vstream.codec_context.thread_count = settings.cpu_threads
+        # 0 = let x264 size its own frame/lookahead threads, as the ffmpeg CLI does
+        vstream.codec_context.thread_count = 0 if settings.threads <= 0 else settings.threads
         audio = AudioClipper(media, req.start, req.end, out) if media.has_audio else None
 
         written = 0
-        for batch in _threaded(_decode_batches(media, req.start, rate, n_out, settings.batch_frames, ctx)):
-            outb = reframe_batch(batch, geo, req.crop_path)
-            if req.captions is not None:
-                composite_batch(outb, req.captions, rate)
+        decoded = _threaded(_decode_batches(media, req.start, rate, n_out, settings.batch_frames, ctx))
+        # Crop/resize/composite run in their own thread: OpenCV and the encoder release the
+        # GIL, so framing batch k+1 overlaps encoding batch k.
+        framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate))
+        for outb in framed:
             for i in range(len(outb)):
-                frame = av.VideoFrame.from_ndarray(_pack_i420(outb, i), format="yuv420p")
+                frame = av.VideoFrame.from_ndarray(outb.packed[i], format="yuv420p")
                 frame.pts = int(outb.index[i])
                 out.mux(vstream.encode(frame))
             written += len(outb)
@@ -104,14 +106,15 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
     return written
 
 
-def _pack_i420(batch: FrameBatch, i: int) -> np.ndarray:
-    y, u, v = (p[i] for p in batch.planes)
-    h, w = y.shape
-    buf = np.empty((h * 3 // 2, w), dtype=np.uint8)
-    buf[:h] = y
-    buf[h : h + h // 4].reshape(h // 2, w // 2)[...] = u
-    buf[h + h // 4 :].reshape(h // 2, w // 2)[...] = v
-    return buf
+def _frame_batches(
+    batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
+    captions: SpriteSource | None, rate: Fraction,
+) -> Iterator[FrameBatch]:
+    for batch in batches:
+        outb = reframe_batch(batch, geo, path)
+        if captions is not None:
+            composite_batch(outb, captions, rate)
+        yield outb
 
 
 def _decode_batches(
@@ -158,10 +161,14 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath) -> Fra
     """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size."""
     n = len(batch)
     ow, oh = geo.out_w, geo.out_h
+    # One contiguous I420 buffer per frame (Y rows, then U, then V): the planes are views
+    # into it, so the encoder gets each frame without repacking.
+    packed = np.empty((n, oh * 3 // 2, ow), np.uint8)
+    q = oh // 4
     out = (
-        np.empty((n, oh, ow), np.uint8),
-        np.empty((n, oh // 2, ow // 2), np.uint8),
-        np.empty((n, oh // 2, ow // 2), np.uint8),
+        packed[:, :oh],
+        packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
+        packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
     )
     rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
     for i in range(n):
@@ -179,7 +186,7 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath) -> Fra
         crop_resize(y, x, top, cw, ch, ow, oh, dst=out[0][i])
         crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[1][i])
         crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[2][i])
-    return FrameBatch("yuv420p", out, batch.pts, batch.index)
+    return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
 
 
 def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction) -> None:
