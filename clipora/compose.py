@@ -1,0 +1,172 @@
+"""The composition root: wires the concrete stages into one job (DESIGN.md section 2).
+
+probe -> trim -> audio -> transcribe -> highlights -> for each clip:
+faces -> reframe -> captions (.ass + sprites) -> render -> poster; then manifest.
+
+The CLI calls :func:`run_job` directly; the gateway's executor will call the same
+function, so both produce identical artifacts and events.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.backends import select_backend
+from engine.config import Settings
+from engine.errors import ClipporaError, InvalidOptions
+from engine.events import EventBus, JobEvent
+from engine.options import ProcessOptions
+from engine.pipeline import ProgressPlan, StageRunner
+from engine.stage import StageContext
+from engine.types import MediaInfo
+from stages.audio import AudioRequest, AudioStage
+from stages.captions import CaptionsRequest, CaptionsStage
+from stages.faces import FaceDetectRequest, FaceDetectStage
+from stages.highlights import HighlightsRequest, HighlightsStage
+from stages.manifest import ManifestRequest, ManifestStage, clip_name
+from stages.poster import PosterRequest, PosterStage
+from stages.probe import ProbeRequest, ProbeStage
+from stages.reframe import ReframeRequest, ReframeStage, output_geometry
+from stages.render import RenderRequest, RenderStage
+from stages.transcribe import TranscribeRequest, TranscribeStage
+
+PLAN = ProgressPlan(
+    [("probe", 1), ("audio", 3), ("transcribe", 18), ("highlights", 2), ("clips", 75), ("manifest", 1)]
+)
+# Shares of one clip's part of the "clips" phase.
+CLIP_STEPS = {
+    "faces": (0.0, 0.22),
+    "reframe": (0.22, 0.24),
+    "captions": (0.24, 0.27),
+    "render": (0.27, 0.97),
+    "poster": (0.97, 1.0),
+}
+
+
+@dataclass
+class StageSet:
+    """One instance of each stage; models load once per StageSet (reuse it across jobs)."""
+
+    probe: ProbeStage = field(default_factory=ProbeStage)
+    audio: AudioStage = field(default_factory=AudioStage)
+    transcribe: TranscribeStage = field(default_factory=TranscribeStage)
+    highlights: HighlightsStage = field(default_factory=HighlightsStage)
+    faces: FaceDetectStage = field(default_factory=FaceDetectStage)
+    reframe: ReframeStage = field(default_factory=ReframeStage)
+    captions: CaptionsStage = field(default_factory=CaptionsStage)
+    render: RenderStage = field(default_factory=RenderStage)
+    poster: PosterStage = field(default_factory=PosterStage)
+    manifest: ManifestStage = field(default_factory=ManifestStage)
+
+
+def new_job_id() -> str:
+    """Random, unguessable, URL-safe (~60 bits)."""
+    return secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
+
+
+def trim_span(media: MediaInfo, options: ProcessOptions) -> tuple[float, float]:
+    start = options.trim_start
+    end = media.duration if options.trim_end is None else min(options.trim_end, media.duration)
+    if start >= media.duration:
+        raise InvalidOptions(
+            f"trimStart ({start:g} s) is at or past the end of the source ({media.duration:.2f} s)",
+            field="trimStart",
+        )
+    if end - start < 0.5:
+        raise InvalidOptions(
+            f"the trimmed span {start:g}-{end:g} s is too short (at least 0.5 s needed)", field="trimEnd"
+        )
+    return start, end
+
+
+def run_job(
+    source: Path,
+    out_dir: Path,
+    options: ProcessOptions,
+    settings: Settings,
+    *,
+    job_id: str | None = None,
+    bus: EventBus | None = None,
+    cancel: threading.Event | None = None,
+    workdir: Path | None = None,
+    stages: StageSet | None = None,
+) -> dict[str, Any]:
+    """Run one whole job; returns the manifest. Publishes progress/completed/failed on ``bus``.
+
+    ``workdir`` holds cached analysis; when omitted a temporary one is used and removed.
+    Only the spec's artifacts are written to ``out_dir``.
+    """
+    job_id = job_id or new_job_id()
+    bus = bus or EventBus()
+    stages = stages or StageSet()
+    own_workdir = workdir is None
+    work = Path(tempfile.mkdtemp(prefix=f"clipora-{job_id}-")) if workdir is None else workdir
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        backend = select_backend(settings.backend)
+        ctx = StageContext(job_id, work, settings, backend, cancel_event=cancel or threading.Event())
+        runner = StageRunner(job_id, ctx, bus, PLAN)
+        bus.publish(JobEvent(job_id, "status", status="processing", message=f"backend {backend.name}"))
+        manifest = _run(runner, stages, source, out_dir, options, job_id)
+    except ClipporaError as exc:
+        bus.publish(JobEvent(job_id, "failed", status="failed", message=exc.message))
+        raise
+    finally:
+        if own_workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    bus.publish(JobEvent(job_id, "completed", status="completed", progress=1.0,
+                         message=f"{manifest['clipCount']} clips", extra={"clipCount": manifest["clipCount"]}))
+    return manifest
+
+
+def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
+         options: ProcessOptions, job_id: str) -> dict[str, Any]:
+    media: MediaInfo = runner.run(st.probe, ProbeRequest(source), cache="probe")
+    span = trim_span(media, options)
+    audio = runner.run(st.audio, AudioRequest(media, *span), cache="audio")
+    transcript = runner.run(st.transcribe, TranscribeRequest(audio.audio), cache="transcript")
+    selection = runner.run(
+        st.highlights, HighlightsRequest(transcript, audio.features, options, span), cache="highlights"
+    )
+    geometry = output_geometry(media.width, media.height, options.aspect_ratio)
+    durations: list[float] = []
+    n = len(selection.moments)
+    for i, m in enumerate(selection.moments, start=1):
+        where = {"phase": "clips", "part": i - 1, "parts": n}
+        faces = runner.run(st.faces, FaceDetectRequest(media, m.start, m.end), cache=f"faces_{i:02d}",
+                           within=CLIP_STEPS["faces"], **where)
+        crop_path = runner.run(
+            st.reframe, ReframeRequest(faces, geometry, media.fps, m.start, m.end), cache=f"crop_{i:02d}",
+            within=CLIP_STEPS["reframe"], **where,
+        )
+        words = transcript.words_between(m.start, m.end)
+        captions = runner.run(
+            st.captions,
+            CaptionsRequest(words, options.caption_preset, geometry.out_w, geometry.out_h, m.start, m.end,
+                            out_dir / clip_name(i, "ass")),
+            within=CLIP_STEPS["captions"], **where,
+        )
+        rendered = runner.run(
+            st.render,
+            RenderRequest(media, m.start, m.end, geometry, crop_path,
+                          captions if options.caption_preset != "none" else None,
+                          out_dir / clip_name(i, "mp4")),
+            within=CLIP_STEPS["render"], **where,
+        )
+        durations.append(rendered.duration)
+        runner.run(
+            st.poster,
+            PosterRequest(media, m.start, m.end, geometry, crop_path, faces, out_dir / clip_name(i, "jpg")),
+            within=CLIP_STEPS["poster"], **where,
+        )
+    return runner.run(
+        st.manifest,
+        ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir),
+    )
