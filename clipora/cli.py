@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class ProgressView:
         self.job = self.progress.add_task("Job", total=1.0, message="")
         self.stage = self.progress.add_task("Starting", total=1.0, message="")
         self.current = ""
+        self.started = time.monotonic()
 
     def __enter__(self) -> ProgressView:
         self.progress.__enter__()
@@ -96,14 +98,23 @@ class ProgressView:
             self.progress.update(self.job, completed=event.progress)
             label = STAGE_LABELS.get(event.stage, event.stage)
             if event.stage != self.current:
-                self.current = event.stage
+                self._done_line()
+                self.current, self.started = event.stage, time.monotonic()
                 self.progress.reset(self.stage, total=1.0, description=label)
             self.progress.update(self.stage, completed=_stage_fraction(event), message=event.message)
         elif event.type == "completed":
+            self._done_line()
             self.progress.update(self.job, completed=1.0, message=event.message)
             self.progress.update(self.stage, completed=1.0)
         elif event.type == "failed":
             self.progress.update(self.job, message=f"[red]failed: {event.message}")
+
+
+    def _done_line(self) -> None:
+        # One line per finished stage: visible above the bars, and in logs where no TTY redraws them.
+        if self.current:
+            label = STAGE_LABELS.get(self.current, self.current)
+            self.progress.console.print(f"[green]✓[/] {label} [dim]{time.monotonic() - self.started:.1f} s")
 
 
 def _stage_fraction(event: JobEvent) -> float:
