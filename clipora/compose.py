@@ -170,3 +170,16 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
         st.manifest,
         ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir),
     )
+
+
+def job_function(settings: Settings, stages: StageSet | None = None):  # -> engine.executor.JobFunction
+    """The job function the gateway's executor runs: the same run_job as the CLI."""
+    shared = stages or StageSet()
+
+    def run(job, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
+            cancel: threading.Event) -> dict[str, Any]:
+        options = ProcessOptions.from_json(job.options)
+        return run_job(source, out_dir, options, settings, job_id=job.id, bus=bus, cancel=cancel,
+                       workdir=work_dir, stages=shared)
+
+    return run

@@ -8,6 +8,8 @@ Hierarchy (the gateway maps these to HTTP status codes in exactly one middleware
     │   └── InvalidMedia          the source is not a usable video (400)
     ├── RetryableError            transient (network, out of memory); retry bounded times
     ├── BackendUnavailable        the requested compute backend cannot run here (503)
+    ├── PipelineUnavailable       the executor is down or its queue is full (503)
+    ├── NotFound                  no such job (or not visible to the caller) (404)
     └── JobCancelled              the job was cancelled while running
 
 Messages are written for the person who submitted the job: they say what is wrong
@@ -60,6 +62,18 @@ class BackendUnavailable(ClipporaError):
     """The requested backend (e.g. cuda) cannot run on this machine."""
 
     http_status = 503
+
+
+class PipelineUnavailable(ClipporaError):
+    """The pipeline cannot take work now (executor stopped, queue at its bound)."""
+
+    http_status = 503
+
+
+class NotFound(ClipporaError):
+    """The job (or file) does not exist."""
+
+    http_status = 404
 
 
 class JobCancelled(ClipporaError):

@@ -1,0 +1,213 @@
+"""The in-process executor: dispatchers lease queued jobs and run them in worker threads.
+
+Each dispatcher (an asyncio task; ``concurrency`` of them) leases one job at a time from
+the JobStore, runs the job function in a thread, renews the lease while it runs, mirrors
+its progress into the row (throttled) and closes the row when it ends. Terminal events
+are published only after the row says so, so a client that hears "completed" can fetch
+the clips at once. A cluster executor (Ray) would keep this shape and run the job
+function as a remote task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ClipporaError, JobCancelled, RetryableError
+from engine.events import EventBus, JobEvent
+from engine.jobs import JobRecord, JobStatus
+from engine.store import JobStore
+
+log = logging.getLogger("clipora.executor")
+
+#: The job function the composition root provides:
+#: (job, source file, output folder, work folder, event bus, cancel flag) -> manifest dict
+JobFunction = Callable[[JobRecord, Path, Path, Path, EventBus, threading.Event], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    concurrency: int = 1
+    lease_s: float = 30.0
+    heartbeat_s: float = 10.0
+    max_attempts: int = 3  # runs of one job (first try + retries after crashes/retryable errors)
+    progress_write_s: float = 0.5
+    poll_s: float = 1.0
+
+
+class InProcessExecutor:
+    def __init__(self, store: JobStore, run: JobFunction, paths: Callable[[str], tuple[Path, Path, Path]],
+                 bus: EventBus, config: ExecutorConfig, embedded: bool = True) -> None:
+        self.store = store
+        self.run = run
+        self.paths = paths  # job id -> (source, out dir, work dir)
+        self.bus = bus
+        self.config = config
+        self.embedded = embedded
+        self.worker_id = f"w-{secrets.token_hex(6)}"
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="clipora-job")
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cancels: dict[str, tuple[threading.Event, str]] = {}  # job id -> (flag, reason)
+        self._stopping = False
+        self.running = False
+
+    async def start(self) -> None:
+        requeued, failed = await self.store.recover(self.config.max_attempts, everything=self.embedded)
+        if requeued or failed:
+            log.warning("recovered interrupted jobs: %d queued again, %d failed", requeued, failed)
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._dispatch(), name=f"dispatch-{i}")
+                       for i in range(self.config.concurrency)]
+        self._tasks.append(asyncio.create_task(self._reaper(), name="lease-reaper"))
+        self.running = True
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking work; interrupt running jobs and give them back to the queue."""
+        self._stopping = True
+        self.running = False
+        for flag, _ in list(self._cancels.values()):
+            flag.set()
+        self._wake.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=grace_s) if self._tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a running job to stop (it is being deleted). True if it was running here."""
+        entry = self._cancels.get(job_id)
+        if entry is None:
+            return False
+        self._cancels[job_id] = (entry[0], "deleted")
+        entry[0].set()
+        return True
+
+    @property
+    def active_jobs(self) -> int:
+        return len(self._cancels)
+
+    async def _reaper(self) -> None:
+        # In a cluster a dead dispatcher's leases expire; any live one puts them back.
+        while not self._stopping:
+            await asyncio.sleep(self.config.lease_s)
+            try:
+                requeued, _ = await self.store.recover(self.config.max_attempts)
+                if requeued:
+                    self.wake()
+            except Exception:  # keep reaping; a database blip must not end the loop
+                log.exception("lease reaper failed")
+
+    async def _dispatch(self) -> None:
+        while not self._stopping:
+            try:
+                job = await self.store.lease_next(self.worker_id, self.config.lease_s)
+            except Exception:
+                log.exception("could not lease a job")
+                job = None
+            if job is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_s)
+                except TimeoutError:
+                    pass
+                continue
+            await self._execute(job)
+
+    async def _execute(self, job: JobRecord) -> None:
+        loop = asyncio.get_running_loop()
+        flag = threading.Event()
+        self._cancels[job.id] = (flag, "shutdown")
+        job_bus = EventBus()
+        last_write = [0.0, ""]
+        writes: set[asyncio.Task[Any]] = set()
+
+        def forward(event: JobEvent) -> None:  # called in the job thread
+            if event.type != "progress":
+                return  # terminal events are published below, after the row is closed
+            loop.call_soon_threadsafe(self._on_progress, job, event, last_write, writes)
+
+        job_bus.subscribe(forward)
+        source, out_dir, work_dir = self.paths(job.id)
+        self.bus.publish(JobEvent(job.id, "status", status=JobStatus.PROCESSING.value,
+                                  message=f"attempt {job.attempts}"))
+        beat = asyncio.create_task(self._heartbeat(job.id))
+        try:
+            manifest = await loop.run_in_executor(
+                self._pool, self.run, job, source, out_dir, work_dir, job_bus, flag
+            )
+        except JobCancelled:
+            reason = self._cancels.get(job.id, (flag, "shutdown"))[1]
+            if reason == "shutdown":
+                await self.store.release(job.id, self.worker_id, "interrupted by a server shutdown; queued again")
+            return
+        except RetryableError as exc:
+            await self._retry_or_fail(job, exc.message)
+            return
+        except ClipporaError as exc:
+            await self._close(job, JobStatus.FAILED, error=exc.message)
+            return
+        except Exception:
+            log.exception("job crashed", extra={"job_id": job.id})
+            await self._close(job, JobStatus.FAILED, error="internal error while processing the video")
+            return
+        finally:
+            beat.cancel()
+            self._cancels.pop(job.id, None)
+            for t in list(writes):
+                t.cancel()
+        await self._close(job, JobStatus.COMPLETED, clip_count=int(manifest.get("clipCount", 0)))
+
+    def _on_progress(self, job: JobRecord, event: JobEvent, last: list[Any], writes: set[asyncio.Task[Any]]) -> None:
+        self.bus.publish(event)
+        now = time.monotonic()
+        if now - last[0] < self.config.progress_write_s and event.stage == last[1]:
+            return
+        last[0], last[1] = now, event.stage
+        task = asyncio.create_task(
+            self.store.progress(job.id, self.worker_id, event.stage, event.progress, event.message)
+        )
+        writes.add(task)
+        task.add_done_callback(writes.discard)
+
+    async def _heartbeat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            if not await self.store.heartbeat(job_id, self.worker_id, self.config.lease_s):
+                log.warning("lost the lease of a running job; stopping it", extra={"job_id": job_id})
+                entry = self._cancels.get(job_id)
+                if entry:
+                    self._cancels[job_id] = (entry[0], "lost")
+                    entry[0].set()
+                return
+
+    async def _retry_or_fail(self, job: JobRecord, message: str) -> None:
+        if job.attempts < self.config.max_attempts:
+            await self.store.release(job.id, self.worker_id, f"retrying after: {message}")
+            self.bus.publish(JobEvent(job.id, "status", status=JobStatus.QUEUED.value, message=message))
+            self.wake()
+        else:
+            await self._close(job, JobStatus.FAILED, error=message)
+
+    async def _close(self, job: JobRecord, status: JobStatus, *, error: str | None = None,
+                     clip_count: int | None = None) -> None:
+        if not await self.store.finish(job.id, self.worker_id, status, error=error, clip_count=clip_count):
+            log.warning("job was no longer ours when it ended; result dropped", extra={"job_id": job.id})
+            return
+        if status == JobStatus.COMPLETED:
+            self.bus.publish(JobEvent(job.id, "completed", status="completed", progress=1.0,
+                                      message=f"{clip_count} clips", extra={"clipCount": clip_count}))
+        else:
+            self.bus.publish(JobEvent(job.id, "failed", status="failed", message=error or "failed",
+                                      extra={"error": error}))

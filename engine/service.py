@@ -1,0 +1,144 @@
+"""JobService: the engine's public API for the gateway (submit, get, list, cancel, subscribe).
+
+Storage layout under ``data_dir``::
+
+    clipora.db                 the embedded database (SQLite), unless a URL is given
+    uploads/                   partial uploads (the gateway streams here, then hands over)
+    jobs/<id>/source.<ext>     the job's input
+    jobs/<id>/work/            cached analysis (a retried job resumes from it)
+    jobs/<id>/out/             the published artifacts: clip_NN.mp4|jpg|ass, manifest.json
+
+All calls must be made from the event loop that started the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.db import Database
+from engine.errors import NotFound, PipelineUnavailable
+from engine.events import EventBus, JobEvent
+from engine.executor import ExecutorConfig, InProcessExecutor, JobFunction
+from engine.jobs import JobRecord, JobStatus
+from engine.options import ProcessOptions
+from engine.store import JobStore
+
+#: the artifacts a client may fetch; anything else is 404
+ARTIFACT = re.compile(r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$")
+
+
+def new_job_id() -> str:
+    """Random and unguessable: 128 bits, URL-safe."""
+    return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
+
+
+class JobService:
+    def __init__(self, db: Database, data_dir: Path, run: JobFunction, *, concurrency: int = 1,
+                 queue_bound: int = 100, executor_config: ExecutorConfig | None = None) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self.jobs_dir = self.data_dir / "jobs"
+        self.uploads_dir = self.data_dir / "uploads"
+        self.store = JobStore(db)
+        self.bus = EventBus()
+        self.queue_bound = queue_bound
+        config = executor_config or ExecutorConfig(concurrency=concurrency)
+        self.executor = InProcessExecutor(self.store, run, self.paths, self.bus, config, embedded=db.is_sqlite)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.uploads_dir.iterdir():  # partial uploads of a previous run
+            stale.unlink(missing_ok=True) if stale.is_file() else shutil.rmtree(stale, ignore_errors=True)
+        await self.db.migrate()
+        await self.executor.start()
+
+    async def stop(self) -> None:
+        await self.executor.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.executor.running
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9]{8,40}", job_id):
+            raise NotFound("job not found")
+        return self.jobs_dir / job_id
+
+    def paths(self, job_id: str) -> tuple[Path, Path, Path]:
+        d = self.job_dir(job_id)
+        sources = sorted(d.glob("source.*"))
+        return (sources[0] if sources else d / "source.mp4"), d / "out", d / "work"
+
+    def artifact(self, job_id: str, filename: str) -> Path:
+        """Path of a published artifact, or NotFound (only the spec's names; no traversal)."""
+        if not ARTIFACT.fullmatch(filename):
+            raise NotFound("file not found")
+        path = self.job_dir(job_id) / "out" / filename
+        if not path.is_file():
+            raise NotFound("file not found")
+        return path
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    async def submit(self, owner_id: str, source: Path, original_name: str, size_bytes: int,
+                     options: ProcessOptions, container_ext: str = "mp4") -> JobRecord:
+        """Adopt an uploaded file (moved, not copied) as a new queued job."""
+        await self._check_capacity()
+        job_id = new_job_id()
+        d = self.job_dir(job_id)
+        d.mkdir(parents=True)
+        os.replace(source, d / f"source.{container_ext}")
+        try:
+            job = await self.store.create(job_id, owner_id, original_name, size_bytes, options.to_json())
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        self.bus.publish(JobEvent(job.id, "status", status=JobStatus.QUEUED.value, message="queued"))
+        self.executor.wake()
+        return job
+
+    async def _check_capacity(self) -> None:
+        if not self.executor.running:
+            raise PipelineUnavailable("the processing pipeline is not running")
+        if await self.store.count(JobStatus.QUEUED) >= self.queue_bound:
+            raise PipelineUnavailable("the processing queue is full; try again later")
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        return await self.store.get(job_id)
+
+    async def list_for(self, owner_id: str) -> list[JobRecord]:
+        return await self.store.list_for(owner_id)
+
+    async def delete(self, job_id: str) -> None:
+        """Cancel the job if it runs, then remove its row and every file."""
+        self.executor.cancel(job_id)
+        await self.store.delete(job_id)
+        await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), True)
+
+    async def manifest(self, job_id: str) -> dict[str, Any] | None:
+        job = await self.store.get(job_id)
+        if job is None or job.status != JobStatus.COMPLETED:
+            return None
+        path = self.job_dir(job_id) / "out" / "manifest.json"
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        return json.loads(text)
+
+    def subscribe(self, job_id: str, callback: Callable[[JobEvent], None]) -> Callable[[], None]:
+        """Events of one job, delivered on the event loop thread."""
+        return self.bus.subscribe(callback, job_id)
+
+    async def stats(self) -> dict[str, Any]:
+        return {"jobs": await self.store.counts_by_status(), "running": self.executor.active_jobs}

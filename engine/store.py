@@ -1,0 +1,193 @@
+"""JobStore: jobs as rows. Leases make every job run to completion exactly once.
+
+A worker *leases* a queued job (status -> processing, lease owner + expiry, attempts + 1)
+and keeps the lease alive with heartbeats. Only the lease holder can write progress or
+finish the job, so a job whose worker died (lease expired, or on restart of the
+embedded server) is queued again and can never be completed twice. On PostgreSQL the
+lease query uses ``FOR UPDATE SKIP LOCKED`` so many dispatchers can share one queue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text, delete, func, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from engine.db import Base, Database
+from engine.jobs import JobRecord, JobStatus
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(32), default="")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    original_name: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    clip_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    def record(self) -> JobRecord:
+        return JobRecord(
+            id=self.id, owner_id=self.owner_id, status=JobStatus(self.status), stage=self.stage,
+            progress=self.progress, message=self.message, error=self.error,
+            original_name=self.original_name, size_bytes=self.size_bytes, options=dict(self.options),
+            source_url=self.source_url, clip_count=self.clip_count, attempts=self.attempts,
+            created_at=self.created_at, updated_at=self.updated_at, started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, job_id: str, owner_id: str, original_name: str, size_bytes: int,
+                     options: dict[str, Any], status: JobStatus = JobStatus.QUEUED,
+                     source_url: str | None = None) -> JobRecord:
+        t = now_ms()
+        row = JobRow(id=job_id, owner_id=owner_id, status=status.value, stage="", progress=0.0, message="",
+                     original_name=original_name, size_bytes=size_bytes, options=options,
+                     source_url=source_url, attempts=0, cancel_requested=False, created_at=t, updated_at=t)
+        async with self.db.session() as s, s.begin():
+            s.add(row)
+        return row.record()
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self.db.session() as s:
+            row = await s.get(JobRow, job_id)
+            return row.record() if row else None
+
+    async def list_for(self, owner_id: str, limit: int = 200) -> list[JobRecord]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(JobRow).where(JobRow.owner_id == owner_id)
+                .order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
+            )
+            return [r.record() for r in rows]
+
+    async def count(self, status: JobStatus) -> int:
+        async with self.db.session() as s:
+            return int(await s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status == status.value))
+                       or 0)
+
+    async def counts_by_status(self) -> dict[str, int]:
+        async with self.db.session() as s:
+            rows = await s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
+            return {status: int(n) for status, n in rows}
+
+    async def lease_next(self, worker: str, lease_s: float) -> JobRecord | None:
+        """Take the oldest queued job for ``worker``, or None when the queue is empty."""
+        async with self.db.session() as s, s.begin():
+            pick = (
+                select(JobRow.id).where(JobRow.status == JobStatus.QUEUED.value)
+                .order_by(JobRow.created_at, JobRow.id).limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            job_id = await s.scalar(pick)
+            if job_id is None:
+                return None
+            t = now_ms()
+            result = await s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status == JobStatus.QUEUED.value)
+                .values(status=JobStatus.PROCESSING.value, lease_owner=worker,
+                        lease_expires_at=t + int(lease_s * 1000), attempts=JobRow.attempts + 1,
+                        started_at=func.coalesce(JobRow.started_at, t), updated_at=t, error=None)
+            )
+            if result.rowcount != 1:  # another dispatcher took it between select and update
+                return None
+            row = await s.get(JobRow, job_id)
+            await s.refresh(row)
+            return row.record() if row else None
+
+    async def heartbeat(self, job_id: str, worker: str, lease_s: float) -> bool:
+        return await self._owned_update(job_id, worker, lease_expires_at=now_ms() + int(lease_s * 1000))
+
+    async def progress(self, job_id: str, worker: str, stage: str, progress: float, message: str) -> bool:
+        return await self._owned_update(job_id, worker, stage=stage, progress=progress, message=message[:500])
+
+    async def finish(self, job_id: str, worker: str, status: JobStatus, *, error: str | None = None,
+                     clip_count: int | None = None) -> bool:
+        """Close a leased job; False when this worker no longer holds it (it ran elsewhere)."""
+        values: dict[str, Any] = dict(status=status.value, error=error, lease_owner=None, lease_expires_at=None,
+                                      finished_at=now_ms())
+        if status == JobStatus.COMPLETED:
+            values.update(progress=1.0, clip_count=clip_count, stage="done")
+        return await self._owned_update(job_id, worker, **values)
+
+    async def release(self, job_id: str, worker: str, message: str) -> bool:
+        """Give a leased job back to the queue (shutdown, retryable failure)."""
+        return await self._owned_update(job_id, worker, status=JobStatus.QUEUED.value, lease_owner=None,
+                                        lease_expires_at=None, message=message)
+
+    async def _owned_update(self, job_id: str, worker: str, **values: Any) -> bool:
+        values["updated_at"] = now_ms()
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.lease_owner == worker,
+                       JobRow.status == JobStatus.PROCESSING.value)
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    async def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None,
+                         message: str = "") -> None:
+        """Status changes outside a lease (downloading, failed before processing)."""
+        values: dict[str, Any] = dict(status=status.value, updated_at=now_ms(), message=message)
+        if status == JobStatus.FAILED:
+            values.update(error=error, finished_at=now_ms())
+        async with self.db.session() as s, s.begin():
+            await s.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
+
+    async def recover(self, max_attempts: int, everything: bool = False) -> tuple[int, int]:
+        """Re-queue jobs whose worker is gone; fail those that used up their attempts.
+
+        ``everything``: the caller is the only worker (embedded), so every processing
+        job was orphaned by a previous run of this process. Returns (requeued, failed).
+        """
+        t = now_ms()
+        orphaned = JobRow.status == JobStatus.PROCESSING.value
+        if not everything:
+            orphaned = orphaned & (JobRow.lease_expires_at < t)
+        async with self.db.session() as s, s.begin():
+            failed = await s.execute(
+                update(JobRow).where(orphaned, JobRow.attempts >= max_attempts).values(
+                    status=JobStatus.FAILED.value, lease_owner=None, lease_expires_at=None, finished_at=t,
+                    updated_at=t, error=f"the job was interrupted {max_attempts} times and was given up",
+                )
+            )
+            requeued = await s.execute(
+                update(JobRow).where(orphaned, JobRow.attempts < max_attempts).values(
+                    status=JobStatus.QUEUED.value, lease_owner=None, lease_expires_at=None, updated_at=t,
+                    message="resumed after an interruption",
+                )
+            )
+            return requeued.rowcount, failed.rowcount
+
+    async def delete(self, job_id: str) -> bool:
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(delete(JobRow).where(JobRow.id == job_id))
+            return result.rowcount == 1
+

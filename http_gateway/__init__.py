@@ -1,0 +1,1 @@
+"""The HTTP gateway: aiohttp app serving the API reference, accounts, keys, jobs, clips, WebSocket."""

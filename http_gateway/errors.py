@@ -1,0 +1,62 @@
+"""Gateway errors. Every one becomes ``{"error": message}`` with its status, in the error
+middleware (the only place errors map to responses).
+
+    ApiError (500)
+    ├── BadRequest (400)        malformed input, a missing field, a bad option
+    ├── Unauthorized (401)      no or wrong credentials (a wrong/revoked key never falls back)
+    ├── Forbidden (403)         not yours, or an API key where only a session is accepted
+    ├── NotFoundError (404)
+    ├── Conflict (409)          email exists, 11th key
+    ├── PayloadTooLarge (413)
+    ├── TooManyRequests (429)   carries Retry-After seconds
+    └── ServiceUnavailable (503)
+
+Engine errors (engine.errors) carry their own ``http_status`` and are mapped the same way.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFoundError(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ApiError):
+    status = 503

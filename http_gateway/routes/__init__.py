@@ -1,0 +1,1 @@
+"""Route modules; each exposes setup(app) or a RouteTableDef."""

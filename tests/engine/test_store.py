@@ -1,0 +1,147 @@
+"""JobStore on SQLite (always) and PostgreSQL (where one answers on 127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from engine.db import Database
+from engine.jobs import JobStatus, can_move
+from engine.store import JobStore, now_ms
+from http_gateway.models import User
+
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def pg_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request, tmp_path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database.sqlite_in(tmp_path)
+        await database.migrate()
+        yield database
+        await database.close()
+        return
+    if not pg_reachable():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    # a private schema per test: other suites share the `test` database
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = Database(PG_URL)
+    async with admin.engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    database = Database(PG_URL)
+    from sqlalchemy import event
+
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET search_path TO {schema}")
+        cur.close()
+
+    await database.engine.dispose()
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.close()
+
+
+async def make_user(db: Database, uid: str = "u1") -> str:
+    async with db.session() as s, s.begin():
+        s.add(User(id=uid, email=f"{uid}@example.com", password_hash="x", plan="free", created_at=now_ms()))
+    return uid
+
+
+async def test_create_get_list_newest_first(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await make_user(db, "u2")
+    a = await store.create("job000001", owner, "a.mp4", 10, {"numClips": 3})
+    await asyncio.sleep(0.002)
+    b = await store.create("job000002", owner, "b.mp4", 20, {"numClips": 1})
+    await store.create("job000003", "u2", "c.mp4", 30, {})
+    assert [j.id for j in await store.list_for(owner)] == [b.id, a.id]
+    got = await store.get(a.id)
+    assert got is not None and got.status == JobStatus.QUEUED and got.options == {"numClips": 3}
+    assert await store.get("nope") is None
+
+
+async def test_lease_is_exclusive_and_only_the_holder_finishes(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await store.create("job000001", owner, "a.mp4", 1, {})
+    first, second = await asyncio.gather(store.lease_next("w1", 30), store.lease_next("w2", 30))
+    leased = [j for j in (first, second) if j is not None]
+    assert len(leased) == 1 and leased[0].status == JobStatus.PROCESSING and leased[0].attempts == 1
+    holder = "w1" if first else "w2"
+    other = "w2" if first else "w1"
+    assert not await store.finish("job000001", other, JobStatus.COMPLETED, clip_count=1)
+    assert await store.progress("job000001", holder, "render", 0.5, "half")
+    assert await store.finish("job000001", holder, JobStatus.COMPLETED, clip_count=2)
+    assert not await store.finish("job000001", holder, JobStatus.COMPLETED, clip_count=2)  # never twice
+    done = await store.get("job000001")
+    assert done.status == JobStatus.COMPLETED and done.clip_count == 2 and done.progress == 1.0
+    assert done.finished_at is not None
+
+
+async def test_recover_requeues_orphans_and_gives_up_after_max_attempts(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await store.create("job000001", owner, "a.mp4", 1, {})
+    first = await store.lease_next("dead-worker", 30)
+    assert first is not None and first.attempts == 1
+    # not expired yet: a cluster reaper leaves it alone; an embedded restart takes it back
+    assert await store.recover(max_attempts=3) == (0, 0)
+    assert await store.recover(max_attempts=3, everything=True) == (1, 0)
+    assert (await store.get("job000001")).status == JobStatus.QUEUED
+    for attempt in (2, 3):
+        leased = await store.lease_next("dead-worker", 30)
+        assert leased is not None and leased.attempts == attempt
+        expected = (1, 0) if attempt < 3 else (0, 1)
+        assert await store.recover(max_attempts=3, everything=True) == expected
+    gone = await store.get("job000001")
+    assert gone.status == JobStatus.FAILED and "interrupted 3 times" in gone.error
+    assert await store.lease_next("w", 30) is None
+
+
+async def test_expired_leases_are_recovered(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await store.create("job000001", owner, "a.mp4", 1, {})
+    await store.lease_next("w1", lease_s=0.01)
+    await asyncio.sleep(0.05)
+    assert await store.recover(max_attempts=3) == (1, 0)
+    assert not await store.heartbeat("job000001", "w1", 30)  # the old holder has lost it
+
+
+async def test_counts_and_delete(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await store.create("job000001", owner, "a.mp4", 1, {})
+    await store.create("job000002", owner, "a.mp4", 1, {})
+    await store.set_status("job000002", JobStatus.FAILED, error="bad input")
+    assert await store.counts_by_status() == {"queued": 1, "failed": 1}
+    assert await store.count(JobStatus.QUEUED) == 1
+    assert (await store.get("job000002")).error == "bad input"
+    assert await store.delete("job000001") and not await store.delete("job000001")
+
+
+def test_state_machine():
+    assert can_move("queued", "processing") and can_move("processing", "queued")
+    assert not can_move("completed", "processing") and not can_move("failed", "queued")
+    assert not can_move("queued", "completed")
