@@ -102,7 +102,7 @@ class StageRunner:
         progress plan: e.g. the render of clip 2 of 3 is part 1 of 3 of phase "clips",
         covering the range ``within`` of that part.
         """
-        where = {"part": part, "parts": parts, "phase": phase, "within": within}
+        where: dict[str, Any] = {"part": part, "parts": parts, "phase": phase, "within": within}
         cached = self._load(cache)
         if cached is not None:
             self.emit(stage.name, 1.0, "reused from an earlier attempt", force=True, **where)

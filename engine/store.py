@@ -19,6 +19,11 @@ from engine.db import Base, Database
 from engine.jobs import JobRecord, JobStatus
 
 
+def _rows(result: Any) -> int:
+    """Rows an UPDATE/DELETE matched (CursorResult.rowcount; typed loosely by SQLAlchemy)."""
+    return int(result.rowcount)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -115,7 +120,7 @@ class JobStore:
                         lease_expires_at=t + int(lease_s * 1000), attempts=JobRow.attempts + 1,
                         started_at=func.coalesce(JobRow.started_at, t), updated_at=t, error=None)
             )
-            if result.rowcount != 1:  # another dispatcher took it between select and update
+            if _rows(result) != 1:  # another dispatcher took it between select and update
                 return None
             row = await s.get(JobRow, job_id)
             await s.refresh(row)
@@ -150,7 +155,7 @@ class JobStore:
                        JobRow.status == JobStatus.PROCESSING.value)
                 .values(**values)
             )
-            return result.rowcount == 1
+            return _rows(result) == 1
 
     async def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None,
                          message: str = "") -> None:
@@ -184,10 +189,10 @@ class JobStore:
                     message="resumed after an interruption",
                 )
             )
-            return requeued.rowcount, failed.rowcount
+            return _rows(requeued), _rows(failed)
 
     async def delete(self, job_id: str) -> bool:
         async with self.db.session() as s, s.begin():
             result = await s.execute(delete(JobRow).where(JobRow.id == job_id))
-            return result.rowcount == 1
+            return _rows(result) == 1
 

@@ -113,7 +113,7 @@ def _ass_words(text: str) -> list[str]:
             continue
         fields = line.split(",", 9)
         body = re.sub(r"\{[^}]*\}", "", fields[9]).replace("\\N", " ")
-        key = (fields[1][:7], body)  # states of one group share their text
+        # the states of one group (one per active word) share their text
         if body in seen:
             continue
         seen.add(body)
