@@ -1,4 +1,10 @@
-"""The ``clipora`` command line: ``clipora process INPUT -o OUTDIR [options]``."""
+"""The ``clipora`` command line.
+
+    clipora process INPUT -o OUTDIR [options]       one video, on this machine, no server
+    clipora serve [--host] [--port] [--data-dir]    the HTTP API (http_gateway)
+    clipora users create --email E [--password P]   an account (prompts for the password)
+    clipora keys create --email E --name N          an API key; the plaintext is printed once
+"""
 
 from __future__ import annotations
 
@@ -55,7 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whisper-model", help="a local CTranslate2 Whisper model directory")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_server_commands(sub)
     return parser
+
+
+def _add_server_commands(sub: Any) -> None:
+    s = sub.add_parser("serve", help="serve the HTTP API (settings from CLIPORA_* variables)")
+    s.add_argument("--host", help="interface to listen on (CLIPORA_HOST, default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="TCP port (CLIPORA_PORT, default 8080)")
+    s.add_argument("--data-dir", type=Path,
+                   help="database, uploads and jobs (CLIPORA_DATA_DIR, default ./data)")
+    users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="action", required=True)
+    u = users.add_parser("create", help="create an account")
+    u.add_argument("--email", required=True)
+    u.add_argument("--password", help="prompted for when omitted (keeps it out of shell history)")
+    u.add_argument("--data-dir", type=Path, help="as for serve (CLIPORA_DATA_DIR)")
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    k = keys.add_parser("create", help="create an API key for an account; prints the plaintext once")
+    k.add_argument("--email", required=True)
+    k.add_argument("--name", required=True, help="a label to recognise the key by")
+    k.add_argument("--data-dir", type=Path, help="as for serve (CLIPORA_DATA_DIR)")
 
 
 _OPTION_FLAGS = (
@@ -144,6 +169,8 @@ def _summary(console: Console, manifest: dict[str, Any], out_dir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "process":
+        return _server_command(args)
     console = Console(stderr=True)
     err = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -168,6 +195,113 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         _summary(Console(), manifest, args.output)
     return 0
+
+
+# -- the server and its operator commands -------------------------------------------------------
+
+class _LogFormatter(logging.Formatter):
+    """One line per record, key=value, with the job id and stage when the record carries them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (f"{self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} level={record.levelname.lower()} "
+                f"logger={record.name}")
+        for key in ("job_id", "stage"):
+            value = getattr(record, key, None)
+            if value:
+                line += f" {key}={value}"
+        line += f" msg={record.getMessage()!r}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _server_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from http_gateway.config import GatewaySettings
+
+    err = Console(stderr=True)
+    try:
+        settings = GatewaySettings.from_env(host=getattr(args, "host", None),
+                                            port=getattr(args, "port", None), data_dir=args.data_dir)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return 2
+    if args.command == "serve":
+        return _serve(settings)
+    try:
+        if args.command == "users":
+            password = args.password
+            if password is None:
+                import getpass
+
+                password = getpass.getpass("Password: ")
+                if getpass.getpass("Repeat password: ") != password:
+                    err.print("[red]error:[/] the passwords differ")
+                    return 2
+            user_id = asyncio.run(_create_user(settings, args.email, password))
+            print(f"created user {args.email} ({user_id})")
+        else:
+            plaintext = asyncio.run(_create_key(settings, args.email, args.name))
+            err.print("API key created. It is shown only this once; store it now:")
+            print(plaintext)
+    except Exception as exc:  # the account layer's errors carry a message written for the user
+        err.print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
+        return 2
+    return 0
+
+
+def _serve(settings: Any) -> int:
+    from aiohttp import web
+
+    from http_gateway.app import create_app
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = create_app(settings)
+    logging.getLogger("clipora.gateway").info("serving on http://%s:%d (data in %s)", settings.host,
+                                              settings.port, settings.data_dir)
+    # SIGTERM/SIGINT: stop accepting, close WebSockets, stop the pipeline (running jobs go back
+    # to the queue), then exit
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=15.0,
+                access_log_format='%a "%r" %s %b %Tfs')
+    return 0
+
+
+async def _accounts(settings: Any) -> Any:
+    from http_gateway.accounts import AccountStore
+    from http_gateway.app import database_for
+
+    db = database_for(settings)
+    await db.migrate()
+    return db, AccountStore(db)
+
+
+async def _create_user(settings: Any, email: str, password: str) -> str:
+    db, store = await _accounts(settings)
+    try:
+        return str((await store.create_user(email, password)).id)
+    finally:
+        await db.close()
+
+
+async def _create_key(settings: Any, email: str, name: str) -> str:
+    from http_gateway.accounts import normalize_email
+
+    db, store = await _accounts(settings)
+    try:
+        user = await store.user_by_email(normalize_email(email))
+        if user is None:
+            raise ValueError(f"no account with the email {email}")
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ValueError("name must be 1-100 characters")
+        plaintext, _ = await store.create_key(user.id, name)
+        return str(plaintext)
+    finally:
+        await db.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""The app factory: ``create_app(settings)`` wires accounts, the job service and every route.
+
+State lives under ``web.AppKey``s (config.SETTINGS, config.SERVICE, auth.ACCOUNTS, DATABASE,
+ops.METRICS). The database engine and the job service are built here but only started in the
+cleanup context (migrations, executor recovery and dispatchers), and stopped there on shutdown:
+running jobs are interrupted and handed back to the queue, so a restart picks them up.
+
+Middlewares, outermost first: metrics (observes the final status) -> errors -> security
+headers -> CSRF -> auth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from engine.config import Settings
+from engine.db import Database
+from engine.executor import JobFunction
+from engine.service import JobService
+from http_gateway import auth, openapi
+from http_gateway.accounts import AccountStore
+from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
+from http_gateway.middleware import error_middleware, security_headers_middleware
+from http_gateway.routes import clips, jobs, ops, uploads, ws
+
+log = logging.getLogger("clipora.gateway")
+
+DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
+JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies (auth, keys); uploads stream and count on their own
+
+
+def database_for(settings: GatewaySettings) -> Database:
+    return Database(settings.database_url) if settings.database_url else Database.sqlite_in(settings.data_dir)
+
+
+def default_job_function() -> JobFunction:
+    from clipora.compose import job_function  # the composition root: stages load only when serving
+
+    return job_function(Settings.from_env())
+
+
+def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web.Application:
+    """The gateway. ``run`` replaces the real pipeline (tests); by default it is clipora's job function."""
+    app = web.Application(
+        middlewares=[ops.metrics_middleware, error_middleware, security_headers_middleware,
+                     auth.csrf_middleware, auth.auth_middleware],
+        client_max_size=JSON_BODY_LIMIT,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = database_for(settings)
+    service = JobService(db, settings.data_dir, run or default_job_function(),
+                         concurrency=settings.concurrency, queue_bound=settings.queue_bound)
+    metrics = ops.GatewayMetrics()
+    app[SETTINGS] = settings
+    app[DATABASE] = db
+    app[SERVICE] = service
+    app[ops.METRICS] = metrics
+    app[auth.ACCOUNTS] = AccountStore(db)
+    app[auth.TRUST_PROXY] = settings.trust_proxy
+
+    auth.setup_routes(app)
+    uploads.setup(app)
+    jobs.setup(app)
+    clips.setup(app)
+    ws.setup(app)
+    ops.setup(app)
+    openapi.setup(app)
+    app.cleanup_ctx.append(_engine)
+    return app
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    db, service = app[DATABASE], app[SERVICE]
+    await db.migrate()
+    unsubscribe = service.bus.subscribe(app[ops.METRICS].on_event)  # every job's events
+    await service.start()
+    log.info("pipeline started", extra={"data_dir": str(app[SETTINGS].data_dir)})
+    try:
+        yield
+    finally:
+        unsubscribe()
+        await service.stop()
+        await db.close()
+        log.info("pipeline stopped")

@@ -1,0 +1,58 @@
+"""/api/clips/{jobId} (the manifest, once completed) and /api/clips/{jobId}/{filename} (artifacts).
+
+Artifacts are served with Range support (browsers seek in the mp4) and long cache lifetimes:
+a completed job's files never change. They need auth, so caches must keep them private.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from engine.jobs import JobRecord, JobStatus
+from http_gateway.auth import require_user
+from http_gateway.config import SERVICE
+from http_gateway.errors import NotFoundError
+from http_gateway.routes.jobs import NO_STORE, owned_job
+
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".ass": "text/x-ssa; charset=utf-8",
+    ".json": "application/json",
+}
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def _ready(job: JobRecord) -> None:
+    if job.status != JobStatus.COMPLETED:
+        raise NotFoundError(f"clips are not ready (status: {job.status.value})")
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    job = await owned_job(request, request.match_info["jobId"], principal)
+    _ready(job)
+    manifest = await request.config_dict[SERVICE].manifest(job.id)
+    if manifest is None:
+        raise NotFoundError(f"clips are not ready (status: {job.status.value})")
+    return web.json_response(manifest, headers=NO_STORE)
+
+
+async def get_artifact(request: web.Request) -> web.FileResponse:
+    principal = require_user(request)
+    job = await owned_job(request, request.match_info["jobId"], principal)
+    _ready(job)
+    filename = request.match_info["filename"]
+    path = request.config_dict[SERVICE].artifact(job.id, filename)  # NotFound for any other name
+    headers = {
+        "Content-Type": CONTENT_TYPES[path.suffix],
+        "Cache-Control": IMMUTABLE,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f'inline; filename="{filename}"',
+    }
+    return web.FileResponse(path, headers=headers)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/clips/{jobId}", get_manifest)
+    app.router.add_get("/api/clips/{jobId}/{filename}", get_artifact)

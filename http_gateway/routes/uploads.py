@@ -1,0 +1,156 @@
+"""POST /api/upload: a multipart video (streamed to disk, counted, probed) becomes a queued job.
+
+The body is never held in memory: the ``video`` part is copied in chunks into a temporary file
+in the service's uploads folder and the gateway counts the bytes itself, so the limit holds
+whatever Content-Length says (chunked uploads have none). Past the limit: 413 and the partial
+file is removed. The container is decided by probing the content; the client's file name is
+only display text and never reaches a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import unicodedata
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import BodyPartReader, web
+
+from engine.errors import InvalidMedia
+from engine.options import ProcessOptions
+from engine.types import MediaInfo
+from http_gateway.auth import require_user
+from http_gateway.config import SERVICE, SETTINGS
+from http_gateway.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from stages.probe import probe_media
+
+CHUNK = 256 * 1024
+MAX_OPTIONS_BYTES = 64 * 1024
+MULTIPART_SLACK = 1024 * 1024  # boundaries, part headers and the options part around the video
+PROBE_TIMEOUT_S = 30.0
+MAX_NAME = 255
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name as display text: no path parts, no control characters, <= 255.
+
+    Percent-escapes are decoded first: browsers escape quotes and line breaks that way and
+    aiohttp's client escapes everything, so an escaped "/" must still count as a path part.
+    """
+    name = unquote(filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:MAX_NAME] or "upload"
+
+
+def container_ext(info: MediaInfo) -> str:
+    """mp4 for the ISO/QuickTime family (one demuxer reads MP4 and MOV), mkv or webm for Matroska."""
+    formats = set(info.container.split(","))
+    if "matroska" in formats or "webm" in formats:
+        return "webm" if info.video_codec in {"vp8", "vp9", "av1"} else "mkv"
+    return "mp4"
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"upload too large: the limit is {limit} bytes")
+
+
+async def _save_video(part: BodyPartReader, path: Path, limit: int) -> int:
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            # a blocking write of 256 KiB is short; a thread per chunk would cost more than it saves
+            out.write(chunk)
+    return size
+
+
+async def _read_options(part: BodyPartReader) -> dict[str, Any]:
+    raw = bytearray()
+    while chunk := await part.read_chunk(8192):
+        raw += chunk
+        if len(raw) > MAX_OPTIONS_BYTES:
+            raise BadRequest("options is too large")
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BadRequest("options must be a JSON object, e.g. {\"numClips\": 3}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("options must be a JSON object, e.g. {\"numClips\": 3}")
+    return data
+
+
+async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int | None, str, dict[str, Any]]:
+    """(video bytes or None when absent, display name, raw options) from the multipart body."""
+    size: int | None = None
+    name = "upload"
+    raw_options: dict[str, Any] = {}
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("nested multipart bodies are not accepted")
+            if part.name == "video" and size is None:
+                name = display_name(part.filename)
+                size = await _save_video(part, path, limit)
+            elif part.name == "options":
+                raw_options = await _read_options(part)
+            else:
+                await part.release()  # unknown fields are read past, not stored
+    except (ValueError, AssertionError):  # aiohttp's multipart parser on a malformed body
+        raise BadRequest("malformed multipart/form-data body") from None
+    return size, name, raw_options
+
+
+async def _probe(path: Path) -> MediaInfo:
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(probe_media, path), PROBE_TIMEOUT_S)
+    except TimeoutError:
+        raise InvalidMedia("the file could not be read as a video in time") from None
+
+
+async def upload(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    settings = request.config_dict[SETTINGS]
+    service = request.config_dict[SERVICE]
+    limit = settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
+        raise _too_large(limit)
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("video file required (send multipart/form-data with a 'video' file field)")
+    # refuse before the client spends an upload on a queue that cannot take it
+    if not service.ready:
+        raise ServiceUnavailable("the processing pipeline is not running")
+    if (await service.stats())["jobs"].get("queued", 0) >= service.queue_bound:
+        raise ServiceUnavailable("the processing queue is full; try again later")
+
+    service.uploads_dir.mkdir(parents=True, exist_ok=True)
+    path = service.uploads_dir / f"{secrets.token_hex(16)}.part"
+    try:
+        size, name, raw_options = await _read_form(request, path, limit)
+        if size is None:
+            raise BadRequest("video file required")
+        options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
+        info = await _probe(path)  # InvalidMedia (400) when it is not a usable video
+        job = await service.submit(principal.user_id, path, name, size, options, container_ext(info))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return web.json_response({
+        "jobId": job.id,
+        "originalName": job.original_name,
+        "sizeBytes": job.size_bytes,
+        "wsUrl": f"/ws?jobId={job.id}",
+        "options": options.to_json(),
+    })
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/upload", upload)
