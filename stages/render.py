@@ -123,24 +123,29 @@ def _decode_batches(
     """Source frames resampled onto the output clock, ``size`` at a time (upright I420)."""
     fps = float(rate)
     tol = 0.5 / fps  # a frame within half an output period of T_k is the one on screen
-    planes: list[list[np.ndarray]] = [[], [], []]
+    bufs: list[np.ndarray] = []  # this batch's Y, U, V arrays, filled in place (one copy per plane)
     pts: list[float] = []
     index: list[int] = []
     k = 0
     pending = None  # (t, av frame) latest frame at or before the next output time
 
+    def batch() -> FrameBatch:
+        n = len(pts)
+        return FrameBatch("yuv420p", tuple(b[:n] for b in bufs), np.array(pts), np.array(index))
+
     def emit(t: float, frame: av.VideoFrame) -> Iterator[FrameBatch]:
-        nonlocal k, planes, pts, index
-        y, u, v = upright_i420(frame, media.rotation)
-        planes[0].append(y.copy())
-        planes[1].append(u.copy())
-        planes[2].append(v.copy())
+        nonlocal k, bufs, pts, index
+        planes = upright_i420(frame, media.rotation)
+        if not bufs:
+            bufs = [np.empty((size, *p.shape), np.uint8) for p in planes]
+        for buf, plane in zip(bufs, planes, strict=True):
+            buf[len(pts)] = plane
         pts.append(t)
         index.append(k)
         k += 1
         if len(pts) == size:
-            yield FrameBatch("yuv420p", tuple(np.stack(p) for p in planes), np.array(pts), np.array(index))
-            planes, pts, index = [[], [], []], [], []
+            yield batch()
+            bufs, pts, index = [], [], []
 
     end = start + n_out / fps
     for t, frame in iter_video_frames(media, max(0.0, start - 1.0 / fps), end):
@@ -154,7 +159,7 @@ def _decode_batches(
     while k < n_out and pending is not None:
         yield from emit(*pending)
     if pts:
-        yield FrameBatch("yuv420p", tuple(np.stack(p) for p in planes), np.array(pts), np.array(index))
+        yield batch()
 
 
 def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath) -> FrameBatch:
