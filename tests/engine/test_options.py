@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from engine.errors import InvalidOptions
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
@@ -68,5 +69,5 @@ def test_build_from_cli_strings_coerces_and_ignores_unset():
 
 
 def test_options_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         ProcessOptions().num_clips = 5  # type: ignore[misc]
