@@ -138,7 +138,11 @@ class JobStore:
         values: dict[str, Any] = dict(status=status.value, error=error, lease_owner=None, lease_expires_at=None,
                                       finished_at=now_ms())
         if status == JobStatus.COMPLETED:
-            values.update(progress=1.0, clip_count=clip_count, stage="done")
+            n = clip_count or 0
+            values.update(progress=1.0, clip_count=clip_count, stage="done",
+                          message=f"{n} clip{'s' if n != 1 else ''} ready")
+        else:
+            values.update(message=error or status.value)
         return await self._owned_update(job_id, worker, **values)
 
     async def release(self, job_id: str, worker: str, message: str) -> bool:

@@ -207,6 +207,9 @@ class FrameBatch:
     ``format == "rgb24"``: ``planes`` is one array ``(N, H, W, 3) uint8``.
     ``format == "yuv420p"``: ``planes`` is ``(Y (N,H,W), U (N,H/2,W/2), V (N,H/2,W/2))``.
     Code that handles a batch takes its array module from the array (NumPy or CuPy).
+    A CPU decoder may hand over ``planes`` as per-frame sequences (N views of its own frame
+    buffers) instead of stacked arrays, so that nothing is copied before the crop; consumers
+    index ``planes[p][i]``, which works for both.
     """
 
     format: Literal["rgb24", "yuv420p"]

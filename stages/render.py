@@ -108,10 +108,21 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
 
 def _frame_batches(
     batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
-    captions: SpriteSource | None, rate: Fraction,
+    captions: SpriteSource | None, rate: Fraction, depth: int = 2,
 ) -> Iterator[FrameBatch]:
-    for batch in batches:
-        outb = reframe_batch(batch, geo, path)
+    """Reframe (and caption) each source batch into one of a few reused output buffers.
+
+    The consumer holds one batch, ``depth`` wait in the queue and one is being filled, so a
+    ring of ``depth + 3`` buffers is never overwritten while read; reusing them avoids
+    faulting in fresh pages for every batch (which costs more than the copy itself).
+    """
+    ring: list[np.ndarray] = []
+    for j, batch in enumerate(batches):
+        n = len(batch)
+        if len(ring) < depth + 3:
+            ring.append(np.empty((n, geo.out_h * 3 // 2, geo.out_w), np.uint8))
+        buf = ring[j % (depth + 3)]
+        outb = reframe_batch(batch, geo, path, packed=buf[:n] if buf.shape[0] >= n else None)
         if captions is not None:
             composite_batch(outb, captions, rate)
         yield outb
@@ -120,55 +131,60 @@ def _frame_batches(
 def _decode_batches(
     media: MediaInfo, start: float, rate: Fraction, n_out: int, size: int, ctx: StageContext
 ) -> Iterator[FrameBatch]:
-    """Source frames resampled onto the output clock, ``size`` at a time (upright I420)."""
+    """Source frames resampled onto the output clock, ``size`` at a time (upright I420).
+
+    Nothing is copied here: each batch's planes are per-frame views of the decoder's own
+    frame buffers (kept alive by the views; a frame repeated on the output clock is the same
+    view twice). Only the crop window is ever read, by ``reframe_batch``.
+    """
     fps = float(rate)
     tol = 0.5 / fps  # a frame within half an output period of T_k is the one on screen
-    bufs: list[np.ndarray] = []  # this batch's Y, U, V arrays, filled in place (one copy per plane)
+    planes: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     pts: list[float] = []
     index: list[int] = []
     k = 0
-    pending = None  # (t, av frame) latest frame at or before the next output time
+    pending = None  # (t, upright planes) latest frame at or before the next output time
 
-    def batch() -> FrameBatch:
-        n = len(pts)
-        return FrameBatch("yuv420p", tuple(b[:n] for b in bufs), np.array(pts), np.array(index))
-
-    def emit(t: float, frame: av.VideoFrame) -> Iterator[FrameBatch]:
-        nonlocal k, bufs, pts, index
-        planes = upright_i420(frame, media.rotation)
-        if not bufs:
-            bufs = [np.empty((size, *p.shape), np.uint8) for p in planes]
-        for buf, plane in zip(bufs, planes, strict=True):
-            buf[len(pts)] = plane
+    def emit(t: float, frame_planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Iterator[FrameBatch]:
+        nonlocal k, planes, pts, index
+        for acc, plane in zip(planes, frame_planes, strict=True):
+            acc.append(plane)
         pts.append(t)
         index.append(k)
         k += 1
         if len(pts) == size:
-            yield batch()
-            bufs, pts, index = [], [], []
+            yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
+            planes, pts, index = ([], [], []), [], []
 
     end = start + n_out / fps
     for t, frame in iter_video_frames(media, max(0.0, start - 1.0 / fps), end):
         if ctx.cancelled:
             raise JobCancelled()
+        current = (t, upright_i420(frame, media.rotation))
         while k < n_out and t > start + k / fps + tol:
-            yield from emit(*(pending or (t, frame)))
-        pending = (t, frame)
+            yield from emit(*(pending or current))
+        pending = current
         if k >= n_out:
             break
     while k < n_out and pending is not None:
         yield from emit(*pending)
     if pts:
-        yield batch()
+        yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
 
 
-def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath) -> FrameBatch:
-    """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size."""
+def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, packed: np.ndarray | None = None
+                  ) -> FrameBatch:
+    """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size.
+
+    ``batch.planes`` may be stacked arrays or per-frame sequences (``_decode_batches``).
+    ``packed``, when given, is the (N, H*3/2, W) uint8 buffer to fill (reused between batches).
+    """
     n = len(batch)
     ow, oh = geo.out_w, geo.out_h
     # One contiguous I420 buffer per frame (Y rows, then U, then V): the planes are views
     # into it, so the encoder gets each frame without repacking.
-    packed = np.empty((n, oh * 3 // 2, ow), np.uint8)
+    if packed is None:
+        packed = np.empty((n, oh * 3 // 2, ow), np.uint8)
     q = oh // 4
     out = (
         packed[:, :oh],
