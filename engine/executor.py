@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.errors import ClipporaError, JobCancelled, RetryableError
 from engine.events import EventBus, JobEvent
-from engine.jobs import JobRecord, JobStatus
+from engine.jobs import JobRecord, JobStatus, clips_ready
 from engine.store import JobStore
 
 log = logging.getLogger("clipora.executor")
@@ -207,7 +207,7 @@ class InProcessExecutor:
             return
         if status == JobStatus.COMPLETED:
             self.bus.publish(JobEvent(job.id, "completed", status="completed", progress=1.0,
-                                      message=f"{clip_count} clips", extra={"clipCount": clip_count}))
+                                      message=clips_ready(clip_count), extra={"clipCount": clip_count}))
         else:
             self.bus.publish(JobEvent(job.id, "failed", status="failed", message=error or "failed",
                                       extra={"error": error}))

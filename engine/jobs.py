@@ -85,3 +85,9 @@ class JobRecord:
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
+
+
+def clips_ready(count: int | None) -> str:
+    """The message a completed job carries: "1 clip ready", "3 clips ready"."""
+    n = count or 0
+    return f"{n} clip{'' if n == 1 else 's'} ready"

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, Database
-from engine.jobs import JobRecord, JobStatus
+from engine.jobs import JobRecord, JobStatus, clips_ready
 
 
 def _rows(result: Any) -> int:
@@ -138,9 +138,7 @@ class JobStore:
         values: dict[str, Any] = dict(status=status.value, error=error, lease_owner=None, lease_expires_at=None,
                                       finished_at=now_ms())
         if status == JobStatus.COMPLETED:
-            n = clip_count or 0
-            values.update(progress=1.0, clip_count=clip_count, stage="done",
-                          message=f"{n} clip{'s' if n != 1 else ''} ready")
+            values.update(progress=1.0, clip_count=clip_count, stage="done", message=clips_ready(clip_count))
         else:
             values.update(message=error or status.value)
         return await self._owned_update(job_id, worker, **values)

@@ -137,7 +137,7 @@ def _netloc(value: str, scheme: str) -> str:
     return value[: -len(default)] if default and value.endswith(default) else value
 
 
-def _origin_matches(request: web.Request) -> bool | None:
+def origin_matches(request: web.Request) -> bool | None:
     """True/False when an Origin (else Referer) names/doesn't name this host; None when absent."""
     source = request.headers.get("Origin") or request.headers.get("Referer")
     if not source:
@@ -159,7 +159,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     has_cookie = bool(request.cookies.get(SESSION_COOKIE))
     entry = request.path in AUTH_ENTRY_PATHS
-    matches = _origin_matches(request)
+    matches = origin_matches(request)
     if matches is False and (has_cookie or entry):
         raise Forbidden("cross-site request rejected: Origin does not match this host")
     if matches is None and has_cookie and not entry:

@@ -21,10 +21,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from engine.events import JobEvent
-from engine.jobs import JobRecord, JobStatus
-from http_gateway.auth import require_user
+from engine.jobs import JobRecord, JobStatus, clips_ready
+from http_gateway.auth import origin_matches, require_user
 from http_gateway.config import SERVICE
-from http_gateway.errors import BadRequest
+from http_gateway.errors import BadRequest, Forbidden
 from http_gateway.routes.jobs import JOB_ID, owned_job
 
 
@@ -44,7 +44,7 @@ def snapshot(job: JobRecord) -> dict[str, Any]:
 def final_message(job: JobRecord) -> dict[str, Any]:
     if job.status == JobStatus.COMPLETED:
         return {"type": "completed", "jobId": job.id, "status": "completed",
-                "message": f"{job.clip_count or 0} clips", "clipCount": job.clip_count or 0}
+                "message": clips_ready(job.clip_count), "clipCount": job.clip_count or 0}
     return {"type": "failed", "jobId": job.id, "status": "failed", "message": job.error or "failed",
             "error": job.error or "failed"}
 
@@ -60,6 +60,10 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     if not JOB_ID.fullmatch(job_id):
         raise BadRequest("jobId query parameter required" if not job_id else "jobId is not a valid job id")
     principal = require_user(request)
+    # A browser sends the session cookie with a WebSocket handshake from any page: without this
+    # check another site could watch a signed-in user's jobs (cross-site WebSocket hijacking).
+    if principal.via == "session" and origin_matches(request) is False:
+        raise Forbidden("cross-site WebSocket rejected: Origin does not match this host")
     job = await owned_job(request, job_id, principal)
     service = request.config_dict[SERVICE]
 

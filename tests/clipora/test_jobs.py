@@ -152,7 +152,7 @@ def test_progress_events_are_ordered_and_end_completed(talk):
     assert list(first)[:5] == ["probe", "audio", "transcribe", "highlights", "faces"]
     assert events[-1].type == "completed" and events[-1].extra["clipCount"] == manifest["clipCount"]
     assert events[-1].to_json() == {"type": "completed", "jobId": manifest["jobId"], "status": "completed",
-                                    "message": "2 clips", "clipCount": 2}
+                                    "message": "2 clips ready", "clipCount": 2}
 
 
 def test_a_retried_job_reuses_its_analysis(talk, settings, media_dir, tmp_path):

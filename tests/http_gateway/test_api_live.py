@@ -334,6 +334,20 @@ async def test_bola_matrix_over_every_id_route(live_server: LiveServer, alice: A
             assert r.status == 400 and "jobId" in (await r.json())["error"]
 
 
+async def test_websocket_with_a_session_cookie_refuses_other_origins(live_server: LiveServer, alice: Account,
+                                                                     finished_job):
+    base, job_id = live_server.url, finished_job["id"]
+    cookie = f"reels_session={alice.cookies['reels_session']}"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/ws?jobId={job_id}",
+                         headers={"Cookie": cookie, "Origin": "https://evil.example"}) as r:
+            assert r.status == 403
+            assert "cross-site" in (await r.json())["error"]
+        async with s.ws_connect(f"{base}/ws?jobId={job_id}", headers={"Cookie": cookie, "Origin": base}) as ws:
+            first = await ws.receive_json(timeout=10)
+            assert first["type"] == "status" and first["status"] == "completed"
+
+
 # -- jobs, WebSocket, operations ---------------------------------------------------------------
 
 async def test_jobs_list_is_newest_first_with_the_spec_fields(live_server, alice: Account, finished_job):
@@ -372,7 +386,7 @@ async def test_websocket_streams_progress_to_completion(live_server: LiveServer,
         assert progress == sorted(progress) and 0.0 <= progress[0] and progress[-1] <= 1.0
         assert {m["stage"] for m in messages if m["type"] == "progress"} >= {"probe", "render"}
         assert messages[-1] == {"type": "completed", "jobId": job_id, "status": "completed",
-                                "message": "1 clips", "clipCount": 1}
+                                "message": "1 clip ready", "clipCount": 1}
     # a late watcher hears the final state at once
     late, closed = await _watch(live_server.url, alice.key, job_id)
     assert [m["type"] for m in late] == ["status", "completed"] and late[1]["clipCount"] == 1 and closed
