@@ -110,6 +110,51 @@ class JobService:
         self.executor.wake()
         return job
 
+    # -- downloads: a job whose source arrives by URL (the gateway fetches; the engine keeps the row) --
+
+    async def create_download(self, owner_id: str, source_url: str, original_name: str,
+                              options: ProcessOptions) -> JobRecord:
+        """A new job in ``downloading``, leased by this process until the file is handed over."""
+        await self._check_capacity()
+        job = await self.store.create(new_job_id(), owner_id, original_name, 0, options.to_json(),
+                                      status=JobStatus.DOWNLOADING, source_url=source_url,
+                                      lease_owner=self.executor.worker_id, lease_s=self.executor.config.lease_s)
+        self.bus.publish(JobEvent(job.id, "status", status=JobStatus.DOWNLOADING.value, stage="download",
+                                  message="downloading"))
+        return job
+
+    async def download_progress(self, job_id: str, done: int, total: int | None, *, write: bool) -> bool:
+        """Publish a download's progress (bytes, fraction); ``write`` also renews the lease in the row.
+
+        False when the job is no longer ours to download (deleted, or failed by a recovery).
+        """
+        fraction = min(1.0, done / total) if total else 0.0
+        message = f"downloaded {done} of {total} bytes" if total else f"downloaded {done} bytes"
+        self.bus.publish(JobEvent(job_id, "progress", stage="download", progress=fraction, message=message,
+                                  extra={"bytes": done, "totalBytes": total}))
+        if not write:
+            return True
+        return await self.store.download_heartbeat(job_id, self.executor.worker_id, self.executor.config.lease_s,
+                                                   fraction, message)
+
+    async def finish_download(self, job_id: str, source: Path, original_name: str, size_bytes: int,
+                              container_ext: str = "mp4") -> bool:
+        """Adopt the downloaded file (moved) and queue the job; False (file removed) if it is gone."""
+        d = self.job_dir(job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        final = d / f"source.{container_ext}"
+        os.replace(source, final)
+        if not await self.store.finish_download(job_id, self.executor.worker_id, original_name, size_bytes):
+            shutil.rmtree(d, ignore_errors=True)
+            return False
+        self.bus.publish(JobEvent(job_id, "status", status=JobStatus.QUEUED.value, message="downloaded; queued"))
+        self.executor.wake()
+        return True
+
+    async def fail_download(self, job_id: str, error: str) -> None:
+        if await self.store.fail_download(job_id, self.executor.worker_id, error):
+            self.bus.publish(JobEvent(job_id, "failed", status="failed", message=error, extra={"error": error}))
+
     async def _check_capacity(self) -> None:
         if not self.executor.running:
             raise PipelineUnavailable("the processing pipeline is not running")

@@ -69,11 +69,14 @@ class JobStore:
 
     async def create(self, job_id: str, owner_id: str, original_name: str, size_bytes: int,
                      options: dict[str, Any], status: JobStatus = JobStatus.QUEUED,
-                     source_url: str | None = None) -> JobRecord:
+                     source_url: str | None = None, lease_owner: str | None = None,
+                     lease_s: float | None = None) -> JobRecord:
         t = now_ms()
         row = JobRow(id=job_id, owner_id=owner_id, status=status.value, stage="", progress=0.0, message="",
                      original_name=original_name, size_bytes=size_bytes, options=options,
-                     source_url=source_url, attempts=0, cancel_requested=False, created_at=t, updated_at=t)
+                     source_url=source_url, attempts=0, cancel_requested=False, created_at=t, updated_at=t,
+                     lease_owner=lease_owner,
+                     lease_expires_at=t + int(lease_s * 1000) if lease_owner and lease_s else None)
         async with self.db.session() as s, s.begin():
             s.add(row)
         return row.record()
@@ -168,6 +171,36 @@ class JobStore:
         async with self.db.session() as s, s.begin():
             await s.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
 
+    # -- downloads (POST /api/upload/url): the fetching gateway holds a lease on the downloading row --
+
+    async def download_heartbeat(self, job_id: str, worker: str, lease_s: float, progress: float,
+                                 message: str) -> bool:
+        """Renew a download's lease and record its progress; False when the row is gone or not ours."""
+        return await self._download_update(job_id, worker, lease_expires_at=now_ms() + int(lease_s * 1000),
+                                           stage="download", progress=progress, message=message[:500])
+
+    async def finish_download(self, job_id: str, worker: str, original_name: str, size_bytes: int) -> bool:
+        """downloading -> queued: the file is in place; the job now runs as an upload."""
+        return await self._download_update(job_id, worker, status=JobStatus.QUEUED.value, lease_owner=None,
+                                           lease_expires_at=None, stage="", progress=0.0, message="downloaded",
+                                           original_name=original_name[:255], size_bytes=size_bytes)
+
+    async def fail_download(self, job_id: str, worker: str, error: str) -> bool:
+        return await self._download_update(job_id, worker, status=JobStatus.FAILED.value, lease_owner=None,
+                                           lease_expires_at=None, error=error, message=error[:500],
+                                           finished_at=now_ms())
+
+    async def _download_update(self, job_id: str, worker: str, **values: Any) -> bool:
+        values["updated_at"] = now_ms()
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.lease_owner == worker,
+                       JobRow.status == JobStatus.DOWNLOADING.value)
+                .values(**values)
+            )
+            return _rows(result) == 1
+
     async def recover(self, max_attempts: int, everything: bool = False) -> tuple[int, int]:
         """Re-queue jobs whose worker is gone; fail those that used up their attempts.
 
@@ -191,7 +224,17 @@ class JobStore:
                     message="resumed after an interruption",
                 )
             )
-            return _rows(requeued), _rows(failed)
+            # a download whose gateway is gone cannot resume here: the partial file went with it
+            downloading = JobRow.status == JobStatus.DOWNLOADING.value
+            if not everything:
+                downloading = downloading & ((JobRow.lease_expires_at < t) | JobRow.lease_expires_at.is_(None))
+            lost = await s.execute(
+                update(JobRow).where(downloading).values(
+                    status=JobStatus.FAILED.value, lease_owner=None, lease_expires_at=None, finished_at=t,
+                    updated_at=t, error="the server stopped while the video was downloading; submit the URL again",
+                )
+            )
+            return _rows(requeued), _rows(failed) + _rows(lost)
 
     async def delete(self, job_id: str) -> bool:
         async with self.db.session() as s, s.begin():

@@ -23,6 +23,14 @@ def _bool(raw: str) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in raw.split(",") if w.strip())
+
+
+def _ports(raw: str) -> tuple[int, ...]:
+    return tuple(int(w) for w in _words(raw))
+
+
 @dataclass(frozen=True)
 class GatewaySettings:
     #: interface to listen on (CLIPORA_HOST); loopback unless the operator opens it up
@@ -41,6 +49,21 @@ class GatewaySettings:
     queue_bound: int = 100
     #: honour X-Forwarded-* headers; only behind a proxy you control (CLIPORA_TRUST_PROXY)
     trust_proxy: bool = False
+    #: destinations POST /api/upload/url may reach although not public: hostnames, *.suffixes, IPs, CIDRs,
+    #: comma-separated (CLIPORA_URL_ALLOWLIST); empty = public addresses only
+    url_allowlist: tuple[str, ...] = ()
+    #: ports a fetched URL may use (CLIPORA_URL_PORTS)
+    url_ports: tuple[int, ...] = (80, 443)
+    #: URL downloads: seconds to connect, seconds without data, seconds in all (CLIPORA_FETCH_*_TIMEOUT_S)
+    fetch_connect_timeout_s: float = 10.0
+    fetch_read_timeout_s: float = 30.0
+    fetch_total_timeout_s: float = 3600.0
+    #: redirects a direct download follows, each hop checked again (CLIPORA_FETCH_MAX_REDIRECTS)
+    fetch_max_redirects: int = 5
+    #: longest accepted source in seconds, uploads and URLs alike (CLIPORA_MAX_DURATION_S; 4 h)
+    max_duration_s: float = 4 * 3600.0
+    #: seconds the ingest probe (a child process, killed when late) may take (CLIPORA_PROBE_TIMEOUT_S)
+    probe_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
@@ -49,6 +72,9 @@ class GatewaySettings:
         parsers: dict[str, Any] = {
             "host": str, "port": int, "data_dir": Path, "max_upload_bytes": int, "database_url": str,
             "concurrency": int, "queue_bound": int, "trust_proxy": _bool,
+            "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
+            "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
+            "max_duration_s": float, "probe_timeout_s": float,
         }
         for name, parse in parsers.items():
             raw = env.get(f"CLIPORA_{name.upper()}")
@@ -72,13 +98,22 @@ class GatewaySettings:
             raise ValueError("CLIPORA_CONCURRENCY must be at least 1")
         if self.queue_bound < 0:
             raise ValueError("CLIPORA_QUEUE_BOUND must not be negative")
+        if not self.url_ports or any(not 0 < p < 65536 for p in self.url_ports):
+            raise ValueError("CLIPORA_URL_PORTS must list ports 1-65535")
+        if min(self.fetch_connect_timeout_s, self.fetch_read_timeout_s, self.fetch_total_timeout_s,
+               self.max_duration_s, self.probe_timeout_s) <= 0:
+            raise ValueError("CLIPORA_FETCH_*_TIMEOUT_S, CLIPORA_MAX_DURATION_S and CLIPORA_PROBE_TIMEOUT_S "
+                             "must be positive")
+        if self.fetch_max_redirects < 0:
+            raise ValueError("CLIPORA_FETCH_MAX_REDIRECTS must not be negative")
 
     def __repr__(self) -> str:  # the database URL may carry a password
         url = "<set>" if self.database_url else "<sqlite in data dir>"
         return (f"GatewaySettings(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r}, "
                 f"max_upload_bytes={self.max_upload_bytes}, database_url={url}, "
                 f"concurrency={self.concurrency}, queue_bound={self.queue_bound}, "
-                f"trust_proxy={self.trust_proxy})")
+                f"trust_proxy={self.trust_proxy}, url_allowlist={self.url_allowlist!r}, "
+                f"url_ports={self.url_ports!r}, max_duration_s={self.max_duration_s})")
 
 
 # The app's shared state. The keys live here, beside the settings, so the app factory and the

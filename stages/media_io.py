@@ -6,6 +6,7 @@ rotation metadata work, so every stage sees the same upright frames at the same 
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,18 @@ from engine.types import MediaInfo
 _EPS = 1e-3
 
 
+# Only local files, and only the demuxers of the accepted containers: an uploaded HLS or concat
+# playlist (or an SDP, or an image2 pattern) would otherwise open URLs or other files on the server.
+OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"}
+
+
 @contextmanager
 def open_media(path: str) -> Iterator[av.container.InputContainer]:
     try:
-        container = av.open(path, mode="r", options={"protocol_whitelist": "file"})
+        container = av.open(path, mode="r", options=dict(OPEN_OPTIONS))
     except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) == errno.EINVAL:  # FFmpeg's answer for a format not on the whitelist
+            raise InvalidMedia("unsupported container: MP4, MOV, MKV or WEBM expected") from None
         # strerror only: the full message names the server-side path
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise InvalidMedia(f"the source is not a readable video file ({reason})") from None

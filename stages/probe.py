@@ -2,12 +2,18 @@
 
 Accepts MP4/MOV/MKV/WEBM (decided from the content, not the file name). Rejects, with
 a message for the user: no video stream, a video stream that does not decode, zero
-duration, other containers.
+duration, other containers, and media bombs (:class:`ProbeLimits`: too many streams, frames
+beyond 8K, longer than the operator allows), checked from the headers before anything decodes.
+
+``python -m stages.probe PATH [--max-duration S]`` prints the MediaInfo (or the error) as JSON:
+the gateway probes untrusted files in such a child process, which it can kill when late.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
@@ -27,6 +33,19 @@ _VFR_SAMPLE_FRAMES = 120
 
 
 @dataclass(frozen=True)
+class ProbeLimits:
+    """What a source may be at most; the defaults hold everywhere, the duration is the operator's."""
+
+    max_duration_s: float | None = None
+    max_side: int = 8192  # 8K (DCI 8192x4320, UHD 7680x4320), either orientation
+    max_pixels: int = 8192 * 4320
+    max_streams: int = 16
+
+
+DEFAULT_LIMITS = ProbeLimits()
+
+
+@dataclass(frozen=True)
 class ProbeRequest:
     path: Path
 
@@ -41,7 +60,17 @@ class ProbeStage(Stage[ProbeRequest, MediaInfo]):
         return info
 
 
-def probe_media(path: Path) -> MediaInfo:
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _check_size(width: int, height: int, limits: ProbeLimits) -> None:
+    if max(width, height) > limits.max_side or width * height > limits.max_pixels:
+        raise InvalidMedia(f"the video is {width}x{height}; at most 8K ({limits.max_side} pixels a side) is accepted")
+
+
+def probe_media(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
     """Open ``path`` and describe it, or raise InvalidMedia saying why it cannot be used."""
     if not path.is_file():
         raise InvalidMedia(f"source file not found: {path.name}")
@@ -55,16 +84,23 @@ def probe_media(path: Path) -> MediaInfo:
             )
         if not container.streams.video:
             raise InvalidMedia("the source has no video stream")
+        if len(container.streams) > limits.max_streams:
+            raise InvalidMedia(f"the file has {len(container.streams)} streams; at most {limits.max_streams} "
+                               "are accepted")
         vstream = container.streams.video[0]
         astream = container.streams.audio[0] if container.streams.audio else None
         start_time = float(container.start_time / av.time_base) if container.start_time else 0.0
+        _check_size(vstream.codec_context.width or 0, vstream.codec_context.height or 0, limits)
+        duration = _duration(container, vstream, astream)
+        if duration <= 0.0:
+            raise InvalidMedia("the source has zero duration")
+        if limits.max_duration_s is not None and duration > limits.max_duration_s:
+            raise InvalidMedia(f"the video is {_hms(duration)} long; the limit is {_hms(limits.max_duration_s)}")
 
         first_frame, frame_times = _decode_head(container, vstream)
         if first_frame is None:
             raise InvalidMedia("the video stream could not be decoded")
-        duration = _duration(container, vstream, astream)
-        if duration <= 0.0:
-            raise InvalidMedia("the source has zero duration")
+        _check_size(first_frame.width, first_frame.height, limits)
 
         rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
         if not rate or float(rate) <= 0 or float(rate) > 240:
@@ -147,3 +183,23 @@ def _is_vfr(times: list[float]) -> bool:
     if d.size < 2:
         return False
     return bool((d.max() - d.min()) > _VFR_TOLERANCE * d.mean() + 1e-6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The gateway's probe child: one JSON line, ``{"media": {...}}`` or ``{"error": "..."}``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stages.probe")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--max-duration", type=float, default=None)
+    args = parser.parse_args(argv)
+    try:
+        info = probe_media(args.path, ProbeLimits(max_duration_s=args.max_duration))
+        print(json.dumps({"media": asdict(info)}))
+    except InvalidMedia as exc:
+        print(json.dumps({"error": exc.message}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ only display text and never reaches a path.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import unicodedata
@@ -19,18 +18,16 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
-from engine.errors import InvalidMedia
 from engine.options import ProcessOptions
 from engine.types import MediaInfo
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE, SETTINGS
 from http_gateway.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
-from stages.probe import probe_media
+from http_gateway.ingest import probe_untrusted
 
 CHUNK = 256 * 1024
 MAX_OPTIONS_BYTES = 64 * 1024
 MULTIPART_SLACK = 1024 * 1024  # boundaries, part headers and the options part around the video
-PROBE_TIMEOUT_S = 30.0
 MAX_NAME = 255
 
 
@@ -42,7 +39,9 @@ def display_name(filename: str | None) -> str:
     """
     name = unquote(filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
-    return name[:MAX_NAME] or "upload"
+    if not name.strip(". "):  # "." and ".." name directories, not files
+        return "upload"
+    return name[:MAX_NAME]
 
 
 def container_ext(info: MediaInfo) -> str:
@@ -109,13 +108,6 @@ async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int 
     return size, name, raw_options
 
 
-async def _probe(path: Path) -> MediaInfo:
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(probe_media, path), PROBE_TIMEOUT_S)
-    except TimeoutError:
-        raise InvalidMedia("the file could not be read as a video in time") from None
-
-
 async def upload(request: web.Request) -> web.Response:
     principal = require_user(request)
     settings = request.config_dict[SETTINGS]
@@ -138,7 +130,8 @@ async def upload(request: web.Request) -> web.Response:
         if size is None:
             raise BadRequest("video file required")
         options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
-        info = await _probe(path)  # InvalidMedia (400) when it is not a usable video
+        # InvalidMedia (400) when it is not a usable video, a media bomb, or too long
+        info = await probe_untrusted(path, settings.probe_timeout_s, settings.max_duration_s)
         job = await service.submit(principal.user_id, path, name, size, options, container_ext(info))
     except BaseException:
         path.unlink(missing_ok=True)
