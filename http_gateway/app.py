@@ -24,7 +24,7 @@ from http_gateway import auth, openapi
 from http_gateway.accounts import AccountStore
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.middleware import error_middleware, security_headers_middleware
-from http_gateway.routes import clips, jobs, ops, uploads, ws
+from http_gateway.routes import clips, jobs, ops, pages, upload_url, uploads, ws
 
 log = logging.getLogger("clipora.gateway")
 
@@ -63,11 +63,13 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web
 
     auth.setup_routes(app)
     uploads.setup(app)
+    upload_url.setup(app)  # downloads stop on shutdown, before the engine does
     jobs.setup(app)
     clips.setup(app)
     ws.setup(app)
     ops.setup(app)
     openapi.setup(app)
+    pages.setup(app)  # the web app (HTML pages + static assets) over the routes above
     app.cleanup_ctx.append(_engine)
     return app
 
