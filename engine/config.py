@@ -6,7 +6,7 @@ Every field can be set from a ``CLIPORA_*`` environment variable; flags override
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,29 @@ class Settings:
     x264_crf: int = 21
     #: where converted models and other per-machine caches live
     cache_dir: Path = _default_cache_dir()
+    #: moment selection: auto (gemini when GEMINI_API_KEY is set, else openai when
+    #: openai_base_url is set, else local) | local | gemini | openai
+    moments_provider: str = "auto"
+    #: Gemini: the key (also read from GEMINI_API_KEY), model, base URL (empty = the
+    #: library's default / GOOGLE_GEMINI_BASE_URL) and API version (empty = library default)
+    gemini_api_key: str = field(default="", repr=False)
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str = ""
+    gemini_api_version: str = ""
+    #: any OpenAI-compatible chat-completions endpoint: API root incl. version (e.g.
+    #: http://127.0.0.1:11434/v1), model name, bearer key (optional)
+    openai_base_url: str = ""
+    openai_model: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    #: per job: seconds for all model requests together, tokens for all of them together
+    llm_timeout_s: float = 180.0
+    llm_token_budget: int = 200_000
+    #: per request: timeout, tries (with exponential backoff), transcript tokens per chunk
+    llm_request_timeout_s: float = 60.0
+    llm_retries: int = 3
+    llm_backoff_s: float = 1.0
+    llm_chunk_tokens: int = 24_000
+    llm_max_output_tokens: int = 4096
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,6 +83,8 @@ class Settings:
                 values[f.name] = Path(raw)
             else:
                 values[f.name] = raw
+        if "gemini_api_key" not in values and env.get("GEMINI_API_KEY"):
+            values["gemini_api_key"] = env["GEMINI_API_KEY"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 

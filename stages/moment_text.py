@@ -149,8 +149,23 @@ def hook_strength(text: str) -> float:
     return min(1.0, score)
 
 
+_INTENSIFIERS = frozenset(
+    "so very really absolutely totally completely incredibly extremely literally seriously truly".split()
+)
+
+
+def emotion_intensity(text: str) -> float:
+    """0-1: how charged the words are (emotion lexicon hits, intensifiers, exclamations)."""
+    toks = tokens(text)
+    if not toks:
+        return 0.0
+    hits = sum(any(t in lexicon for lexicon in EMOTIONS.values()) for t in toks)
+    boost = 0.5 * sum(t in _INTENSIFIERS for t in toks) + 0.5 * text.count("!")
+    return min(1.0, 6.0 * (hits + boost) / max(len(toks), 8))
+
+
 def dominant_emotion(text: str) -> str:
-    counts = Counter()
+    counts: Counter[str] = Counter()
     toks = tokens(text)
     for name, lexicon in EMOTIONS.items():
         counts[name] = sum(t in lexicon for t in toks)

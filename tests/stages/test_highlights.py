@@ -72,7 +72,7 @@ def test_metadata_is_extracted_from_the_window():
         assert m.metadata.viral_hook.lower()[:20] in text
         assert all(tag.isalnum() and tag.lower() in text for tag in m.metadata.hashtags)
         assert 0 <= m.metadata.viral_score <= 10 and m.metadata.viral_score == round(m.score, 1)
-        assert set(m.reasons) == {"hook", "complete", "energy", "pace", "density", "relevance"}
+        assert set(m.reasons) == {"hook", "complete", "emotion", "energy", "pace", "density", "relevance"}
     # a question with a number and "you" outranks a flat statement as a hook
     assert sel.moments[0].reasons["hook"] >= max(m.reasons["hook"] for m in sel.moments)
 
