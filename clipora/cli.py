@@ -30,6 +30,8 @@ STAGE_LABELS = {
     "probe": "Probing source",
     "audio": "Extracting audio",
     "transcribe": "Transcribing",
+    "diarize": "Telling speakers apart",
+    "host": "Finding the host",
     "highlights": "Finding moments",
     "faces": "Detecting faces",
     "reframe": "Planning camera",
@@ -57,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-end", help="ignore the source after this many seconds")
     p.add_argument("--remove-ai-voice", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--auto-hook", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--layout", help="auto (default) | follow (crop on the active speaker) | split (9:16: two "
+                   "speakers stacked)")
     p.add_argument("--backend", choices=BACKEND_NAMES, help="compute backend (default: auto)")
     p.add_argument("--whisper-model", help="a local CTranslate2 Whisper model directory")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -85,7 +89,7 @@ def _add_server_commands(sub: Any) -> None:
 
 _OPTION_FLAGS = (
     "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
-    "trim_start", "trim_end", "remove_ai_voice", "auto_hook",
+    "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout",
 )
 
 

@@ -1,7 +1,8 @@
 """The composition root: wires the concrete stages into one job (DESIGN.md section 2).
 
-probe -> trim -> audio -> transcribe -> highlights -> for each clip:
-faces -> reframe -> captions (.ass + sprites) -> render -> poster; then manifest.
+probe -> trim -> audio -> transcribe -> diarize -> host -> highlights -> for each clip:
+splice (drop the host's turns) -> faces -> reframe -> captions (.ass + sprites) -> render
+-> poster; then manifest.
 
 The CLI calls :func:`run_job` directly; the gateway's executor will call the same
 function, so both produce identical artifacts and events.
@@ -21,23 +22,29 @@ from engine.backends import select_backend
 from engine.config import Settings
 from engine.errors import ClipporaError, InvalidOptions
 from engine.events import EventBus, JobEvent
+from engine.jobs import clips_ready
 from engine.options import ProcessOptions
 from engine.pipeline import ProgressPlan, StageRunner
 from engine.stage import StageContext
-from engine.types import MediaInfo
+from engine.types import Diarization, FaceSample, HostDecision, MediaInfo, Transcript
 from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
+from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
 from stages.faces import FaceDetectRequest, FaceDetectStage
 from stages.highlights import HighlightsRequest, HighlightsStage
+from stages.host import MIN_CONFIDENCE, HostRequest, HostStage
 from stages.manifest import ManifestRequest, ManifestStage, clip_name
+from stages.moments import build_provider
 from stages.poster import PosterRequest, PosterStage
 from stages.probe import ProbeRequest, ProbeStage
 from stages.reframe import ReframeRequest, ReframeStage, output_geometry
-from stages.render import RenderRequest, RenderStage
+from stages.render import RenderRequest, RenderStage, output_rate
+from stages.splice import clip_words, kept_faces, plan_segments, splice_crop_path, spliced_duration
 from stages.transcribe import TranscribeRequest, TranscribeStage
 
 PLAN = ProgressPlan(
-    [("probe", 1), ("audio", 3), ("transcribe", 18), ("highlights", 2), ("clips", 75), ("manifest", 1)]
+    [("probe", 1), ("audio", 3), ("transcribe", 18), ("diarize", 3), ("host", 1), ("highlights", 2), ("clips", 72),
+     ("manifest", 1)]
 )
 # Shares of one clip's part of the "clips" phase.
 CLIP_STEPS = {
@@ -56,7 +63,10 @@ class StageSet:
     probe: ProbeStage = field(default_factory=ProbeStage)
     audio: AudioStage = field(default_factory=AudioStage)
     transcribe: TranscribeStage = field(default_factory=TranscribeStage)
-    highlights: HighlightsStage = field(default_factory=HighlightsStage)
+    diarize: DiarizeStage = field(default_factory=DiarizeStage)
+    host: HostStage = field(default_factory=HostStage)
+    # the moment provider (local scorer, Gemini or an OpenAI-compatible model) comes from the settings
+    highlights: HighlightsStage = field(default_factory=lambda: HighlightsStage(factory=build_provider))
     faces: FaceDetectStage = field(default_factory=FaceDetectStage)
     reframe: ReframeStage = field(default_factory=ReframeStage)
     captions: CaptionsStage = field(default_factory=CaptionsStage)
@@ -122,7 +132,7 @@ def run_job(
         if own_workdir:
             shutil.rmtree(work, ignore_errors=True)
     bus.publish(JobEvent(job_id, "completed", status="completed", progress=1.0,
-                         message=f"{manifest['clipCount']} clips", extra={"clipCount": manifest["clipCount"]}))
+                         message=clips_ready(manifest["clipCount"]), extra={"clipCount": manifest["clipCount"]}))
     return manifest
 
 
@@ -132,44 +142,113 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
     span = trim_span(media, options)
     audio = runner.run(st.audio, AudioRequest(media, *span), cache="audio")
     transcript = runner.run(st.transcribe, TranscribeRequest(audio.audio), cache="transcript")
+    diarization: Diarization = runner.run(st.diarize, DiarizeRequest(audio.audio, transcript), cache="diarize")
+    transcript = with_speakers(transcript, diarization)
+    host: HostDecision = runner.run(
+        st.host, HostRequest(audio.audio, transcript, diarization, options.genre), cache="host"
+    )
+    remove = options.remove_ai_voice and host.interview and host.confidence >= MIN_CONFIDENCE
+    cut_speaker = host.host if remove else None
+    # With the host removed, moments are found in the remaining speakers' words only.
+    moment_words = transcript if cut_speaker is None else Transcript(
+        tuple(w for w in transcript.words if w.speaker != cut_speaker), transcript.language,
+        transcript.audio_duration)
     selection = runner.run(
-        st.highlights, HighlightsRequest(transcript, audio.features, options, span), cache="highlights"
+        st.highlights,
+        HighlightsRequest(moment_words, audio.features, options, span, genre_faces(st, media, span, options, runner)),
+        cache="highlights",
     )
     geometry = output_geometry(media.width, media.height, options.aspect_ratio)
+    fps = float(output_rate(media))
     durations: list[float] = []
+    all_segments: list[tuple[tuple[float, float], ...]] = []
     n = len(selection.moments)
     for i, m in enumerate(selection.moments, start=1):
         where = {"phase": "clips", "part": i - 1, "parts": n}
+        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
+        spliced = cut_speaker is not None and (
+            len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
         faces = runner.run(st.faces, FaceDetectRequest(media, m.start, m.end), cache=f"faces_{i:02d}",
                            within=CLIP_STEPS["faces"], **where)
         crop_path = runner.run(
             st.reframe, ReframeRequest(faces, geometry, media.fps, m.start, m.end), cache=f"crop_{i:02d}",
             within=CLIP_STEPS["reframe"], **where,
         )
-        words = transcript.words_between(m.start, m.end)
+        if spliced:
+            clip_path = splice_crop_path(crop_path, segments)
+            words, c0, c1 = clip_words(transcript.words, segments, fps), 0.0, spliced_duration(segments, fps)
+        else:
+            segments, clip_path = (), crop_path
+            words, c0, c1 = list(transcript.words_between(m.start, m.end)), m.start, m.end
+        all_segments.append(segments)
         captions = runner.run(
             st.captions,
-            CaptionsRequest(words, options.caption_preset, geometry.out_w, geometry.out_h, m.start, m.end,
+            CaptionsRequest(words, options.caption_preset, geometry.out_w, geometry.out_h, c0, c1,
                             out_dir / clip_name(i, "ass")),
             within=CLIP_STEPS["captions"], **where,
         )
         rendered = runner.run(
             st.render,
-            RenderRequest(media, m.start, m.end, geometry, crop_path,
+            RenderRequest(media, m.start, m.end, geometry, clip_path,
                           captions if options.caption_preset != "none" else None,
-                          out_dir / clip_name(i, "mp4")),
+                          out_dir / clip_name(i, "mp4"), segments=segments),
             within=CLIP_STEPS["render"], **where,
         )
         durations.append(rendered.duration)
         runner.run(
             st.poster,
-            PosterRequest(media, m.start, m.end, geometry, crop_path, faces, out_dir / clip_name(i, "jpg")),
+            PosterRequest(media, m.start, m.end, geometry, crop_path,
+                          kept_faces(faces, segments) if segments else faces, out_dir / clip_name(i, "jpg")),
             within=CLIP_STEPS["poster"], **where,
         )
     return runner.run(
         st.manifest,
-        ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir),
+        ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir,
+                        clip_segments=all_segments, speakers=speaker_analysis(diarization, host, remove)),
     )
+
+
+def genre_faces(st: StageSet, media: MediaInfo, span: tuple[float, float], options: ProcessOptions,
+                runner: StageRunner, samples: int = 6) -> tuple[FaceSample, ...]:
+    """A few face samples spread over the span, for ``genre: auto`` (how many people are on camera)."""
+    if options.mode != "ai" or options.genre != "auto" or media.width <= 0:
+        return ()
+    if (runner.cache_dir / "highlights.json").is_file():  # the moments are cached: no survey needed
+        return ()
+    ctx = runner.ctx.for_stage("genre")  # progress of this survey is not reported
+    step = (span[1] - span[0]) / (samples + 1)
+    found: list[FaceSample] = []
+    try:
+        for k in range(1, samples + 1):
+            t = span[0] + k * step
+            found += st.faces.process(FaceDetectRequest(media, t, min(span[1], t + 0.3)), ctx)[:1]
+    except ClipporaError as exc:  # the genre is a hint; a failed survey must not fail the job
+        ctx.log.warning("face survey for the genre failed: %s", exc.message)
+        return ()
+    return tuple(found)
+
+
+def speaker_analysis(diarization: Diarization, host: HostDecision, removed: bool) -> dict[str, Any]:
+    """The manifest's ``speakers`` entry: what diarization found and what was decided."""
+    return {
+        "diarization": {
+            "available": diarization.available,
+            "method": diarization.method,
+            "speakers": len(diarization.speakers),
+            "turns": len(diarization.turns),
+            "quality": diarization.quality,
+            **({"note": diarization.note} if diarization.note else {}),
+        },
+        "host": {
+            "interview": host.interview,
+            "speaker": host.host,
+            "confidence": host.confidence,
+            "synthetic": host.synthetic,
+            "removed": removed,
+            "reason": host.reason,
+            "features": host.features,
+        },
+    }
 
 
 def job_function(settings: Settings, stages: StageSet | None = None):  # -> engine.executor.JobFunction

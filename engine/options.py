@@ -19,6 +19,7 @@ ClipLength = Literal["short", "medium", "long"]
 AspectRatio = Literal["9:16", "1:1", "4:5", "16:9"]
 CaptionPreset = Literal["none", "beasty", "karaoke", "mozi"]
 Genre = Literal["auto", "podcast", "interview", "vlog", "tutorial"]
+Layout = Literal["auto", "follow", "split"]
 
 #: Allowed clip durations in seconds for each ``clipLength``.
 CLIP_LENGTH_RANGES: dict[str, tuple[float, float]] = {
@@ -60,6 +61,11 @@ class ProcessOptions(BaseModel):
     genre: Genre = Field("auto", description="Content genre; auto detects it.")
     trim_start: float = Field(0.0, ge=0.0, description="Cut the source before this time (s).")
     trim_end: float | None = Field(None, gt=0.0, description="Cut the source after this time (s).")
+    layout: Layout = Field(
+        "auto",
+        description="Framing with several people: follow = crop on whoever is talking; split = 9:16 stacks "
+        "two speakers when both are on screen; auto = follow.",
+    )
 
     @model_validator(mode="after")
     def _trim_order(self) -> ProcessOptions:
@@ -110,6 +116,7 @@ _ALLOWED: dict[str, str] = {
     "genre": '"auto", "podcast", "interview", "vlog" or "tutorial"',
     "trimStart": "a number of seconds >= 0",
     "trimEnd": "a number of seconds greater than trimStart, or null",
+    "layout": '"auto", "follow" or "split"',
 }
 
 

@@ -71,6 +71,44 @@ class Transcript:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerTurn:
+    """One speaker talking from ``start`` to ``end`` (first word start to last word end)."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diarization:
+    """Who spoke each word. ``word_speakers`` is aligned with the transcript's words.
+
+    ``available`` is False when no speaker model could run (then every word is unlabelled
+    and ``note`` says why); ``quality`` is the clustering's silhouette (0 when one speaker).
+    """
+
+    available: bool
+    method: str
+    speakers: tuple[str, ...] = ()
+    turns: tuple[SpeakerTurn, ...] = ()
+    word_speakers: tuple[str, ...] = ()
+    quality: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostDecision:
+    """Which speaker (if any) is the AI host / interviewer whose turns a clip may drop."""
+
+    interview: bool
+    host: str | None
+    confidence: float  # 0-1, how sure the host is the host (0 when there is none)
+    synthetic: float  # 0-1, how synthetic the host's voice sounds
+    features: dict[str, dict[str, float]]  # per speaker: share, questions, turn_s, pitch_st, ...
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisAudio:
     """The trimmed source audio as 16 kHz mono float32, stored as .npy under the job workdir."""
 
@@ -129,6 +167,8 @@ class MomentSelection:
     moments: tuple[Moment, ...]
     requested: int
     notes: tuple[str, ...] = ()
+    #: the genre the moments were chosen for (as asked, or detected when the job said "auto")
+    genre: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +272,9 @@ _JSON_TYPES: dict[str, type] = {
         MediaInfo,
         Word,
         Transcript,
+        SpeakerTurn,
+        Diarization,
+        HostDecision,
         AnalysisAudio,
         AudioFeatures,
         AudioAnalysis,

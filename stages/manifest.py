@@ -27,6 +27,10 @@ class ManifestRequest:
     clip_durations: Sequence[float]  # as rendered
     out_dir: Path
     url_prefix: str = "/api/clips"
+    #: per clip, the kept source segments when host turns were spliced out (else empty)
+    clip_segments: Sequence[Sequence[tuple[float, float]]] = ()
+    #: the interview analysis: diarization summary and the host decision
+    speakers: dict[str, Any] | None = None
 
 
 class ManifestStage(Stage[ManifestRequest, dict[str, Any]]):
@@ -53,12 +57,22 @@ def build_manifest(req: ManifestRequest) -> dict[str, Any]:
         "requestedClips": req.selection.requested,
         "notes": list(req.selection.notes),
         "options": req.options.to_json(),
+        # how the moments were chosen: the genre they were scored for, and by which providers
+        "moments": {"genre": req.selection.genre,
+                    "providers": sorted({m.provider for m in req.selection.moments})},
+        **({"speakers": req.speakers} if req.speakers is not None else {}),
     }
 
 
 def _clip_entry(i: int, m: Moment, req: ManifestRequest, base: str, rendered: float) -> dict[str, Any]:
+    segments = list(req.clip_segments[i - 1]) if len(req.clip_segments) >= i else []
     words = req.transcript.words_between(m.start, m.end)
+    if segments:  # spliced: only the words that play in the clip (no host words)
+        words = tuple(w for w in words if any(a <= (w.start + w.end) / 2 < b for a, b in segments))
     meta = m.metadata
+    extra: dict[str, Any] = {}
+    if len(segments) > 1 or (segments and (segments[0][0] > m.start + 0.05 or segments[0][1] < m.end - 0.05)):
+        extra["segments"] = [[round(a, 3), round(b, 3)] for a, b in segments]
     return {
         "index": i,
         "start": round(m.start, 3),
@@ -80,4 +94,5 @@ def _clip_entry(i: int, m: Moment, req: ManifestRequest, base: str, rendered: fl
         },
         "provider": m.provider,
         "scoreBreakdown": m.reasons,
+        **extra,
     }

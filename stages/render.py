@@ -46,6 +46,10 @@ class RenderRequest:
     crop_path: CropPath
     captions: SpriteSource | None
     out_path: Path
+    #: a spliced clip: the source segments played back to back (frame-aligned, see
+    #: stages.splice); empty = the one window [start, end). The crop path and the
+    #: captions are then on the clip timeline (output frame k).
+    segments: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ def output_rate(media: MediaInfo) -> Fraction:
 def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
     media, geo = req.media, req.geometry
     rate = output_rate(media)
-    n_out = max(1, round((req.end - req.start) * rate))
+    segments = list(req.segments) or [(req.start, req.end)]
+    counts = [max(1, round((b - a) * rate)) for a, b in segments]
+    n_out = sum(counts)
     settings = ctx.settings
     with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         vstream = out.add_stream("libx264", rate=rate)
@@ -83,10 +89,12 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
         vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
         # 0 = let x264 size its own frame/lookahead threads, as the ffmpeg CLI does
         vstream.codec_context.thread_count = 0 if settings.threads <= 0 else settings.threads
-        audio = AudioClipper(media, req.start, req.end, out) if media.has_audio else None
+        audio = (AudioClipper(media, req.start, req.end, out,
+                              segments=[(a, a + n / rate) for (a, _), n in zip(segments, counts, strict=True)])
+                 if media.has_audio else None)
 
         written = 0
-        decoded = _threaded(_decode_batches(media, req.start, rate, n_out, settings.batch_frames, ctx))
+        decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx))
         # Crop/resize/composite run in their own thread: OpenCV and the encoder release the
         # GIL, so framing batch k+1 overlaps encoding batch k.
         framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate))
@@ -97,7 +105,7 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
                 out.mux(vstream.encode(frame))
             written += len(outb)
             if audio is not None:
-                audio.write_until(req.start + written / rate)
+                audio.write_until(written / rate)
             ctx.progress(written / n_out, f"frame {written}/{n_out}")
             ctx.check_cancelled()
         out.mux(vstream.encode(None))
@@ -126,6 +134,19 @@ def _frame_batches(
         if captions is not None:
             composite_batch(outb, captions, rate)
         yield outb
+
+
+def _decode_segments(
+    media: MediaInfo, segments: list[tuple[float, float]], counts: list[int], rate: Fraction, size: int,
+    ctx: StageContext,
+) -> Iterator[FrameBatch]:
+    """The segments' frames back to back on one output clock (batches never span a cut)."""
+    first = 0
+    for (a, _), n in zip(segments, counts, strict=True):
+        for batch in _decode_batches(media, a, rate, n, size, ctx):
+            batch.index = batch.index + first
+            yield batch
+        first += n
 
 
 def _decode_batches(

@@ -149,7 +149,7 @@ def test_progress_events_are_ordered_and_end_completed(talk):
     assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0, abs=1e-6)
     stages = [e.stage for e in events if e.type == "progress"]
     first = {s: stages.index(s) for s in dict.fromkeys(stages)}
-    assert list(first)[:5] == ["probe", "audio", "transcribe", "highlights", "faces"]
+    assert list(first)[:7] == ["probe", "audio", "transcribe", "diarize", "host", "highlights", "faces"]
     assert events[-1].type == "completed" and events[-1].extra["clipCount"] == manifest["clipCount"]
     assert events[-1].to_json() == {"type": "completed", "jobId": manifest["jobId"], "status": "completed",
                                     "message": "2 clips ready", "clipCount": 2}

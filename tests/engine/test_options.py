@@ -19,6 +19,7 @@ def test_defaults_match_the_api_reference():
         "genre": "auto",
         "trimStart": 0.0,
         "trimEnd": None,
+        "layout": "auto",
     }
     assert CLIP_LENGTH_RANGES == {"short": (3, 15), "medium": (20, 45), "long": (45, 90)}
 

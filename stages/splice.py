@@ -1,0 +1,139 @@
+"""splice: a chosen clip window minus the host's turns, as a list of source segments. Pure.
+
+Runs after moment selection: it takes each chosen window and the speaker-labelled words
+and returns the kept segments. A host run (consecutive host words) is cut from just after
+the previous kept word (``PAD_S`` of its trailing silence stays) to just before the next
+one, so a cut always lies in a pause and never clips a kept word. Pieces left with no kept
+word are dropped. Segment starts lie on the source's frame grid and every segment is a
+whole number of frames, so the render's video cuts and audio cuts fall on the same
+instants; the audio is crossfaded over ``CROSSFADE_S`` around each cut.
+
+Clip time (the output timeline) is the concatenation of the segments: see
+:func:`to_clip_time` and :func:`clip_words`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+from engine.types import CropPath, FaceSample, Word
+
+Segment = tuple[float, float]
+
+PAD_S = 0.15  # silence kept after a kept word / before the next one at a cut
+CROSSFADE_S = 0.03
+MIN_SEGMENT_S = 0.3
+
+
+def _mid(w: Word) -> float:
+    return (w.start + w.end) / 2
+
+
+def plan_segments(start: float, end: float, words: Sequence[Word], host: str | None,
+                  fps: float) -> tuple[Segment, ...]:
+    """Kept source segments of the window [start, end) once ``host``'s words are cut out."""
+    inside = [w for w in words if start <= _mid(w) < end]
+    if host is None or not any(w.speaker == host for w in inside):
+        return (_align(start, end, fps),)
+    removed: list[Segment] = []
+    i = 0
+    while i < len(inside):
+        if inside[i].speaker != host:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(inside) and inside[j + 1].speaker == host:
+            j += 1
+        hs, he = inside[i].start, inside[j].end
+        prev_end = inside[i - 1].end if i > 0 else start
+        next_start = inside[j + 1].start if j + 1 < len(inside) else end
+        a = start if i == 0 else _between(prev_end + PAD_S, prev_end, hs)
+        b = end if j + 1 == len(inside) else _between(next_start - PAD_S, he, next_start)
+        removed.append((a, b))
+        i = j + 1
+    kept: list[Segment] = []
+    cursor = start
+    for a, b in removed:
+        if a > cursor:
+            kept.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        kept.append((cursor, end))
+    kept = [(a, b) for a, b in kept
+            if b - a >= MIN_SEGMENT_S and any(a <= _mid(w) < b and w.speaker != host for w in inside)]
+    return tuple(_align(a, b, fps) for a, b in kept)
+
+
+def _between(want: float, lo: float, hi: float) -> float:
+    """``want`` clamped to [lo, hi]; the midpoint when the interval is empty or inverted."""
+    if hi <= lo:
+        return (lo + hi) / 2
+    return min(max(want, lo), hi)
+
+
+def _align(a: float, b: float, fps: float) -> Segment:
+    """Start on the frame grid, a whole number (>= 1) of frames long."""
+    fa = math.floor(a * fps + 1e-6)
+    n = max(1, round((b - fa / fps) * fps))
+    return (fa / fps, (fa + n) / fps)
+
+
+def segment_frames(segments: Sequence[Segment], fps: float) -> list[int]:
+    return [max(1, round((b - a) * fps)) for a, b in segments]
+
+
+def spliced_duration(segments: Sequence[Segment], fps: float) -> float:
+    return sum(segment_frames(segments, fps)) / fps
+
+
+def to_clip_time(t: float, segments: Sequence[Segment], fps: float) -> float | None:
+    """Where source time ``t`` plays in the clip, or None when it was cut out."""
+    offset = 0.0
+    for (a, _), n in zip(segments, segment_frames(segments, fps), strict=True):
+        if a <= t < a + n / fps:
+            return offset + (t - a)
+        offset += n / fps
+    return None
+
+
+def kept_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -> list[Word]:
+    """Words (source times) whose midpoint plays in the clip."""
+    return [w for w in words if to_clip_time(_mid(w), segments, fps) is not None]
+
+
+def clip_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -> list[Word]:
+    """Kept words moved onto the clip timeline (each clamped inside its own segment)."""
+    out: list[Word] = []
+    offset = 0.0
+    for (a, _), n in zip(segments, segment_frames(segments, fps), strict=True):
+        seg_len = n / fps
+        for w in words:
+            if a <= _mid(w) < a + seg_len:
+                s = min(max(w.start - a, 0.0), seg_len)
+                e = min(max(w.end - a, 0.0), seg_len)
+                out.append(replace(w, start=round(offset + s, 4), end=round(offset + max(e, s + 0.01), 4)))
+        offset += seg_len
+    return out
+
+
+def splice_crop_path(path: CropPath, segments: Sequence[Segment]) -> CropPath:
+    """A crop path planned over the whole window, re-indexed onto the spliced clip's frames."""
+    if len(segments) == 1 and abs(segments[0][0] - path.start) < 0.5 / path.fps:
+        n = segment_frames(segments, path.fps)[0]
+        return CropPath(path.fps, path.start, tuple(path.at_frame(k)[0] for k in range(n)),
+                        tuple(path.at_frame(k)[1] for k in range(n)), path.subject)
+    xs: list[float] = []
+    ys: list[float] = []
+    for (a, _), n in zip(segments, segment_frames(segments, path.fps), strict=True):
+        k0 = round((a - path.start) * path.fps)
+        for k in range(k0, k0 + n):
+            x, y = path.at_frame(k)
+            xs.append(x)
+            ys.append(y)
+    return CropPath(path.fps, segments[0][0], tuple(xs), tuple(ys), path.subject)
+
+
+def kept_faces(samples: Sequence[FaceSample], segments: Sequence[Segment]) -> tuple[FaceSample, ...]:
+    return tuple(s for s in samples if any(a <= s.t < b for a, b in segments))
