@@ -24,7 +24,7 @@ Server messages (JSON text frames), in order:
 2. Any number of `{"type":"progress","jobId":"…","stage":"render","progress":0.0-1.0,
    "message":"frame 120/480"}` (progress is the whole job's fraction) and
    `{"type":"status","jobId":"…","status":"processing|queued","stage":"…","message":"…"}`.
-3. Finally `{"type":"completed","jobId":"…","status":"completed","message":"3 clips","clipCount":3}`
+3. Finally `{"type":"completed","jobId":"…","status":"completed","message":"3 clips ready","clipCount":3}`
    or `{"type":"failed","jobId":"…","status":"failed","message":"…","error":"…"}`; then the
    server closes the socket (1000). When the server shuts down it closes with 1001.
 
@@ -161,6 +161,15 @@ def build_document() -> dict[str, Any]:
                                "options": {"type": "string", "description": "JSON-encoded ProcessOptions",
                                            "contentMediaType": "application/json",
                                            "contentSchema": _ref("ProcessOptions")}}}}}})},
+        "/api/upload/url": {"post": _op(
+            "Submit a video by URL; returns the new job at once (status downloading while it arrives)",
+            {"200": _json(_ref("UploadResponse"))}, tag=j, errors=(400, 401, 403, 503),
+            requestBody={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["url"],
+                "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
+                                       "description": "public http/https URL: a direct media link or a site "
+                                                      "link (yt-dlp); private and internal addresses are refused"},
+                               "options": _ref("ProcessOptions")}}}}})},
         "/api/jobs": {"get": _op("Your jobs, newest first", {"200": _json(_ref("JobList"))}, tag=j,
                                  errors=(401,))},
         "/api/jobs/{jobId}": {
