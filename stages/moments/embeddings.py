@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,6 @@ import numpy as np
 log = logging.getLogger("clipora.moments")
 
 MAX_TOKENS = 128  # sentence units are short; the model was trained at 128 word pieces
-_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
 def model_dir() -> Path | None:
@@ -41,20 +39,10 @@ def model_dir() -> Path | None:
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a .safetensors file (8-byte header length, JSON header, raw data)."""
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-        data = fh.read()
-    out: dict[str, np.ndarray] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        arr = np.frombuffer(data, dtype=_DTYPES[info["dtype"]], count=(b - a) // np.dtype(
-            _DTYPES[info["dtype"]]).itemsize, offset=a)
-        out[name] = arr.reshape(info["shape"])
-    return out
+    """Every tensor of a .safetensors file, as NumPy arrays (the ``safetensors`` package)."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
