@@ -164,6 +164,20 @@ def test_sign_up_key_upload_watch_play_download_revoke_logout(browser: Any, web_
         shoot(page, artifacts, f"{name}-phone")
     page.set_viewport_size(DESKTOP)
 
+    # delete the job from its page, after confirming: gone from the list and from the API
+    page.goto(f"{base}/jobs/{job['id']}")
+    page.get_by_role("button", name="Delete job").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Keep it").click()
+    assert api_get(base, f"/api/jobs/{job['id']}", key)[0] == 200  # cancelled: nothing happened
+    page.get_by_role("button", name="Delete job").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete job").click()
+    page.wait_for_url(f"{base}/")  # via /?deleted=1, which says so and tidies the address
+    page.get_by_text("Job deleted").wait_for()
+    assert api_get(base, f"/api/jobs/{job['id']}", key)[0] == 404
+    page.wait_for_load_state("networkidle")
+    assert page.locator(f"[data-job-id='{job['id']}']").count() == 0
+
     # revoke the key, after confirming; the API refuses it at once
     page.goto(f"{base}/keys")
     page.get_by_role("button", name="Revoke key ci laptop").click()

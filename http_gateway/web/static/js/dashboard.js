@@ -341,3 +341,9 @@ async function loadJobs() {
 
 window.addEventListener("pagehide", () => { for (const stop of watchers.values()) stop(); });
 loadJobs();
+
+// /?deleted=1: the job page just deleted a job
+if (new URLSearchParams(window.location.search).has("deleted")) {
+  toast("Job deleted");
+  window.history.replaceState(null, "", "/");
+}

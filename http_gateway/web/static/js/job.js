@@ -91,6 +91,21 @@ async function showClips() {
   }
 }
 
+const deleteDialog = $("#delete-dialog");
+$("#delete-job").addEventListener("click", () => {
+  deleteDialog.returnValue = "";
+  deleteDialog.showModal();
+});
+deleteDialog.addEventListener("close", async () => {
+  if (deleteDialog.returnValue !== "delete") return;
+  try {
+    await api(`/api/jobs/${encodeURIComponent(jobId)}`, { method: "DELETE", ctx: { notFound: "This job no longer exists." } });
+    window.location.assign("/?deleted=1");
+  } catch (err) {
+    showMessage($("#delete-error"), `Couldn't delete the job. ${err.message}`);
+  }
+});
+
 const status = root.dataset.status;
 if (status === "completed") showClips();
 else if (status !== "failed") {
