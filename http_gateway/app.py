@@ -12,6 +12,7 @@ headers -> CSRF -> auth.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from engine.service import JobService
 from http_gateway import auth, openapi
 from http_gateway.accounts import AccountStore
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
+from http_gateway.ingest import PROBE_COMMAND
 from http_gateway.middleware import error_middleware, security_headers_middleware
 from http_gateway.routes import clips, jobs, ops, pages, upload_url, uploads, ws
 
@@ -60,6 +62,9 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web
     app[ops.METRICS] = metrics
     app[auth.ACCOUNTS] = AccountStore(db)
     app[auth.TRUST_PROXY] = settings.trust_proxy
+    # untrusted files are probed by the probe stage in a child process (killable, sandboxed by
+    # FFmpeg whitelists); the factory names it so the routes never import a stage
+    app[PROBE_COMMAND] = (sys.executable, "-m", "stages.probe")
 
     auth.setup_routes(app)
     uploads.setup(app)

@@ -30,7 +30,7 @@ from engine.service import JobService
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.errors import BadRequest, ServiceUnavailable
-from http_gateway.ingest import probe_untrusted
+from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 from http_gateway.routes.uploads import container_ext, display_name
 from http_gateway.url_fetch import FetchLimits, fetch_direct, fetch_with_ytdlp
 from http_gateway.url_policy import Pins, UrlPolicy, UrlRefused, resolve_checked
@@ -44,8 +44,10 @@ WRITE_S = 1.0  # the row (progress + lease) at most this often
 class Downloads:
     """The download tasks of this gateway, by job id."""
 
-    def __init__(self, service: JobService, settings: GatewaySettings, resolver: AbstractResolver | None = None):
+    def __init__(self, service: JobService, settings: GatewaySettings, probe_command: tuple[str, ...],
+                 resolver: AbstractResolver | None = None):
         self.service = service
+        self.probe_command = probe_command
         self.policy = UrlPolicy(settings.url_allowlist, settings.url_ports)
         self.limits = FetchLimits(settings.max_upload_bytes, settings.fetch_connect_timeout_s,
                                   settings.fetch_read_timeout_s, settings.fetch_total_timeout_s,
@@ -91,7 +93,8 @@ class Downloads:
                 raise PermanentError(f"the download took longer than {self.limits.total_timeout_s:g} s") from None
             reporter.cancel()
             await service.download_progress(job_id, fetched.size, fetched.size, write=False)
-            info = await probe_untrusted(fetched.path, self.settings.probe_timeout_s, self.settings.max_duration_s)
+            info = await probe_untrusted(self.probe_command, fetched.path, self.settings.probe_timeout_s,
+                                         self.settings.max_duration_s)
             ext = container_ext(info)
             name = display_name(fetched.title.replace("/", " ")) if fetched.title else "video"
             if not name.lower().endswith(f".{ext}"):
@@ -186,7 +189,7 @@ async def upload_url(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, resolver: AbstractResolver | None = None) -> None:
-    downloads = Downloads(app[SERVICE], app[SETTINGS], resolver)
+    downloads = Downloads(app[SERVICE], app[SETTINGS], app[PROBE_COMMAND], resolver)
     app[DOWNLOADS] = downloads
     app.on_shutdown.append(downloads.close)
     app.router.add_post("/api/upload/url", upload_url)

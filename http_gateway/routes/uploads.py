@@ -23,7 +23,7 @@ from engine.types import MediaInfo
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE, SETTINGS
 from http_gateway.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
-from http_gateway.ingest import probe_untrusted
+from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 
 CHUNK = 256 * 1024
 MAX_OPTIONS_BYTES = 64 * 1024
@@ -131,7 +131,8 @@ async def upload(request: web.Request) -> web.Response:
             raise BadRequest("video file required")
         options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
         # InvalidMedia (400) when it is not a usable video, a media bomb, or too long
-        info = await probe_untrusted(path, settings.probe_timeout_s, settings.max_duration_s)
+        info = await probe_untrusted(request.config_dict[PROBE_COMMAND], path, settings.probe_timeout_s,
+                                     settings.max_duration_s)
         job = await service.submit(principal.user_id, path, name, size, options, container_ext(info))
     except BaseException:
         path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +17,7 @@ from http_gateway.ingest import probe_untrusted
 from tests.http_gateway.conftest import new_account, upload
 
 pytestmark = pytest.mark.timeout(300)
+PROBE = (sys.executable, "-m", "stages.probe")  # what the app factory wires in
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 CLIP = MEDIA / "face_static.mp4"
 
@@ -62,7 +64,7 @@ def bombs(tmp_path_factory) -> dict[str, Path]:
 ])
 async def test_media_bombs_are_refused_with_a_clear_error(bombs, name, message):
     with pytest.raises(InvalidMedia, match=message):
-        await probe_untrusted(bombs[name], 30, 4 * 3600)
+        await probe_untrusted(PROBE, bombs[name], 30, 4 * 3600)
 
 
 async def test_the_concat_list_would_have_opened_its_neighbour_without_the_format_whitelist(bombs):
@@ -73,15 +75,15 @@ async def test_the_concat_list_would_have_opened_its_neighbour_without_the_forma
 
 
 async def test_duration_limit_and_a_good_file():
-    info = await probe_untrusted(CLIP, 30, 4 * 3600)
+    info = await probe_untrusted(PROBE, CLIP, 30, 4 * 3600)
     assert (info.width, info.height, info.duration) == (1280, 720, 10.0)
     with pytest.raises(InvalidMedia, match=r"0:00:10 long; the limit is 0:00:05"):
-        await probe_untrusted(CLIP, 30, 5)
+        await probe_untrusted(PROBE, CLIP, 30, 5)
 
 
 async def test_the_probe_child_is_killed_when_late():
     with pytest.raises(InvalidMedia, match="in time"):
-        await probe_untrusted(CLIP, 0.01, None)
+        await probe_untrusted(PROBE, CLIP, 0.01, None)
 
 
 async def test_uploads_of_bombs_are_400_and_leave_nothing(start_server, bombs):
