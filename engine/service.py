@@ -158,7 +158,9 @@ class JobService:
     async def _check_capacity(self) -> None:
         if not self.executor.running:
             raise PipelineUnavailable("the processing pipeline is not running")
-        if await self.store.count(JobStatus.QUEUED) >= self.queue_bound:
+        # a download becomes a queued job when it arrives: it counts against the bound already
+        waiting = await self.store.count(JobStatus.QUEUED) + await self.store.count(JobStatus.DOWNLOADING)
+        if waiting >= self.queue_bound:
             raise PipelineUnavailable("the processing queue is full; try again later")
 
     async def get(self, job_id: str) -> JobRecord | None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,6 +33,7 @@ KEY_PREFIX = "ck_live_"
 KEY_LENGTH = len(KEY_PREFIX) + 43  # 32 random bytes as unpadded base64url
 MAX_ACTIVE_KEYS = 10
 MIN_PASSWORD_LENGTH = 10
+T = TypeVar("T")
 MAX_PASSWORD_LENGTH = 1024  # argon2 prehashes, but an unbounded body is still a cheap DoS
 KEY_TOUCH_INTERVAL_MS = 60_000  # last_used_at is for display; one write a minute per key is plenty
 
@@ -109,6 +113,12 @@ class AccountStore:
         self.session_ttl_s = session_ttl_s
         self.hasher = hasher or PasswordHasher()  # argon2id by default
         self._dummy_hash: str | None = None
+        # argon2 is slow on purpose: its own small pool, so hashing never waits behind (or
+        # starves) the loop's default pool, which also serves name lookups
+        self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="clipora-argon2")
+
+    async def _hashing(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def __repr__(self) -> str:
         return "<AccountStore>"
@@ -123,7 +133,7 @@ class AccountStore:
             raise BadRequest(problem)
         if await self.user_by_email(email) is not None:
             raise Conflict("an account with this email already exists")
-        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        password_hash = await self._hashing(self.hasher.hash, password)
         user = User(id=new_id(), email=email, password_hash=password_hash, plan=plan, created_at=now_ms())
         try:
             async with self.db.session() as s, s.begin():
@@ -146,12 +156,12 @@ class AccountStore:
         user = await self.user_by_email(email) if isinstance(email, str) else None
         if user is None:
             # verify against a throwaway hash so an unknown email costs as much as a wrong password
-            await asyncio.to_thread(self._verify, await self._dummy(), password)
+            await self._hashing(self._verify, await self._dummy(), password)
             return None
-        if not await asyncio.to_thread(self._verify, user.password_hash, password):
+        if not await self._hashing(self._verify, user.password_hash, password):
             return None
         if self.hasher.check_needs_rehash(user.password_hash):
-            new_hash = await asyncio.to_thread(self.hasher.hash, password)
+            new_hash = await self._hashing(self.hasher.hash, password)
             async with self.db.session() as s, s.begin():
                 await s.execute(update(User).where(User.id == user.id).values(password_hash=new_hash))
         return user
@@ -166,7 +176,7 @@ class AccountStore:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self.hasher.hash, secrets.token_urlsafe(16))
+            self._dummy_hash = await self._hashing(self.hasher.hash, secrets.token_urlsafe(16))
         return self._dummy_hash
 
     # -- sessions ------------------------------------------------------------------------------

@@ -64,6 +64,10 @@ class GatewaySettings:
     max_duration_s: float = 4 * 3600.0
     #: seconds the ingest probe (a child process, killed when late) may take (CLIPORA_PROBE_TIMEOUT_S)
     probe_timeout_s: float = 30.0
+    #: URL downloads at once, all users (CLIPORA_MAX_DOWNLOADS; more get 503) and per user
+    #: (CLIPORA_MAX_DOWNLOADS_PER_USER; more get 429)
+    max_downloads: int = 4
+    max_downloads_per_user: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
@@ -74,7 +78,7 @@ class GatewaySettings:
             "concurrency": int, "queue_bound": int, "trust_proxy": _bool,
             "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
-            "max_duration_s": float, "probe_timeout_s": float,
+            "max_duration_s": float, "probe_timeout_s": float, "max_downloads": int, "max_downloads_per_user": int,
         }
         for name, parse in parsers.items():
             raw = env.get(f"CLIPORA_{name.upper()}")
@@ -106,6 +110,8 @@ class GatewaySettings:
                              "must be positive")
         if self.fetch_max_redirects < 0:
             raise ValueError("CLIPORA_FETCH_MAX_REDIRECTS must not be negative")
+        if self.max_downloads < 1 or self.max_downloads_per_user < 1:
+            raise ValueError("CLIPORA_MAX_DOWNLOADS and CLIPORA_MAX_DOWNLOADS_PER_USER must be at least 1")
 
     def __repr__(self) -> str:  # the database URL may carry a password
         url = "<set>" if self.database_url else "<sqlite in data dir>"

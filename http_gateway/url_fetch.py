@@ -17,7 +17,9 @@ handler that ignored the proxy could not reach the network by itself.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import logging
 import re
 import sys
@@ -297,8 +299,13 @@ def _run_ytdlp(url: str, workdir: Path, proxy_url: str, proxy_port: int, limits:
 
 async def fetch_with_ytdlp(url: str, workdir: Path, policy: UrlPolicy, limits: FetchLimits, progress: ProgressFn,
                            resolver: AbstractResolver | None = None,
-                           on_proxy: Callable[[PolicyProxy], None] | None = None) -> Fetched:
-    """Fetch a site link with yt-dlp into ``workdir``, every connection through the policy proxy."""
+                           on_proxy: Callable[[PolicyProxy], None] | None = None,
+                           pool: concurrent.futures.Executor | None = None) -> Fetched:
+    """Fetch a site link with yt-dlp into ``workdir``, every connection through the policy proxy.
+
+    yt-dlp blocks a thread for the whole download: ``pool`` is the gateway's own bounded pool
+    for it, so downloads never take the event loop's default pool (name lookups, hashing).
+    """
     import yt_dlp.utils
 
     deadline = time.monotonic() + limits.total_timeout_s
@@ -308,8 +315,9 @@ async def fetch_with_ytdlp(url: str, workdir: Path, policy: UrlPolicy, limits: F
     if on_proxy is not None:
         on_proxy(proxy)
     cancel = threading.Event()
-    worker = asyncio.create_task(asyncio.to_thread(_run_ytdlp, url, workdir, proxy_url, proxy.port, limits,
-                                                   progress, cancel, deadline))
+    loop = asyncio.get_running_loop()
+    worker = asyncio.ensure_future(loop.run_in_executor(
+        pool, functools.partial(_run_ytdlp, url, workdir, proxy_url, proxy.port, limits, progress, cancel, deadline)))
     try:
         return await asyncio.shield(worker)
     except _Abort as exc:

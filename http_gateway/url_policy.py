@@ -21,6 +21,7 @@ a listed hostname never unlocks a metadata address (list the IP itself for that)
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 from collections.abc import Iterable
@@ -32,6 +33,8 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from engine.errors import PermanentError
+
+log = logging.getLogger("clipora.gateway.urls")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -91,6 +94,14 @@ def why_not_public(ip: IPAddress) -> str | None:
         for net in NAT64:
             if ip in net and why_not_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)):
                 return "a NAT64 address of a non-public IPv4 address"
+        # 6to4 (2002::/16) and Teredo (2001::/32) carry an IPv4 address inside; Python < 3.11.10
+        # (CVE-2024-4032) still calls them global, so the embedded address is checked here
+        if ip.sixtofour is not None and why_not_public(ip.sixtofour):
+            return "a 6to4 address of a non-public IPv4 address"
+        if ip.teredo is not None and any(why_not_public(v4) for v4 in ip.teredo):
+            return "a Teredo address of a non-public IPv4 address"
+        if ip.is_site_local:
+            return "a site-local address"
     if ip.is_unspecified:
         return "the unspecified address"
     if ip.is_loopback:
@@ -152,8 +163,11 @@ class UrlPolicy:
         reason = why_not_public(ip)
         if reason is None or (self.host_listed(host) and ip not in METADATA):
             return
-        shown = host if host == str(ip) else f"{host} ({ip})"
-        raise UrlRefused(f"URL refused: {shown} is {reason}")
+        if host == str(ip):
+            raise UrlRefused(f"URL refused: {host} is {reason}")
+        # the resolved address stays in the server log: users must not map internal names
+        log.info("URL refused: %s resolves to %s, %s", host, ip, reason)
+        raise UrlRefused(f"URL refused: {host} resolves to {reason}")
 
     def check_url(self, raw: str) -> Target:
         """Everything decidable from the URL itself; raises UrlRefused with the reason."""

@@ -14,6 +14,7 @@ a server that dies mid-download has the job failed with a reason on restart, nev
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from engine.options import ProcessOptions
 from engine.service import JobService
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
-from http_gateway.errors import BadRequest, ServiceUnavailable
+from http_gateway.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 from http_gateway.routes.uploads import container_ext, display_name
 from http_gateway.url_fetch import FetchLimits, fetch_direct, fetch_with_ytdlp
@@ -55,11 +56,30 @@ class Downloads:
         self.settings = settings
         self.resolver = resolver  # tests pass a stub DNS; None = the system resolver
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.owners: dict[str, str] = {}  # job id -> user id, while its download runs
+        # yt-dlp holds a thread for a whole download: its own bounded pool, never the loop's
+        # default one (name lookups, password hashing)
+        self.pool = concurrent.futures.ThreadPoolExecutor(settings.max_downloads, thread_name_prefix="clipora-ytdlp")
 
-    def start(self, job_id: str, url: str) -> None:
+    def check_capacity(self, user_id: str) -> None:
+        """429 past the per-user bound, 503 past the gateway's; checked before a job is created."""
+        mine = sum(1 for owner in self.owners.values() if owner == user_id)
+        if mine >= self.settings.max_downloads_per_user:
+            raise TooManyRequests(f"{mine} of your downloads are still running; wait for one to finish",
+                                  retry_after=30)
+        if len(self.tasks) >= self.settings.max_downloads:
+            raise ServiceUnavailable("too many downloads are running; try again in a minute")
+
+    def start(self, job_id: str, url: str, user_id: str) -> None:
         task = asyncio.create_task(self._run(job_id, url), name=f"download-{job_id}")
         self.tasks[job_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(job_id, None))
+        self.owners[job_id] = user_id
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.tasks.pop(job_id, None)
+            self.owners.pop(job_id, None)
+
+        task.add_done_callback(done)
 
     async def close(self, app: web.Application | None = None) -> None:
         """Shutdown: stop every download (their rows are failed with a reason at the next start)."""
@@ -67,6 +87,7 @@ class Downloads:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks.values()), timeout=40)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, job_id: str, url: str) -> None:
         service = self.service
@@ -88,7 +109,7 @@ class Downloads:
                     if fetched is None:  # a page, not a media file: a site link for yt-dlp
                         workdir.mkdir()
                         fetched = await fetch_with_ytdlp(url, workdir, self.policy, self.limits, progress,
-                                                         self.resolver)
+                                                         self.resolver, pool=self.pool)
             except TimeoutError:
                 raise PermanentError(f"the download took longer than {self.limits.total_timeout_s:g} s") from None
             reporter.cancel()
@@ -176,8 +197,9 @@ async def upload_url(request: web.Request) -> web.Response:
         raise
     except (OSError, TimeoutError):
         raise BadRequest(f"could not resolve the host {target.host}") from None
+    downloads.check_capacity(principal.user_id)
     job = await service.create_download(principal.user_id, url, _name_from_url(url), options)
-    downloads.start(job.id, url)
+    downloads.start(job.id, url, principal.user_id)
     return web.json_response({
         "jobId": job.id,
         "originalName": job.original_name,

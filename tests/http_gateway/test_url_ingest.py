@@ -180,3 +180,34 @@ async def test_a_download_cut_by_kill_9_fails_with_a_reason_after_restart(start_
         assert list((data_dir / "uploads").iterdir()) == []
     finally:
         slow.stop()
+
+
+async def test_download_slots_per_user_and_per_gateway(start_server, media):
+    # a drip holds its download for the read timeout: long enough to fill every slot
+    server: LiveServer = start_server({
+        "CLIPORA_URL_ALLOWLIST": "127.0.0.1", "CLIPORA_URL_PORTS": f"80,443,{media.port}",
+        "CLIPORA_FETCH_READ_TIMEOUT_S": "3", "CLIPORA_MAX_DOWNLOADS": "2", "CLIPORA_MAX_DOWNLOADS_PER_USER": "1"})
+    alice = await new_account(server.url, "slots-a@example.com")
+    bob = await new_account(server.url, "slots-b@example.com")
+    carol = await new_account(server.url, "slots-c@example.com")
+    drip = {"url": f"{media.url}/drip.mp4", "options": FAST}
+    status, first = await submit(server.url, alice.key, drip)
+    assert status == 200, first
+    async with aiohttp.ClientSession() as s, s.post(
+            f"{server.url}/api/upload/url", json=drip, headers=alice.headers) as r:
+        assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+        assert "downloads are still running" in (await r.json())["error"]
+    status, second = await submit(server.url, bob.key, drip)
+    assert status == 200, second
+    status, body = await submit(server.url, carol.key, drip)
+    assert (status, body) == (503, {"error": "too many downloads are running; try again in a minute"})
+    # the refused submissions left no job behind
+    for account, count in ((alice, 1), (carol, 0)):
+        async with aiohttp.ClientSession() as s, s.get(f"{server.url}/api/jobs", headers=account.headers) as r:
+            assert len((await r.json())["jobs"]) == count
+    # a finished download frees its slot
+    failed = await wait_for_job(server.url, alice.key, first["jobId"], timeout_s=60)
+    assert failed["status"] == "failed"
+    await asyncio.sleep(0.5)
+    status, body = await submit(server.url, alice.key, drip)
+    assert status == 200, body

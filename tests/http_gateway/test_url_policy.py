@@ -44,6 +44,10 @@ REFUSED_URLS = [
     "http://240.0.0.1/v.mp4",  # reserved
     "http://255.255.255.255/v.mp4",
     "http://[64:ff9b::7f00:1]/v.mp4",  # NAT64 of 127.0.0.1
+    "http://[2002:a9fe:a9fe::]/x.mp4",  # 6to4 of 169.254.169.254
+    "http://[2002:0a00:0001::1]/x.mp4",  # 6to4 of 10.0.0.1
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x.mp4",  # Teredo, client 127.0.0.1
+    "http://[fec0::1]/x.mp4",  # deprecated site-local
     "http://user:pass@example.com/v.mp4",  # userinfo
     "http://example.com@127.0.0.1/v.mp4",
     "http://example.com:8080/v.mp4",  # not a default port
@@ -148,7 +152,7 @@ class StubResolver(AbstractResolver):
 async def test_resolver_refuses_a_name_when_any_address_is_refused():
     pins = Pins()
     resolver = PolicyResolver(DEFAULT, pins, StubResolver([["93.184.216.34", "127.0.0.1"]]))
-    with pytest.raises(UrlRefused, match=r"media\.test \(127\.0\.0\.1\) is a loopback address"):
+    with pytest.raises(UrlRefused, match=r"^URL refused: media\.test resolves to a loopback address$"):
         await resolver.resolve("media.test", 80)
     assert ipaddress.ip_address("93.184.216.34") not in pins  # nothing of a refused answer is pinned
 
