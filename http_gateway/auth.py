@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from http_gateway.accounts import AccountStore
+from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, Unauthorized
 from http_gateway.models import Session, User
-from http_gateway.ratelimit import LoginLimiter
+from http_gateway.ratelimit import LoginLimiter, SignupLimiter, make_storage
 
 SESSION_COOKIE = "reels_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -47,6 +48,7 @@ ACCOUNTS: web.AppKey[AccountStore] = web.AppKey("accounts", AccountStore)
 # Honour X-Forwarded-Proto / -For / -Host only behind a proxy the operator vouches for.
 TRUST_PROXY: web.AppKey[bool] = web.AppKey("trust_proxy", bool)
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter", LoginLimiter)
+SIGNUP_LIMITER: web.AppKey[SignupLimiter] = web.AppKey("signup_limiter", SignupLimiter)
 
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 _COOKIE_LOOKUP: web.RequestKey[tuple[User, Session] | None] = web.RequestKey("cookie_session")
@@ -194,13 +196,20 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def setup_routes(app: web.Application) -> None:
-    """Adds /api/auth/*, /api/keys* and /api/billing/plans (and a login limiter if none is set)."""
+    """Adds /api/auth/*, /api/keys* and /api/billing/plans, and the login and sign-up limiters where
+    none is set: counted in the settings' CLIPORA_RATE_LIMIT_STORAGE (memory:// without settings)."""
     from http_gateway.routes import auth as auth_routes
     from http_gateway.routes import billing as billing_routes
     from http_gateway.routes import keys as key_routes
 
-    if LOGIN_LIMITER not in app:
-        app[LOGIN_LIMITER] = LoginLimiter()
+    settings = app.get(SETTINGS)
+    if LOGIN_LIMITER not in app or SIGNUP_LIMITER not in app:
+        storage = make_storage(settings.rate_limit_storage if settings else "memory://")
+        if LOGIN_LIMITER not in app:
+            app[LOGIN_LIMITER] = LoginLimiter(storage=storage)
+        if SIGNUP_LIMITER not in app:
+            per_hour = settings.signups_per_ip_per_hour if settings else 10
+            app[SIGNUP_LIMITER] = SignupLimiter(per_hour, 3600, storage=storage)
     auth_routes.setup(app)
     key_routes.setup(app)
     billing_routes.setup(app)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from http_gateway.ratelimit import storage_problem
+
 if TYPE_CHECKING:
     from engine.service import JobService
 
@@ -68,6 +70,11 @@ class GatewaySettings:
     #: (CLIPORA_MAX_DOWNLOADS_PER_USER; more get 429)
     max_downloads: int = 4
     max_downloads_per_user: int = 2
+    #: sign-ups per client IP per hour, each an argon2 hash (CLIPORA_SIGNUPS_PER_IP_PER_HOUR; more get 429)
+    signups_per_ip_per_hour: int = 10
+    #: where login/sign-up limits are counted (CLIPORA_RATE_LIMIT_STORAGE): memory:// in this process, or
+    #: a shared limits storage such as redis://host:6379/0 when several gateways serve one site
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
@@ -79,6 +86,7 @@ class GatewaySettings:
             "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
             "max_duration_s": float, "probe_timeout_s": float, "max_downloads": int, "max_downloads_per_user": int,
+            "signups_per_ip_per_hour": int, "rate_limit_storage": str,
         }
         for name, parse in parsers.items():
             raw = env.get(f"CLIPORA_{name.upper()}")
@@ -112,6 +120,10 @@ class GatewaySettings:
             raise ValueError("CLIPORA_FETCH_MAX_REDIRECTS must not be negative")
         if self.max_downloads < 1 or self.max_downloads_per_user < 1:
             raise ValueError("CLIPORA_MAX_DOWNLOADS and CLIPORA_MAX_DOWNLOADS_PER_USER must be at least 1")
+        if self.signups_per_ip_per_hour < 1:
+            raise ValueError("CLIPORA_SIGNUPS_PER_IP_PER_HOUR must be at least 1")
+        if problem := storage_problem(self.rate_limit_storage):
+            raise ValueError(f"CLIPORA_RATE_LIMIT_STORAGE {problem}")
 
     def __repr__(self) -> str:  # the database URL may carry a password
         url = "<set>" if self.database_url else "<sqlite in data dir>"

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.options import ProcessOptions
+from http_gateway.accounts import MIN_PASSWORD_LENGTH
 
 WS_DESCRIPTION = """\
 Upgrade to a WebSocket that streams one job's progress. Auth and ownership are checked before
@@ -59,7 +60,7 @@ JOB_ID_PARAM = {"name": "jobId", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{8,40}$"}}
 CREDENTIALS = {"type": "object", "required": ["email", "password"],
                "properties": {"email": {"type": "string", "format": "email"},
-                              "password": {"type": "string", "minLength": 8}}}
+                              "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH}}}
 
 
 def _schemas() -> dict[str, Any]:

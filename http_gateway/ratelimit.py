@@ -1,92 +1,119 @@
-"""In-memory sliding-window limits (login failures per IP and per email).
+"""Login-failure and sign-up limits, on the ``limits`` package's moving-window strategy.
 
-One process, one event loop: no locks are needed, and the state is deliberately lost on
-restart (a limit on guessing, not an audit log). A cluster deployment behind several gateway
-processes divides the effective limit by nothing worse than the process count.
+The default storage is ``memory://``: embedded, one process, one event loop, state deliberately
+lost on restart (a limit on guessing, not an audit log). A multi-gateway deployment points
+``limits`` at shared storage instead, e.g. ``CLIPORA_RATE_LIMIT_STORAGE=redis://host:6379/0``
+(needs the ``redis`` package), so every gateway counts against the same windows; those calls are
+then synchronous network round trips on the event loop, so a busy cluster would move this module
+to ``limits.aio``. Time is ``time.time()``, which is what ``limits``' storages read.
+
+Memory stays bounded: ``MemoryStorage`` drops expired *entries* by itself (a timer after each
+hit), but in limits 5.x it keeps the emptied per-key list for good, and the keys here are
+client-chosen (any email string, any address). ``_PrunedMemoryStorage`` therefore clears keys
+whose entries have all expired, at most once per ``sweep_every_s``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from collections.abc import Callable
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+DEFAULT_STORAGE = "memory://"
+SUPPORTED_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel",
+                     "valkey", "valkeys", "valkey+unix", "valkey+cluster", "valkey+sentinel",
+                     "memcached", "mongodb", "mongodb+srv")  # synchronous storages only: no async+*
 
 
-class SlidingWindow:
-    """At most ``limit`` events per key within any ``window_s`` seconds."""
-
-    def __init__(self, limit: int, window_s: float, *, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
-        if limit < 1 or window_s <= 0:
-            raise ValueError("limit must be >= 1 and window_s > 0")
-        self.limit = limit
-        self.window_s = window_s
-        self.clock = clock
-        self.max_keys = max_keys
-        self._events: dict[str, deque[float]] = {}
-
-    def _live(self, key: str, now: float) -> deque[float] | None:
-        events = self._events.get(key)
-        if events is None:
-            return None
-        while events and events[0] <= now - self.window_s:
-            events.popleft()
-        if not events:
-            del self._events[key]
-            return None
-        return events
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until ``key`` may act again; 0 when it is under its limit now."""
-        now = self.clock()
-        events = self._live(key, now)
-        if events is None or len(events) < self.limit:
-            return 0.0
-        return max(0.0, events[len(events) - self.limit] + self.window_s - now)
-
-    def hit(self, key: str) -> None:
-        now = self.clock()
-        events = self._live(key, now)
-        if events is None:
-            if len(self._events) >= self.max_keys:
-                self._sweep(now)
-            events = self._events.setdefault(key, deque())
-        events.append(now)
-        while len(events) > self.limit:  # older events no longer decide anything
-            events.popleft()
-
-    def reset(self, key: str) -> None:
-        self._events.pop(key, None)
-
-    def _sweep(self, now: float) -> None:
-        """Drops idle keys; if a flood of distinct keys keeps the map full, the oldest go."""
-        for key in list(self._events):
-            self._live(key, now)
-        while len(self._events) >= self.max_keys:
-            del self._events[next(iter(self._events))]
-
-    def __len__(self) -> int:
-        return len(self._events)
+def storage_problem(uri: str) -> str | None:
+    """Why ``uri`` cannot name a rate-limit storage, or None (a cheap check, nothing connects)."""
+    scheme, sep, _ = uri.partition("://")
+    if not sep or scheme not in SUPPORTED_SCHEMES:
+        return f"must be memory:// or a synchronous limits storage URI such as redis://host:6379/0, not {uri!r}"
+    return None
 
 
-class LoginLimiter:
+class _PrunedMemoryStorage(MemoryStorage):
+    """``MemoryStorage`` that also forgets keys once all their moving-window entries expired."""
+
+    def __init__(self, sweep_every_s: float = 60.0) -> None:
+        super().__init__()
+        self.sweep_every_s = sweep_every_s
+        self._last_sweep = time.time()
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        acquired = super().acquire_entry(key, limit, expiry, amount)
+        now = time.time()
+        if now - self._last_sweep >= self.sweep_every_s:
+            self._last_sweep = now
+            for stale in [k for k, entries in list(self.events.items())
+                          if not entries or entries[0].expiry <= now]:  # newest first
+                self.clear(stale)
+        return acquired
+
+
+def make_storage(uri: str = DEFAULT_STORAGE) -> Storage:
+    problem = storage_problem(uri)
+    if problem:
+        raise ValueError(f"rate-limit storage {problem}")
+    if uri.partition("://")[0] == "memory":
+        return _PrunedMemoryStorage()
+    return storage_from_string(uri)  # ConfigurationError when its client library is missing
+
+
+def _window(limit: int, window_s: float, namespace: str) -> RateLimitItem:
+    if limit < 1 or window_s < 1:
+        raise ValueError("limit must be >= 1 and window_s >= 1 (limits counts whole seconds)")
+    return RateLimitItemPerSecond(limit, math.ceil(window_s), namespace=namespace)
+
+
+class _Windows:
+    def __init__(self, storage: Storage | None) -> None:
+        self.storage = storage if storage is not None else make_storage()
+        self.limiter = MovingWindowRateLimiter(self.storage)
+
+    def wait(self, item: RateLimitItem, key: str) -> int:
+        """Whole seconds until ``key`` may act again under ``item`` (0: now)."""
+        stats = self.limiter.get_window_stats(item, key)
+        if stats.remaining > 0:
+            return 0
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+class LoginLimiter(_Windows):
     """Failed logins, counted per client IP and per email; either over its limit blocks."""
 
     def __init__(self, per_email: int = 5, per_ip: int = 20, window_s: float = 60.0, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.by_email = SlidingWindow(per_email, window_s, clock=clock)
-        self.by_ip = SlidingWindow(per_ip, window_s, clock=clock)
+                 storage: Storage | None = None) -> None:
+        super().__init__(storage)
+        self.by_email = _window(per_email, window_s, "clipora-login-email")
+        self.by_ip = _window(per_ip, window_s, "clipora-login-ip")
 
     def retry_after(self, ip: str, email: str) -> int:
         """Whole seconds to wait (0: go ahead)."""
-        wait = max(self.by_ip.retry_after(ip), self.by_email.retry_after(email.lower()))
-        return math.ceil(wait) if wait > 0 else 0
+        return max(self.wait(self.by_ip, ip), self.wait(self.by_email, email.lower()))
 
     def failed(self, ip: str, email: str) -> None:
-        self.by_ip.hit(ip)
-        self.by_email.hit(email.lower())
+        self.limiter.hit(self.by_ip, ip)
+        self.limiter.hit(self.by_email, email.lower())
 
     def succeeded(self, email: str) -> None:
         # the IP count stays: one correct password must not launder guesses at other accounts
-        self.by_email.reset(email.lower())
+        self.limiter.clear(self.by_email, email.lower())
+
+
+class SignupLimiter(_Windows):
+    """Sign-up attempts per client IP (each one costs an argon2 hash)."""
+
+    def __init__(self, per_ip: int = 10, window_s: float = 3600.0, *, storage: Storage | None = None) -> None:
+        super().__init__(storage)
+        self.by_ip = _window(per_ip, window_s, "clipora-signup-ip")
+
+    def attempt(self, ip: str) -> int:
+        """Counts an attempt from ``ip``: 0 when allowed, else whole seconds to wait (not counted)."""
+        if self.limiter.hit(self.by_ip, ip):
+            return 0
+        return self.wait(self.by_ip, ip) or 1  # refused on the window's very edge

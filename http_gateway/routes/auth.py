@@ -2,7 +2,8 @@
 
 Login answers the same 401 for an unknown email and a wrong password (and takes the same time,
 see AccountStore.authenticate), and is limited per client IP and per email: past the limit it
-answers 429 with Retry-After without checking the password at all.
+answers 429 with Retry-After without checking the password at all. Sign-up (an argon2 hash each)
+is limited per client IP the same way (CLIPORA_SIGNUPS_PER_IP_PER_HOUR).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http_gateway.auth import (
     ACCOUNTS,
     LOGIN_LIMITER,
     SESSION_COOKIE,
+    SIGNUP_LIMITER,
     clear_session_cookie,
     client_ip,
     current_session,
@@ -55,6 +57,9 @@ async def signup(request: web.Request) -> web.Response:
     email, password = body.get("email"), body.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise BadRequest("email and password required")
+    wait = request.config_dict[SIGNUP_LIMITER].attempt(client_ip(request))
+    if wait:
+        raise TooManyRequests("too many sign-ups from this address; try again later", wait)
     store = request.config_dict[ACCOUNTS]
     user = await store.create_user(email, password)
     cookie, session = await store.create_session(user.id)

@@ -26,7 +26,7 @@ import markupsafe
 from aiohttp import web
 
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
-from http_gateway.accounts import MAX_ACTIVE_KEYS
+from http_gateway.accounts import MAX_ACTIVE_KEYS, MIN_PASSWORD_LENGTH
 from http_gateway.auth import ACCOUNTS, TRUST_PROXY, Principal, current_session, get_principal, is_https
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, NotFoundError
@@ -143,7 +143,8 @@ async def auth_page(request: web.Request) -> web.Response:
     nxt = nxt if SAFE_NEXT.fullmatch(nxt) else "/"
     if _session(request) is not None:
         raise web.HTTPFound(nxt)
-    return await _render(request, "auth.html", request.path, mode=mode, next=nxt)
+    return await _render(request, "auth.html", request.path, mode=mode, next=nxt,
+                         min_password_length=MIN_PASSWORD_LENGTH)
 
 
 async def docs_page(request: web.Request) -> web.Response:

@@ -1,5 +1,5 @@
 """AccountStore on SQLite (always) and PostgreSQL (where one answers on 127.0.0.1:5432),
-plus the password policy and the sliding-window limiter, which need no database."""
+plus the password policy and the moving-window limiters (limits), which need no database."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,9 +17,10 @@ from sqlalchemy import event, select, text, update
 
 from engine.db import Database
 from http_gateway.accounts import MAX_ACTIVE_KEYS, AccountStore, now_ms, password_problem
+from http_gateway.config import GatewaySettings
 from http_gateway.errors import BadRequest, Conflict
 from http_gateway.models import ApiKey, Session, User
-from http_gateway.ratelimit import LoginLimiter, SlidingWindow
+from http_gateway.ratelimit import LoginLimiter, SignupLimiter
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 GOOD = "Correct-Horse-7"
@@ -226,24 +228,44 @@ def test_password_policy_accepts_a_decent_password():
     assert password_problem("correct horse battery staple", "x@example.com") is None
 
 
-def test_sliding_window_blocks_then_releases():
-    now = [100.0]
-    window = SlidingWindow(3, 60, clock=lambda: now[0])
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """Freezes ``time.time`` (what limits' storages and ratelimit read); advance with ``clock[0] = t``."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    return now
+
+
+def test_moving_window_blocks_then_releases(clock):
+    t0 = clock[0]
+    limiter = SignupLimiter(per_ip=3, window_s=60)
     for _ in range(3):
-        assert window.retry_after("k") == 0
-        window.hit("k")
-        now[0] += 10
-    assert window.retry_after("k") == pytest.approx(30.0)  # the first hit (t=100) ages out at 160
-    assert window.retry_after("other") == 0
-    now[0] = 160.0
-    assert window.retry_after("k") == 0
-    now[0] = 500.0
-    assert window.retry_after("k") == 0 and len(window) == 0  # idle keys are dropped
+        assert limiter.attempt("k") == 0
+        clock[0] += 10
+    assert limiter.attempt("k") == 30  # refused: the first hit (t0) ages out at t0 + 60
+    assert limiter.attempt("k") == 30  # refusals are not counted
+    assert limiter.attempt("other") == 0
+    clock[0] = t0 + 59.5
+    assert limiter.attempt("k") == 1  # whole seconds, rounded up
+    clock[0] = t0 + 60.5
+    assert limiter.attempt("k") == 0  # one slot freed...
+    assert limiter.attempt("k") == 10  # ...and taken; the next (t0 + 10) frees at t0 + 70
 
 
-def test_login_limiter_per_email_and_per_ip():
-    now = [0.0]
-    limiter = LoginLimiter(per_email=2, per_ip=3, window_s=60, clock=lambda: now[0])
+def test_memory_storage_forgets_idle_keys(clock):
+    limiter = LoginLimiter(per_email=2, per_ip=3, window_s=60)
+    storage = limiter.storage
+    for i in range(500):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}", f"user{i}@x.com")
+    assert len(storage.events) == 1000
+    clock[0] += 61  # every entry expired; the next hit sweeps the idle keys
+    limiter.failed("9.9.9.9", "last@x.com")
+    assert set(storage.events) == {limiter.by_ip.key_for("9.9.9.9"), limiter.by_email.key_for("last@x.com")}
+
+
+def test_login_limiter_per_email_and_per_ip(clock):
+    t0 = clock[0]
+    limiter = LoginLimiter(per_email=2, per_ip=3, window_s=60)
     limiter.failed("1.1.1.1", "A@x.com")
     limiter.failed("2.2.2.2", "a@x.com")
     assert limiter.retry_after("3.3.3.3", "a@x.com") == 60  # email locked from any IP
@@ -251,5 +273,20 @@ def test_login_limiter_per_email_and_per_ip():
     limiter.failed("9.9.9.9", "c@x.com")
     limiter.failed("9.9.9.9", "d@x.com")
     assert limiter.retry_after("9.9.9.9", "fresh@x.com") == 60  # IP locked for any email
+    assert limiter.retry_after("8.8.8.8", "fresh@x.com") == 0
     limiter.succeeded("a@x.com")
     assert limiter.retry_after("3.3.3.3", "a@x.com") == 0
+    clock[0] = t0 + 45
+    assert limiter.retry_after("9.9.9.9", "fresh@x.com") == 15  # success elsewhere did not reset the IP
+    clock[0] = t0 + 61
+    assert limiter.retry_after("9.9.9.9", "fresh@x.com") == 0  # released over time
+
+
+def test_rate_limit_storage_setting_is_validated():
+    assert GatewaySettings.from_env({}).rate_limit_storage == "memory://"
+    assert GatewaySettings.from_env({"CLIPORA_RATE_LIMIT_STORAGE": "redis://cache:6379/0"}).rate_limit_storage
+    for bad in ("redis", "ftp://x", "async+redis://cache:6379"):
+        with pytest.raises(ValueError, match="CLIPORA_RATE_LIMIT_STORAGE"):
+            GatewaySettings.from_env({"CLIPORA_RATE_LIMIT_STORAGE": bad})
+    with pytest.raises(ValueError, match="CLIPORA_SIGNUPS_PER_IP_PER_HOUR"):
+        GatewaySettings.from_env({"CLIPORA_SIGNUPS_PER_IP_PER_HOUR": "0"})

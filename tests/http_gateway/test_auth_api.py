@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -28,6 +29,7 @@ from http_gateway.auth import (
     require_user,
     setup_routes,
 )
+from http_gateway.config import SETTINGS, GatewaySettings
 from http_gateway.errors import ApiError
 from http_gateway.models import Session
 from http_gateway.ratelimit import LoginLimiter
@@ -49,8 +51,10 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response({"userId": principal.user_id, "via": principal.via})
 
 
-def build_app(db: Database, *, trust_proxy: bool = False) -> web.Application:
+def build_app(db: Database, *, trust_proxy: bool = False, settings: GatewaySettings | None = None) -> web.Application:
     app = web.Application(middlewares=[errors, csrf_middleware, auth_middleware])
+    if settings is not None:
+        app[SETTINGS] = settings
     app[ACCOUNTS] = AccountStore(db, session_ttl_s=3600,
                                  hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     app[LOGIN_LIMITER] = LoginLimiter(per_email=5, per_ip=20, window_s=60)
@@ -157,6 +161,40 @@ async def test_login_rate_limited_with_retry_after(client):
     assert "too many" in (await limited.json())["error"]
     other = await client.post("/api/auth/login", json={"email": "zed@example.com", "password": "x" * 10})
     assert other.status == 401  # a different email from the same IP is not yet blocked
+
+
+SIGNUP_LIMITED = {"error": "too many sign-ups from this address; try again later"}
+
+
+async def test_signup_rate_limited_per_ip_with_retry_after(client, monkeypatch):
+    for i in range(10):  # the default: 10 sign-ups per address per hour
+        assert (await signup(client, f"user{i}@example.com")).status == 201
+        client.session.cookie_jar.clear()
+    limited = await signup(client, "eleventh@example.com")
+    assert limited.status == 429 and await limited.json() == SIGNUP_LIMITED
+    assert 3500 <= int(limited.headers["Retry-After"]) <= 3600
+    # X-Forwarded-For is ignored unless the operator trusts the proxy
+    spoofed = await client.post("/api/auth/signup", json={"email": "spoof@example.com", "password": PASSWORD},
+                                headers={**origin(client), "X-Forwarded-For": "203.0.113.9"})
+    assert spoofed.status == 429
+    later = time.time() + 3601  # the window moves on: the address may sign up again
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert (await signup(client, "eleventh@example.com")).status == 201
+
+
+async def test_signup_limit_is_a_setting_and_keyed_on_the_trusted_client_ip(aiohttp_client, db):
+    proxied = await aiohttp_client(build_app(db, trust_proxy=True,
+                                             settings=GatewaySettings(signups_per_ip_per_hour=1)))
+
+    async def from_ip(ip: str, email: str):
+        proxied.session.cookie_jar.clear()
+        return await proxied.post("/api/auth/signup", json={"email": email, "password": PASSWORD},
+                                  headers={**origin(proxied), "X-Forwarded-For": f"{ip}, 10.0.0.1"})
+
+    assert (await from_ip("198.51.100.1", "a@example.com")).status == 201
+    second = await from_ip("198.51.100.1", "b@example.com")
+    assert second.status == 429 and await second.json() == SIGNUP_LIMITED and "Retry-After" in second.headers
+    assert (await from_ip("198.51.100.2", "b@example.com")).status == 201  # another client, own budget
 
 
 async def test_cookie_flags_and_secure_only_over_https(aiohttp_client, db):

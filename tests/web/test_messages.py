@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from http_gateway.accounts import MIN_PASSWORD_LENGTH
 from tests.http_gateway.conftest import PASSWORD, LiveServer
 from tests.web.conftest import DESKTOP, PHONE, Console, shoot
 
@@ -64,6 +65,24 @@ def test_signup_and_login_errors_are_inline(browser: Any, small_server: LiveServ
     email_error.wait_for()
     assert email_error.text_content() == "An account with this email already exists. Log in instead?"
     assert page.get_by_label("Email").get_attribute("aria-invalid") == "true"
+
+    # too short: the page checks the server's MIN_PASSWORD_LENGTH itself, before any request
+    posts: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if request.method == "POST":
+            posts.append(request.url)
+
+    page.on("request", on_request)
+    page.get_by_label("Email").fill("new@example.com")
+    page.get_by_label("Password").fill("x" * (MIN_PASSWORD_LENGTH - 1))
+    page.get_by_role("button", name="Create account").click()
+    password_error = page.locator("#password-error")
+    password_error.wait_for()
+    assert password_error.text_content() == f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    assert posts == []
+    page.remove_listener("request", on_request)
+    assert f"At least {MIN_PASSWORD_LENGTH} characters" in (page.locator("#password-hint").text_content() or "")
 
     # a weak password: the server's rule, next to the password field
     page.get_by_label("Email").fill("new@example.com")

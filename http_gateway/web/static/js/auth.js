@@ -40,8 +40,9 @@ form.addEventListener("submit", async (event) => {
   if (!password.value) {
     setError("password", "Enter your password.");
     bad = bad || password;
-  } else if (mode === "signup" && password.value.length < 8) {
-    setError("password", "Use at least 8 characters.");
+  } else if (mode === "signup" && password.value.length < password.minLength) {
+    // minlength is rendered from the server's MIN_PASSWORD_LENGTH (http_gateway/accounts.py)
+    setError("password", `Use at least ${password.minLength} characters.`);
     bad = bad || password;
   }
   if (bad) { bad.focus(); return; }
