@@ -26,7 +26,7 @@ from engine.jobs import clips_ready
 from engine.options import ProcessOptions
 from engine.pipeline import ProgressPlan, StageRunner
 from engine.stage import StageContext
-from engine.types import Diarization, FaceSample, HostDecision, MediaInfo, Transcript
+from engine.types import CropPath, Diarization, FaceSample, HostDecision, MediaInfo, OutputGeometry, Transcript
 from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
 from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
@@ -37,7 +37,7 @@ from stages.manifest import ManifestRequest, ManifestStage, clip_name
 from stages.moments import build_provider
 from stages.poster import PosterRequest, PosterStage
 from stages.probe import ProbeRequest, ProbeStage
-from stages.reframe import ReframeRequest, ReframeStage, output_geometry
+from stages.reframe import ReframeRequest, ReframeStage, is_split_aspect, output_geometry, render_geometry
 from stages.render import RenderRequest, RenderStage, output_rate
 from stages.splice import clip_words, kept_faces, plan_segments, splice_crop_path, spliced_duration
 from stages.transcribe import TranscribeRequest, TranscribeStage
@@ -162,6 +162,7 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
     fps = float(output_rate(media))
     durations: list[float] = []
     all_segments: list[tuple[tuple[float, float], ...]] = []
+    framings: list[dict[str, Any]] = []
     n = len(selection.moments)
     for i, m in enumerate(selection.moments, start=1):
         where = {"phase": "clips", "part": i - 1, "parts": n}
@@ -170,10 +171,17 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
             len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
         faces = runner.run(st.faces, FaceDetectRequest(media, m.start, m.end), cache=f"faces_{i:02d}",
                            within=CLIP_STEPS["faces"], **where)
+        # the window's speaker-labelled words drive active-speaker framing (layout auto = follow)
         crop_path = runner.run(
-            st.reframe, ReframeRequest(faces, geometry, media.fps, m.start, m.end), cache=f"crop_{i:02d}",
+            st.reframe,
+            ReframeRequest(faces, geometry, media.fps, m.start, m.end,
+                           words=transcript.words_between(m.start, m.end) if diarization.available else (),
+                           layout="split" if options.layout == "split" else "follow"),
+            cache=f"crop_{i:02d}" + ("_split" if options.layout == "split" else ""),
             within=CLIP_STEPS["reframe"], **where,
         )
+        framings.append(framing_analysis(crop_path, options.layout))
+        clip_geometry = render_geometry(geometry, crop_path)
         if spliced:
             clip_path = splice_crop_path(crop_path, segments)
             words, c0, c1 = clip_words(transcript.words, segments, fps), 0.0, spliced_duration(segments, fps)
@@ -189,7 +197,7 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
         )
         rendered = runner.run(
             st.render,
-            RenderRequest(media, m.start, m.end, geometry, clip_path,
+            RenderRequest(media, m.start, m.end, clip_geometry, clip_path,
                           captions if options.caption_preset != "none" else None,
                           out_dir / clip_name(i, "mp4"), segments=segments),
             within=CLIP_STEPS["render"], **where,
@@ -197,14 +205,15 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
         durations.append(rendered.duration)
         runner.run(
             st.poster,
-            PosterRequest(media, m.start, m.end, geometry, crop_path,
+            PosterRequest(media, m.start, m.end, clip_geometry, crop_path,
                           kept_faces(faces, segments) if segments else faces, out_dir / clip_name(i, "jpg")),
             within=CLIP_STEPS["poster"], **where,
         )
     return runner.run(
         st.manifest,
         ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir,
-                        clip_segments=all_segments, speakers=speaker_analysis(diarization, host, remove)),
+                        clip_segments=all_segments, speakers=speaker_analysis(diarization, host, remove),
+                        clip_framing=framings, notes=layout_notes(options, geometry)),
     )
 
 
@@ -226,6 +235,27 @@ def genre_faces(st: StageSet, media: MediaInfo, span: tuple[float, float], optio
         ctx.log.warning("face survey for the genre failed: %s", exc.message)
         return ()
     return tuple(found)
+
+
+def layout_notes(options: ProcessOptions, geometry: OutputGeometry) -> tuple[str, ...]:
+    if options.layout == "split" and not is_split_aspect(geometry):
+        why = "is for 9:16 outputs" if options.aspect_ratio != "9:16" else "needs a source wider than 9:16"
+        return (f"layout split {why}; clips follow the active speaker instead",)
+    return ()
+
+
+def framing_analysis(path: CropPath, layout: str) -> dict[str, Any]:
+    """A clip's ``framing`` entry: what the camera did and which face each speaker was linked to."""
+    out: dict[str, Any] = {
+        "layout": "split" if path.subject == "split" else ("follow" if path.subject == "speakers" else "single"),
+        "requested": layout,
+        "subject": path.subject,
+        "speakers": {lk.speaker: {"faceTrack": lk.track, "confidence": lk.confidence, "faceX": lk.face_x}
+                     for lk in path.links},
+    }
+    if path.note:
+        out["note"] = path.note
+    return out
 
 
 def speaker_analysis(diarization: Diarization, host: HostDecision, removed: bool) -> dict[str, Any]:

@@ -180,6 +180,9 @@ class FaceBox:
     x2: float
     y2: float
     score: float
+    #: mouth-region motion energy in this frame (mean |luma change| since the previous frame
+    #: in the lower face, less the upper face's as head-motion compensation); None = not measured
+    motion: float | None = None
 
     @property
     def cx(self) -> float:
@@ -202,7 +205,7 @@ class FaceSample:
     faces: tuple[FaceBox, ...]
 
 
-GeometryMode = Literal["resize", "crop", "pad"]
+GeometryMode = Literal["resize", "crop", "pad", "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +214,9 @@ class OutputGeometry:
 
     ``crop``: a window ``crop_w`` x ``crop_h`` of the source slides horizontally and is
     scaled to ``out_w`` x ``out_h``. ``pad``: the whole source is fitted inside the output
-    over a blurred fill. ``resize``: same aspect, straight scale.
+    over a blurred fill. ``resize``: same aspect, straight scale. ``split`` (the 9:16
+    two-speaker layout): two windows ``crop_w`` x ``crop_h`` (the crop path's ``x, y`` and
+    ``x2, y2``) are scaled to the top and bottom halves, ``out_w`` x ``out_h / 2`` each.
     """
 
     src_w: int
@@ -224,6 +229,20 @@ class OutputGeometry:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeakerLink:
+    """A diarized speaker matched to a face track of one clip (active-speaker framing).
+
+    ``confidence`` is the correlation (0-1) of the track's mouth motion with the speaker's
+    speech; ``face_x`` the track's median face centre (source px), to say which face it is.
+    """
+
+    speaker: str
+    track: int
+    confidence: float
+    face_x: float
+
+
+@dataclass(frozen=True, slots=True)
 class CropPath:
     """Left edge of the crop window per output frame (source pixels), plus the subject's track."""
 
@@ -231,13 +250,30 @@ class CropPath:
     start: float  # source time of output frame 0
     x: tuple[float, ...]  # crop left edge per output frame
     y: tuple[float, ...]  # crop top edge per output frame
-    subject: str = "none"  # "face", "center"
+    #: "face" (one subject), "center", "none", "speakers" (follows the active speaker),
+    #: "split" (two panels: ``x2``/``y2`` are the bottom panel's window)
+    subject: str = "none"
+    x2: tuple[float, ...] = ()
+    y2: tuple[float, ...] = ()
+    #: split layout: the panel window's size in source px (width, height)
+    panel: tuple[int, int] = (0, 0)
+    #: speakers linked to face tracks (empty when the camera follows one subject)
+    links: tuple[SpeakerLink, ...] = ()
+    #: why the framing is what it is (e.g. split fell back to follow)
+    note: str = ""
 
     def at_frame(self, i: int) -> tuple[float, float]:
         if not self.x:
             return 0.0, 0.0
         i = min(max(i, 0), len(self.x) - 1)
         return self.x[i], self.y[i]
+
+    def at_frame2(self, i: int) -> tuple[float, float]:
+        """The bottom panel's window (split layout)."""
+        if not self.x2:
+            return 0.0, 0.0
+        i = min(max(i, 0), len(self.x2) - 1)
+        return self.x2[i], self.y2[i]
 
 
 @dataclass(slots=True)
@@ -284,6 +320,7 @@ _JSON_TYPES: dict[str, type] = {
         FaceBox,
         FaceSample,
         OutputGeometry,
+        SpeakerLink,
         CropPath,
     )
 }

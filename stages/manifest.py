@@ -31,6 +31,10 @@ class ManifestRequest:
     clip_segments: Sequence[Sequence[tuple[float, float]]] = ()
     #: the interview analysis: diarization summary and the host decision
     speakers: dict[str, Any] | None = None
+    #: per clip, how it was framed (layout, subject, speaker -> face track links)
+    clip_framing: Sequence[dict[str, Any]] = ()
+    #: job-level notes beyond the moment selection's (e.g. a layout that fell back)
+    notes: Sequence[str] = ()
 
 
 class ManifestStage(Stage[ManifestRequest, dict[str, Any]]):
@@ -55,7 +59,7 @@ def build_manifest(req: ManifestRequest) -> dict[str, Any]:
         "clipCount": len(clips),
         "clips": clips,
         "requestedClips": req.selection.requested,
-        "notes": list(req.selection.notes),
+        "notes": list(req.selection.notes) + list(req.notes),
         "options": req.options.to_json(),
         # how the moments were chosen: the genre they were scored for, and by which providers
         "moments": {"genre": req.selection.genre,
@@ -71,6 +75,8 @@ def _clip_entry(i: int, m: Moment, req: ManifestRequest, base: str, rendered: fl
         words = tuple(w for w in words if any(a <= (w.start + w.end) / 2 < b for a, b in segments))
     meta = m.metadata
     extra: dict[str, Any] = {}
+    if len(req.clip_framing) >= i:
+        extra["framing"] = req.clip_framing[i - 1]
     if len(segments) > 1 or (segments and (segments[0][0] > m.start + 0.05 or segments[0][1] < m.end - 0.05)):
         extra["segments"] = [[round(a, 3), round(b, 3)] for a, b in segments]
     return {

@@ -124,6 +124,26 @@ def sample_frames(
             next_t = max(next_t + step, t + step * 0.5)
 
 
+def sample_frames_with_previous(
+    media: MediaInfo, start: float, end: float, fps: float
+) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Like :func:`sample_frames`, plus the upright luma of each sampled frame and of the frame
+    decoded just before it (None for the very first): ``(t, rgb, luma, previous_luma)``.
+
+    The previous frame is decoded anyway, so the extra cost is one plane view per sample.
+    """
+    step = 1.0 / fps
+    next_t = start
+    prev: av.VideoFrame | None = None
+    for t, frame in iter_video_frames(media, max(0.0, start - 1.5 / max(media.fps, 1.0)), end):
+        if t + _EPS >= next_t and t >= start - _EPS:
+            luma = upright_i420(frame, media.rotation)[0]
+            before = upright_i420(prev, media.rotation)[0] if prev is not None else None
+            yield t, upright_rgb(frame, media.rotation), luma, before
+            next_t = max(next_t + step, t + step * 0.5)
+        prev = frame
+
+
 def frame_at(media: MediaInfo, t: float) -> np.ndarray | None:
     """The upright RGB frame shown at source time ``t`` (the last frame at or before it)."""
     chosen: av.VideoFrame | None = None

@@ -67,6 +67,15 @@ def frame_to_output(rgb: np.ndarray, geo: OutputGeometry, path: CropPath, k: int
     """One upright RGB source frame framed exactly as the render frames output frame ``k``."""
     if geo.mode == "pad":
         return fit_over_blur(rgb, geo.out_w, geo.out_h, fit_rect(geo.src_w, geo.src_h, geo.out_w, geo.out_h))
+    if geo.mode == "split":
+        ph = geo.out_h // 2
+        panels = []
+        for x, y in (path.at_frame(k), path.at_frame2(k)):
+            x, y = int(round(x / 2)) * 2, int(round(y / 2)) * 2
+            panels.append(crop_resize(rgb, x, y, geo.crop_w, geo.crop_h, geo.out_w, ph))
+        image = np.concatenate(panels, axis=0)
+        image[ph - 2 : ph + 2] = 16
+        return image
     x, y = path.at_frame(k) if geo.mode == "crop" else (0.0, 0.0)
     x, y = int(round(x / 2)) * 2, int(round(y / 2)) * 2
     return crop_resize(rgb, x, y, geo.crop_w, geo.crop_h, geo.out_w, geo.out_h)

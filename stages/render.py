@@ -212,6 +212,11 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, packed
         packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
         packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
     )
+    if geo.mode == "split":
+        for i in range(n):
+            _split_frame(tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), geo, path,
+                         int(batch.index[i]))
+        return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
     rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
     for i in range(n):
         y, u, v = (p[i] for p in batch.planes)
@@ -229,6 +234,23 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, packed
         crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[1][i])
         crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[2][i])
     return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
+
+
+SEAM_ROWS = 4  # a dark line between the split layout's panels (luma rows, even)
+
+
+def _split_frame(src: tuple, dst: tuple, geo: OutputGeometry, path: CropPath, k: int) -> None:
+    """The split layout: the path's two windows scaled into the top and bottom halves."""
+    ow, ph = geo.out_w, geo.out_h // 2
+    cw, ch = geo.crop_w, geo.crop_h
+    y, u, v = src
+    for (x, top), r0 in ((path.at_frame(k), 0), (path.at_frame2(k), ph)):
+        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2
+        crop_resize(y, x, top, cw, ch, ow, ph, dst=dst[0][r0 : r0 + ph])
+        c0 = r0 // 2
+        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[1][c0 : c0 + ph // 2])
+        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[2][c0 : c0 + ph // 2])
+    dst[0][ph - SEAM_ROWS // 2 : ph + SEAM_ROWS // 2] = 16
 
 
 def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction) -> None:

@@ -120,19 +120,16 @@ def clip_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -
 
 def splice_crop_path(path: CropPath, segments: Sequence[Segment]) -> CropPath:
     """A crop path planned over the whole window, re-indexed onto the spliced clip's frames."""
+    start = segments[0][0]
     if len(segments) == 1 and abs(segments[0][0] - path.start) < 0.5 / path.fps:
-        n = segment_frames(segments, path.fps)[0]
-        return CropPath(path.fps, path.start, tuple(path.at_frame(k)[0] for k in range(n)),
-                        tuple(path.at_frame(k)[1] for k in range(n)), path.subject)
-    xs: list[float] = []
-    ys: list[float] = []
-    for (a, _), n in zip(segments, segment_frames(segments, path.fps), strict=True):
-        k0 = round((a - path.start) * path.fps)
-        for k in range(k0, k0 + n):
-            x, y = path.at_frame(k)
-            xs.append(x)
-            ys.append(y)
-    return CropPath(path.fps, segments[0][0], tuple(xs), tuple(ys), path.subject)
+        frames, start = list(range(segment_frames(segments, path.fps)[0])), path.start
+    else:
+        frames = [k for (a, _), n in zip(segments, segment_frames(segments, path.fps), strict=True)
+                  for k in range(round((a - path.start) * path.fps), round((a - path.start) * path.fps) + n)]
+    top = [path.at_frame(k) for k in frames]
+    bottom = [path.at_frame2(k) for k in frames] if path.x2 else []
+    return replace(path, start=start, x=tuple(p[0] for p in top), y=tuple(p[1] for p in top),
+                   x2=tuple(p[0] for p in bottom), y2=tuple(p[1] for p in bottom))
 
 
 def kept_faces(samples: Sequence[FaceSample], segments: Sequence[Segment]) -> tuple[FaceSample, ...]:
