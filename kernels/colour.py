@@ -39,6 +39,8 @@ _YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV.astype(np.float64)).astype(np.float32)
 
 
 def _xp(arr: Any) -> Any:
+    if isinstance(arr, np.ndarray):  # skip the (failing, not cached by Python) cupy import
+        return np
     try:
         import cupy  # type: ignore[import-not-found]
     except ImportError:
@@ -98,6 +100,8 @@ def rgba_to_yuva420(rgba: Any) -> tuple[Any, Any, Any, Any, Any]:
     """
     xp = _xp(rgba)
     rgba = _pad_even(rgba, xp, 0)
+    if xp is np:
+        return _rgba_to_yuva420_cpu(np.ascontiguousarray(rgba))
     m = xp.asarray(_RGB_TO_YUV)
     rgbf = rgba[..., :3].astype(xp.float32)
     a = rgba[..., 3].astype(xp.float32)
@@ -112,3 +116,28 @@ def rgba_to_yuva420(rgba: Any) -> tuple[Any, Any, Any, Any, Any]:
         rgba[..., 3].copy(),
         _to_u8(a_sum / 4.0, xp),
     )
+
+
+# colour matrix rows padded for RGBA input (alpha weight 0); Y also takes its +16 offset
+_Y_ROW = np.array([[*_RGB_TO_YUV[0], 0.0, 16.0]], np.float32)
+_C_ROWS = np.concatenate([_RGB_TO_YUV[1:], np.zeros((2, 1), np.float32)], axis=1)
+
+
+def _rgba_to_yuva420_cpu(rgba: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The NumPy case of :func:`rgba_to_yuva420` with OpenCV kernels (same maths, fewer passes).
+
+    Luma is one cv2.transform of the RGBA pixels to uint8 (rounded and saturated by OpenCV);
+    chroma works on the 2x2 block means (INTER_AREA at exactly half size) of
+    alpha-premultiplied RGB and of alpha, so the colour matrix runs on a quarter of the pixels.
+    """
+    import cv2
+
+    h, w = rgba.shape[:2]
+    y = cv2.transform(rgba, _Y_ROW)
+    f = rgba.astype(np.float32)
+    a_mean = cv2.resize(f[..., 3], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    f *= f[..., 3:4]
+    pm = cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    c = cv2.transform(pm, _C_ROWS) / np.maximum(a_mean, 1e-6)[..., None] + 128.0
+    c[a_mean <= 0] = 128.0
+    return y, _to_u8(c[..., 0], np), _to_u8(c[..., 1], np), rgba[..., 3].copy(), _to_u8(a_mean, np)
