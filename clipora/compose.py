@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,17 @@ from engine.jobs import clips_ready
 from engine.options import ProcessOptions
 from engine.pipeline import ProgressPlan, StageRunner
 from engine.stage import StageContext
-from engine.types import CropPath, Diarization, FaceSample, HostDecision, MediaInfo, OutputGeometry, Transcript
+from engine.types import (
+    CropPath,
+    Diarization,
+    FaceSample,
+    HostDecision,
+    MediaInfo,
+    Moment,
+    MomentSelection,
+    OutputGeometry,
+    Transcript,
+)
 from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
 from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
@@ -160,13 +170,13 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
     )
     geometry = output_geometry(media.width, media.height, options.aspect_ratio)
     fps = float(output_rate(media))
+    selection, plans = splice_plans(selection, transcript, cut_speaker, fps, options)
     durations: list[float] = []
     all_segments: list[tuple[tuple[float, float], ...]] = []
     framings: list[dict[str, Any]] = []
     n = len(selection.moments)
-    for i, m in enumerate(selection.moments, start=1):
+    for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1):
         where = {"phase": "clips", "part": i - 1, "parts": n}
-        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
         spliced = cut_speaker is not None and (
             len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
         faces = runner.run(st.faces, FaceDetectRequest(media, m.start, m.end), cache=f"faces_{i:02d}",
@@ -215,6 +225,37 @@ def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
                         clip_segments=all_segments, speakers=speaker_analysis(diarization, host, remove),
                         clip_framing=framings, notes=layout_notes(options, geometry)),
     )
+
+
+def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker: str | None, fps: float,
+                 options: ProcessOptions) -> tuple[MomentSelection, list[tuple[tuple[float, float], ...]]]:
+    """Each moment's kept source segments once ``cut_speaker``'s turns are cut out.
+
+    A moment left with nothing (only the host spoke in it) is dropped; one that the cut makes
+    shorter than the clip-length range is kept, and the notes say so.
+    """
+    if cut_speaker is None:
+        return selection, [plan_segments(m.start, m.end, transcript.words, None, fps) for m in selection.moments]
+    lo = options.clip_length_range[0]
+    kept: list[Moment] = []
+    plans: list[tuple[tuple[float, float], ...]] = []
+    notes = list(selection.notes)
+    dropped = 0
+    for m in selection.moments:
+        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
+        if not segments:
+            dropped += 1
+            continue
+        length = spliced_duration(segments, fps)
+        if length < lo - 1.0 / fps:
+            notes.append(f"clip {len(kept) + 1} lasts {length:.1f} s once the host's turns are cut, "
+                         f"under the {options.clip_length} range's {lo:g} s")
+        kept.append(m)
+        plans.append(segments)
+    if dropped:
+        notes.append(f"{dropped} chosen moment{'s' if dropped > 1 else ''} held only the host's speech "
+                     "and {} dropped".format("were" if dropped > 1 else "was"))
+    return replace(selection, moments=tuple(kept), notes=tuple(notes)), plans
 
 
 def genre_faces(st: StageSet, media: MediaInfo, span: tuple[float, float], options: ProcessOptions,

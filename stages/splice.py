@@ -33,8 +33,13 @@ def _mid(w: Word) -> float:
 
 def plan_segments(start: float, end: float, words: Sequence[Word], host: str | None,
                   fps: float) -> tuple[Segment, ...]:
-    """Kept source segments of the window [start, end) once ``host``'s words are cut out."""
-    inside = [w for w in words if start <= _mid(w) < end]
+    """Kept source segments of the window [start, end) once ``host``'s words are cut out.
+
+    Every word that overlaps the window counts, so a host word straddling an edge (the
+    window was padded on the other speaker's words only) is cut too; none is left behind.
+    An empty tuple means nothing but the host's speech was in the window.
+    """
+    inside = [w for w in words if w.end > start and w.start < end]
     if host is None or not any(w.speaker == host for w in inside):
         return (_align(start, end, fps),)
     removed: list[Segment] = []

@@ -90,3 +90,19 @@ def test_crop_path_is_reindexed_onto_the_spliced_frames():
         assert out.x[k] == pytest.approx(round(a * FPS))  # x encodes the source frame number
         assert out.x[k + m - 1] == pytest.approx(round(a * FPS) + m - 1)
         k += m
+
+
+def test_a_host_word_straddling_the_window_edge_is_cut_too():
+    # the window was padded on the guest's words only: it ends 0.1 s into the host's "what"
+    segs = plan_segments(0.5, 2.9, SCRIPT, "H", FPS)
+    assert len(segs) == 1
+    a, b = segs[0]
+    assert b <= 2.80 + 1 / FPS  # nothing of "what" (2.80-3.10) plays
+    assert 2.00 < b  # "answer." (1.50-2.00) is whole
+    # and at the start: a window opening inside the host's "so?" (6.80-7.20)
+    (a, b), = plan_segments(7.1, 8.9, SCRIPT, "H", FPS)
+    assert a >= 7.20 - 1 / FPS
+
+
+def test_a_window_of_host_speech_only_keeps_nothing():
+    assert plan_segments(2.7, 3.7, SCRIPT, "H", FPS) == ()
