@@ -139,3 +139,27 @@ def test_with_remove_ai_voice_false_nothing_is_removed(interview, tmp_path, sett
     heard = asr(tmp_path / "clip_01.mp4")
     assert len(heard & host_only) >= 0.8 * len(host_only)
     assert len(heard & guest_only) >= 0.9 * len(guest_only)
+
+
+def test_ai_mode_moments_carry_no_host_voice(interview, tmp_path, settings, asr):
+    # moments are chosen on the guest's words and padded; nothing of the host may ride along
+    source, truth, host_only, _ = interview
+    host_turns = [(t["start"], t["end"]) for t in truth["turns"] if t["speaker"] == "host"]
+    manifest = run_job(source, tmp_path, ProcessOptions.build(mode="ai", clip_length="short", num_clips=3,
+                                                              caption_preset="none", remove_ai_voice=True),
+                       settings, stages=STAGES)
+    assert manifest["speakers"]["host"]["removed"]
+    assert manifest["clips"], manifest.get("notes")
+    for clip in manifest["clips"]:
+        name = f"clip_{clip['index']:02d}.mp4"
+        # no source second that plays overlaps a host turn (the generator knows when each turn is)
+        played = clip.get("segments") or [(clip["start"], clip["end"])]
+        for a, b in played:
+            for h0, h1 in host_turns:
+                assert b <= h0 + 0.02 or a >= h1 - 0.02, (name, (a, b), "plays host turn", (h0, h1))
+        said = tokens(clip["transcript"])
+        assert said and not said & host_only, (name, said & host_only)
+        heard = asr(tmp_path / name)
+        assert not heard & host_only, (name, heard & host_only)
+        v, a, _ = durations(tmp_path / name)
+        assert clip["duration"] == pytest.approx(v, abs=0.041) and a == pytest.approx(v, abs=0.03)
