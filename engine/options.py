@@ -3,6 +3,10 @@
 Field names, defaults and ranges are those of the API reference (ProcessOptions table).
 Python code uses snake_case attributes; JSON uses the spec's camelCase keys
 (``ProcessOptions.from_json`` / ``to_json``).
+
+Validation is strict: JSON ``true`` is not a count, ``"3"`` is not a number, ``"yes"`` is not
+a boolean, and NaN/Infinity are refused. The CLI, which only has strings, converts them
+explicitly first (:meth:`ProcessOptions.build`), then validates just as strictly.
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ class ProcessOptions(BaseModel):
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
-        strict=False,
+        strict=True,
+        allow_inf_nan=False,
     )
 
     mode: Mode = Field("ai", description="ai = pick viral moments; none = one full-source clip.")
@@ -89,9 +94,13 @@ class ProcessOptions(BaseModel):
 
     @classmethod
     def build(cls, **fields: Any) -> ProcessOptions:
-        """Validate snake_case keyword fields (what the CLI has), or raise InvalidOptions."""
+        """Validate snake_case keyword fields (what the CLI has), or raise InvalidOptions.
+
+        Strings for numeric fields (``--num-clips 4``, ``--trim-start 1.5``) are converted
+        here, explicitly; anything else is validated as strictly as JSON.
+        """
         try:
-            return cls.model_validate({k: v for k, v in fields.items() if v is not None})
+            return cls.model_validate({k: _from_cli(k, v) for k, v in fields.items() if v is not None})
         except ValidationError as exc:
             raise _to_invalid_options(exc) from None
 
@@ -104,6 +113,26 @@ class ProcessOptions(BaseModel):
         return CLIP_LENGTH_RANGES[self.clip_length]
 
 
+_INT_FIELDS = frozenset({"num_clips"})
+_FLOAT_FIELDS = frozenset({"trim_start", "trim_end"})
+
+
+def _from_cli(name: str, value: Any) -> Any:
+    """A command-line string converted to the field's type; left as is when it does not convert
+    (strict validation then refuses it with the field's message)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        if name in _INT_FIELDS:
+            return int(text)
+        if name in _FLOAT_FIELDS:
+            return float(text)  # "inf"/"nan" convert, and are refused by allow_inf_nan=False
+    except ValueError:
+        return value
+    return value
+
+
 _ALLOWED: dict[str, str] = {
     "mode": '"ai" or "none"',
     "numClips": "an integer from 1 to 10",
@@ -114,8 +143,8 @@ _ALLOWED: dict[str, str] = {
     "autoHook": "true or false",
     "prompt": f"a string of at most {MAX_PROMPT_CHARS} characters",
     "genre": '"auto", "podcast", "interview", "vlog" or "tutorial"',
-    "trimStart": "a number of seconds >= 0",
-    "trimEnd": "a number of seconds greater than trimStart, or null",
+    "trimStart": "a finite number of seconds >= 0",
+    "trimEnd": "a finite number of seconds greater than trimStart, or null",
     "layout": '"auto", "follow" or "split"',
 }
 

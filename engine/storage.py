@@ -30,8 +30,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as standard JSON; NaN and Infinity (not JSON) raise ValueError, nothing is written."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

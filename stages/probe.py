@@ -12,8 +12,10 @@ the gateway probes untrusted files in such a child process, which it can kill wh
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -30,6 +32,15 @@ _ACCEPTED_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm
 # Frame durations may differ by this fraction of the mean before a stream counts as VFR.
 _VFR_TOLERANCE = 0.02
 _VFR_SAMPLE_FRAMES = 120
+# A frame rate derived from frame times is capped here (render cost; screens show no more).
+_MAX_DERIVED_FPS = 60
+# Container average_rate and the frame times disagree beyond this fraction: trust the frames.
+_RATE_DISAGREEMENT = 0.05
+# Derived rates this close to a standard rate snap to it (frame times are rounded to the time base).
+_STANDARD_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                   Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
+                   Fraction(10), Fraction(12), Fraction(15), Fraction(20))
+_SNAP_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ def probe_media(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
         start_time = float(container.start_time / av.time_base) if container.start_time else 0.0
         _check_size(vstream.codec_context.width or 0, vstream.codec_context.height or 0, limits)
         duration = _duration(container, vstream, astream)
-        if duration <= 0.0:
+        if not math.isfinite(duration) or duration <= 0.0:
             raise InvalidMedia("the source has zero duration")
         if limits.max_duration_s is not None and duration > limits.max_duration_s:
             raise InvalidMedia(f"the video is {_hms(duration)} long; the limit is {_hms(limits.max_duration_s)}")
@@ -102,9 +113,8 @@ def probe_media(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
             raise InvalidMedia("the video stream could not be decoded")
         _check_size(first_frame.width, first_frame.height, limits)
 
-        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
-        if not rate or float(rate) <= 0 or float(rate) > 240:
-            rate = _rate_from_times(frame_times)
+        is_vfr = _is_vfr(frame_times)
+        rate = _frame_rate(vstream.average_rate or vstream.guessed_rate or vstream.base_rate, frame_times, is_vfr)
         fps = float(rate)
         rotation = int(getattr(first_frame, "rotation", 0) or 0) % 360
         coded_w, coded_h = first_frame.width, first_frame.height
@@ -121,7 +131,7 @@ def probe_media(path: Path, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
             fps=fps,
             fps_num=int(rate.numerator),
             fps_den=int(rate.denominator),
-            is_vfr=_is_vfr(frame_times),
+            is_vfr=is_vfr,
             video_codec=vstream.codec_context.name,
             has_audio=astream is not None,
             audio_codec=astream.codec_context.name if astream else None,
@@ -165,14 +175,42 @@ def _duration(container: av.container.InputContainer, vstream, astream) -> float
     return candidates[0] if candidates else 0.0
 
 
-def _rate_from_times(times: list[float]):
-    from fractions import Fraction
+def _frame_rate(declared, times: list[float], is_vfr: bool) -> Fraction:
+    """The rate to treat the source as (and render at).
 
+    The container's ``average_rate`` when it is plausible and agrees with the decoded frame
+    times; otherwise (variable frame rate, or a header that disagrees with the frames, as
+    Matroska VFR files often have) the fastest rate the frames actually come at, so
+    nothing is dropped and nothing is invented, capped at ``_MAX_DERIVED_FPS``.
+    """
+    declared_ok = bool(declared) and 0 < float(declared) <= 240
+    if len(times) < 3:
+        return Fraction(declared).limit_denominator(1001) if declared_ok else Fraction(25)
+    measured = _rate_from_times(times)
+    if declared_ok and not is_vfr and abs(float(declared) / float(measured) - 1.0) <= _RATE_DISAGREEMENT:
+        return Fraction(declared).limit_denominator(1001)
+    return min(measured, Fraction(_MAX_DERIVED_FPS))
+
+
+def _rate_from_times(times: list[float]) -> Fraction:
+    """The fastest sustained rate in ``times`` (seconds): the mean of the short frame intervals.
+
+    Intervals within 1.5x of the shortest count as "fast" (a time base of 1 ms turns 1/30 s
+    into 33 and 34 ms), so a VFR stream at 30 and 12 fps gives 30, not its average.
+    """
     if len(times) < 2:
         return Fraction(25, 1)
     d = np.diff(sorted(times))
-    d = d[d > 0]
-    return Fraction(1.0 / float(np.median(d))).limit_denominator(1001) if d.size else Fraction(25)
+    d = d[d > 1e-6]
+    if not d.size:
+        return Fraction(25)
+    shortest = float(np.percentile(d, 5))  # one odd short interval is not a rate
+    fast = d[d <= shortest * 1.5]
+    rate = 1.0 / float(fast.mean())
+    nearest = min(_STANDARD_RATES, key=lambda std: abs(rate / float(std) - 1.0))
+    if abs(rate / float(nearest) - 1.0) <= _SNAP_TOLERANCE:
+        return nearest
+    return Fraction(rate).limit_denominator(1001)
 
 
 def _is_vfr(times: list[float]) -> bool:
@@ -195,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         info = probe_media(args.path, ProbeLimits(max_duration_s=args.max_duration))
-        print(json.dumps({"media": asdict(info)}))
+        print(json.dumps({"media": asdict(info)}, allow_nan=False))
     except InvalidMedia as exc:
-        print(json.dumps({"error": exc.message}))
+        print(json.dumps({"error": exc.message}, allow_nan=False))
     return 0
 
 

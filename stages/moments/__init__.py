@@ -12,11 +12,11 @@ Providers behind one interface (:class:`MomentProvider`, base.py):
 from __future__ import annotations
 
 from engine.config import Settings
-from stages.moments.base import MomentProvider, MomentRequest, ProviderFailure
+from stages.moments.base import MomentProvider, MomentRequest, MomentsConfigError, ProviderFailure
 from stages.moments.local import LocalMomentScorer
 
-__all__ = ["MomentProvider", "MomentRequest", "ProviderFailure", "LocalMomentScorer", "build_provider",
-           "provider_name"]
+__all__ = ["MomentProvider", "MomentRequest", "MomentsConfigError", "ProviderFailure", "LocalMomentScorer",
+           "build_provider", "provider_name"]
 
 
 def provider_name(settings: Settings) -> str:
@@ -29,7 +29,7 @@ def provider_name(settings: Settings) -> str:
             return "openai"
         return "local"
     if choice not in ("local", "gemini", "openai"):
-        raise ValueError(f"CLIPORA_MOMENTS_PROVIDER must be auto, local, gemini or openai, not {choice!r}")
+        raise MomentsConfigError(f"CLIPORA_MOMENTS_PROVIDER must be auto, local, gemini or openai, not {choice!r}")
     return choice
 
 
@@ -44,14 +44,14 @@ def build_provider(settings: Settings) -> MomentProvider:
         from stages.moments.gemini import GeminiBackend
 
         if not settings.gemini_api_key:
-            raise ValueError("the gemini provider needs GEMINI_API_KEY")
+            raise MomentsConfigError("the gemini provider needs GEMINI_API_KEY")
         backend = GeminiBackend(settings.gemini_api_key, settings.gemini_model, settings.gemini_base_url,
                                 settings.gemini_api_version, settings.llm_max_output_tokens)
         return LLMMomentSelector(backend, settings, local, settings.llm_backoff_s)
     from stages.moments.openai_compat import OpenAICompatBackend
 
     if not settings.openai_base_url or not settings.openai_model:
-        raise ValueError("the openai provider needs CLIPORA_OPENAI_BASE_URL and CLIPORA_OPENAI_MODEL")
+        raise MomentsConfigError("the openai provider needs CLIPORA_OPENAI_BASE_URL and CLIPORA_OPENAI_MODEL")
     backend2 = OpenAICompatBackend(settings.openai_base_url, settings.openai_model, settings.openai_api_key,
                                    settings.llm_max_output_tokens)
     return LLMMomentSelector(backend2, settings, local, settings.llm_backoff_s)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.errors import ClipporaError
 from engine.options import ProcessOptions
 from engine.types import AudioFeatures, FaceSample, MomentSelection, Transcript
 
@@ -51,9 +52,20 @@ class ProviderFailure(Exception):
     """
 
 
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret (API key) replaced, for logs, notes and errors."""
+def redact(text: str, secrets: tuple[str, ...], limit: int | None = None) -> str:
+    """``text`` with every secret (API key) replaced, for logs, notes and errors.
+
+    ``limit`` cuts the result to that many characters, after redacting: cutting first
+    could split a key and leave its first part unredacted.
+    """
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
-    return text
+    return text if limit is None else text[:limit]
+
+
+class MomentsConfigError(ClipporaError, ValueError):
+    """The moment-selection settings are unusable; the message names the setting to fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"moment selection is misconfigured: {message}")

@@ -56,11 +56,11 @@ class GeminiBackend:
             response = client.models.generate_content(model=self.model, contents=user, config=config)
         except errors.APIError as exc:
             code = int(getattr(exc, "code", 0) or 0)
-            msg = redact(f"HTTP {code}: {getattr(exc, 'message', '') or exc}"[:200], self.secrets)
+            msg = redact(f"HTTP {code}: {getattr(exc, 'message', '') or exc}", self.secrets, 200)
             raise (RetryableFailure if code in (408, 429) or code >= 500 else ProviderFailure)(msg) from None
         except Exception as exc:  # httpx timeouts and connection errors, and anything the SDK raises
             kind = "timeout" if "timeout" in type(exc).__name__.lower() else type(exc).__name__
-            raise RetryableFailure(redact(f"{kind}: {exc}"[:200], self.secrets)) from None
+            raise RetryableFailure(redact(f"{kind}: {exc}", self.secrets, 200)) from None
         text = response.text
         if not text:
             raise RetryableFailure("empty reply")

@@ -140,16 +140,25 @@ class LocalMomentScorer:
         notes: list[str] = []
         if not a.words:
             notes.append("no speech found: windows chosen by audio energy and position")
-            candidates = _silent_candidates(t0, t1, lo, hi)
+            candidates = _silent_candidates(t0, t1, lo, hi, opts.num_clips)
         scored = [(a.score(c), c) for c in candidates]
         chosen = _pick_non_overlapping(scored, opts.num_clips)
+        if not a.words:
+            tiling = _silent_tiling(t0, t1, lo, hi, opts.num_clips)
+            if len(chosen) < len(tiling):  # the best-scored windows left no room for all that fit
+                chosen = sorted(((a.score(c), c) for c in tiling), key=lambda it: (-it[0][0], it[1].start))
         if not chosen:
-            notes.append(
-                f"the source ({t1 - t0:.1f} s) has no span of {lo:g}-{hi:g} s; "
-                "returned the whole source as one clip"
-            )
-            whole = Candidate(0, len(a.sentences) - 1, t0, t1)
-            chosen = [(a.score(whole), whole)]
+            if t1 - t0 <= hi:
+                notes.append(
+                    f"the source ({t1 - t0:.1f} s) has no span of {lo:g}-{hi:g} s; "
+                    "returned the whole source as one clip"
+                )
+                fallback = Candidate(0, len(a.sentences) - 1, t0, t1)
+            else:
+                notes.append(f"no run of whole sentences fits {lo:g}-{hi:g} s; cut one on word boundaries")
+                start, end = _word_bounded_window(a.words, t0, t1, lo, hi)
+                fallback = a.candidate_for(start, end)
+            chosen = [(a.score(fallback), fallback)]
         if len(chosen) < opts.num_clips:
             notes.append(
                 f"requested {opts.num_clips} clips; the source had room for {len(chosen)} "
@@ -251,29 +260,78 @@ def _candidates(sentences: Sequence[Sentence], lo: float, hi: float, t0: float, 
             right_room = (
                 (sentences[j].end + sentences[j + 1].start) / 2 if j + 1 < n else t1
             ) - sentences[j].end
-            start = sentences[i].start - min(LEAD_IN, left_room)
-            end = sentences[j].end + min(LEAD_OUT, right_room)
-            if end - start < lo:  # stretch into silence to reach the minimum, if there is room
-                need = lo - (end - start)
-                extra_l = min(max(0.0, left_room - (sentences[i].start - start)), need / 2)
-                extra_r = min(max(0.0, right_room - (end - sentences[j].end)), need - extra_l)
-                extra_l = min(max(0.0, left_room - (sentences[i].start - start)), need - extra_r)
-                start, end = start - extra_l, end + extra_r
-            if end - start > hi:
-                end = start + hi
+            # Padding lies in silence only (left_room/right_room), so any amount of it keeps
+            # the window on word boundaries; over ``hi`` it gives way (tail first), never a word.
+            lead, tail = max(0.0, min(LEAD_IN, left_room)), max(0.0, min(LEAD_OUT, right_room))
+            if core + lead + tail < lo:  # stretch into silence to reach the minimum, if there is room
+                need = lo - (core + lead + tail)
+                extra_l = min(max(0.0, left_room - lead), need / 2)
+                extra_r = min(max(0.0, right_room - tail), need - extra_l)
+                extra_l = min(max(0.0, left_room - lead), need - extra_r)
+                lead, tail = lead + extra_l, tail + extra_r
+            over = core + lead + tail - hi
+            if over > 0:
+                cut = min(tail, over)
+                tail, lead = tail - cut, max(0.0, lead - (over - cut))
+            start, end = max(t0, sentences[i].start - lead), min(t1, sentences[j].end + tail)
             if lo - 1e-6 <= end - start <= hi + 1e-6:
-                out.append(Candidate(i, j, max(t0, start), min(t1, end)))
+                out.append(Candidate(i, j, start, end))
     return out
 
 
-def _silent_candidates(t0: float, t1: float, lo: float, hi: float) -> list[Candidate]:
-    length = min(hi, max(lo, (lo + hi) / 2))
-    if t1 - t0 < lo:
+def _word_bounded_window(words: Sequence[Word], t0: float, t1: float, lo: float, hi: float) -> tuple[float, float]:
+    """A window of at most ``hi`` (at least ``lo`` where one exists) that starts and ends outside
+    every word: for when no run of whole sentences fits the range."""
+
+    def snap_end(t: float) -> float:  # the latest word boundary at or before t
+        for w in words:
+            if w.start < t < w.end:
+                return w.start
+        return t
+
+    best = (t0, snap_end(min(t1, t0 + hi)))
+    for start in [t0, *(w.end for w in words)]:
+        if start >= t1:
+            break
+        end = snap_end(min(t1, start + hi))
+        if end - start >= lo - 1e-6:
+            return start, end
+        if end - start > best[1] - best[0]:
+            best = (start, end)
+    return best
+
+
+def _silent_fit(t0: float, t1: float, lo: float, hi: float, n: int) -> tuple[int, float]:
+    """How many non-overlapping windows a span without speech gets (at most ``n``), and their length."""
+    span = t1 - t0
+    if span < lo - 1e-9:
+        return 0, 0.0
+    k = max(1, min(n, int((span + MIN_GAP + 1e-9) // (lo + MIN_GAP))))
+    length = min(hi, max(lo, (lo + hi) / 2), (span - (k - 1) * MIN_GAP) / k)
+    return k, max(lo, length) if k > 1 else min(span, max(lo, length))
+
+
+def _silent_candidates(t0: float, t1: float, lo: float, hi: float, n: int = 1) -> list[Candidate]:
+    """Sliding windows over a span without speech, sized so that as many as fit can be chosen."""
+    k, length = _silent_fit(t0, t1, lo, hi, n)
+    if not k:
         return []
-    length = min(length, t1 - t0)
     step = max(length / 2, 1.0)
     starts = np.arange(t0, t1 - length + 1e-6, step)
-    return [Candidate(0, -1, float(s), float(s + length)) for s in starts]
+    return [Candidate(0, -1, float(s), min(t1, float(s + length))) for s in starts]
+
+
+def _silent_tiling(t0: float, t1: float, lo: float, hi: float, n: int) -> list[Candidate]:
+    """``k`` windows spread evenly over the span, non-overlapping: what fits, guaranteed."""
+    k, length = _silent_fit(t0, t1, lo, hi, n)
+    if not k:
+        return []
+    gap = (t1 - t0 - k * length) / (k - 1) if k > 1 else 0.0
+    out = []
+    for i in range(k):
+        start = t0 + i * (length + gap)
+        out.append(Candidate(0, -1, start, min(t1, start + length)))
+    return out
 
 
 def _pick_non_overlapping(

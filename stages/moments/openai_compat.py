@@ -50,9 +50,9 @@ class OpenAICompatBackend:
         except httpx.TimeoutException:
             raise RetryableFailure(f"timeout after {timeout_s:.0f} s") from None
         except httpx.HTTPError as exc:
-            raise RetryableFailure(redact(f"{type(exc).__name__}: {exc}"[:200], self.secrets)) from None
+            raise RetryableFailure(redact(f"{type(exc).__name__}: {exc}", self.secrets, 200)) from None
         if r.status_code != 200:
-            msg = redact(f"HTTP {r.status_code}: {r.text[:120]}", self.secrets)
+            msg = redact(f"HTTP {r.status_code}: {r.text}", self.secrets, 130)
             raise (RetryableFailure if r.status_code in (408, 429) or r.status_code >= 500
                    else ProviderFailure)(msg)
         try:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -72,3 +74,56 @@ def test_build_from_cli_strings_coerces_and_ignores_unset():
 def test_options_are_frozen():
     with pytest.raises(ValidationError):
         ProcessOptions().num_clips = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"numClips": True}, "numClips"),
+        ({"numClips": "3"}, "numClips"),
+        ({"numClips": 2.0}, "numClips"),
+        ({"autoHook": "yes"}, "autoHook"),
+        ({"removeAiVoice": 1}, "removeAiVoice"),
+        ({"trimStart": float("inf")}, "trimStart"),
+        ({"trimStart": float("nan")}, "trimStart"),
+        ({"trimEnd": float("inf")}, "trimEnd"),
+        ({"trimEnd": float("nan")}, "trimEnd"),
+        ({"trimStart": "1.5"}, "trimStart"),
+        ({"prompt": 5}, "prompt"),
+    ],
+)
+def test_json_values_are_not_coerced(payload, field):
+    with pytest.raises(InvalidOptions) as info:
+        ProcessOptions.from_json(payload)
+    assert info.value.field == field and field in str(info.value)
+
+
+def test_json_numbers_that_are_whole_still_work_for_floats():
+    o = ProcessOptions.from_json({"trimStart": 2, "trimEnd": 9.5, "numClips": 4, "autoHook": False})
+    assert (o.trim_start, o.trim_end, o.num_clips, o.auto_hook) == (2.0, 9.5, 4, False)
+    json.dumps(o.to_json(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"num_clips": "1.5"}, "numClips"),
+        ({"num_clips": "three"}, "numClips"),
+        ({"trim_start": "inf"}, "trimStart"),
+        ({"trim_end": "nan"}, "trimEnd"),
+        ({"trim_start": "soon"}, "trimStart"),
+    ],
+)
+def test_cli_strings_that_are_not_numbers_are_refused(fields, field):
+    with pytest.raises(InvalidOptions) as info:
+        ProcessOptions.build(**fields)
+    assert info.value.field == field
+
+
+def test_cli_parser_options_coerce_strings():
+    from clipora.cli import build_parser, options_from_args
+
+    args = build_parser().parse_args(["process", "in.mp4", "-o", "out", "--num-clips", "2", "--trim-start", "1",
+                                      "--trim-end", "8.5", "--no-auto-hook", "--clip-length", "short"])
+    o = options_from_args(args)
+    assert (o.num_clips, o.trim_start, o.trim_end, o.auto_hook, o.clip_length) == (2, 1.0, 8.5, False, "short")

@@ -43,6 +43,20 @@ def test_variable_frame_rate_is_detected(media_dir):
     assert vfr.fps > 0 and vfr.container.startswith("matroska")
 
 
+def expected_rate(truth: dict, name: str) -> float:
+    """The rate the generator made: the stream's own, or for VFR the fastest of its segments."""
+    video = truth[name]["video"]
+    return float(video["fps"] or max(seg["fps"] for seg in truth[name]["segments"]))
+
+
+@pytest.mark.parametrize("name", ["sync_vfr.mkv", "sync_cfr.mp4", "speech_topics.mp4"])
+def test_frame_rate_comes_from_the_frames_not_the_container_average(media_dir, truth, name):
+    # sync_vfr.mkv has frames at 30 and 12 fps, and its container average_rate says 60/1
+    m = probe_media(media_dir / name)
+    assert m.fps == pytest.approx(expected_rate(truth, name), rel=1e-5)
+    assert m.fps_num / m.fps_den == pytest.approx(m.fps)
+
+
 @pytest.mark.parametrize(
     ("name", "words"),
     [
@@ -98,3 +112,25 @@ def test_zero_duration_is_refused(tmp_path: Path):
     )
     with pytest.raises(InvalidMedia, match="could not be decoded|zero duration|not a readable video"):
         probe_media(empty)
+
+
+def test_derived_rates_are_the_fastest_real_rate_capped_and_snapped():
+    from fractions import Fraction
+
+    from stages.probe import _frame_rate, _is_vfr
+
+    def times(*segments):
+        out, t = [], 0.0
+        for fps, n in segments:
+            for _ in range(n):
+                out.append(round(t, 3))  # a 1 ms time base, as Matroska has
+                t += 1 / fps
+        return out
+
+    vfr = times((30, 60), (12, 24), (30, 36))
+    assert _is_vfr(vfr) and _frame_rate(Fraction(60), vfr, True) == 30
+    fast = times((120, 120))
+    assert _frame_rate(Fraction(0), fast, _is_vfr(fast)) == 60  # capped
+    ntsc = [i * 1001 / 30000 for i in range(100)]
+    assert _frame_rate(Fraction(30000, 1001), ntsc, False) == Fraction(30000, 1001)
+    assert _frame_rate(Fraction(60), ntsc, False) == Fraction(30000, 1001)  # header disagrees with the frames
