@@ -264,7 +264,11 @@ def _serve(settings: Any) -> int:
     handler.setFormatter(_LogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # unusable settings (e.g. the moment provider's): say which, exit 2
+        Console(stderr=True).print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
+        return 2
     logging.getLogger("clipora.gateway").info("serving on http://%s:%d (data in %s)", settings.host,
                                               settings.port, settings.data_dir)
     # SIGTERM/SIGINT: stop accepting, close WebSockets, stop the pipeline (running jobs go back

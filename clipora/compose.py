@@ -323,7 +323,12 @@ def speaker_analysis(diarization: Diarization, host: HostDecision, removed: bool
 
 
 def job_function(settings: Settings, stages: StageSet | None = None):  # -> engine.executor.JobFunction
-    """The job function the gateway's executor runs: the same run_job as the CLI."""
+    """The job function the gateway's executor runs: the same run_job as the CLI.
+
+    The moment provider is built once here, so unusable provider settings stop the server at
+    startup (MomentsConfigError names the setting) instead of failing every job.
+    """
+    build_provider(settings)
     shared = stages or StageSet()
 
     def run(job, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,

@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def clipora(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp / "cache"), COLUMNS="120")
+def clipora(*args: str, tmp: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp / "cache"), COLUMNS="120", **extra_env)
     return subprocess.run([sys.executable, "-m", "clipora", *args], capture_output=True, text=True,
                           env=env, timeout=300, cwd=tmp)
 
@@ -42,6 +42,13 @@ def test_bad_input_file_is_a_clear_error(media_dir, tmp_path):
     assert r.returncode == 2
     assert "error:" in r.stderr and "not a readable video" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_serve_refuses_to_start_with_unusable_provider_settings(tmp_path):
+    r = clipora("serve", "--port", "1", "--data-dir", str(tmp_path / "data"), tmp=tmp_path,
+                CLIPORA_MOMENTS_PROVIDER="bogus")
+    assert r.returncode == 2
+    assert "CLIPORA_MOMENTS_PROVIDER must be auto, local, gemini or openai" in " ".join(r.stderr.split())
 
 
 def test_cuda_backend_request_without_a_gpu_is_refused(media_dir, tmp_path):
