@@ -26,7 +26,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT / "tests" / "media"
-FONTS = ROOT / "assets" / "fonts"
+FONTS = ROOT / "stages" / "fonts"
 RESULTS = ROOT / "benchmarks" / "results"
 TALK = MEDIA / "speech_topics.mp4"
 

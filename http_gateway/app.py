@@ -11,9 +11,11 @@ headers -> CSRF -> auth.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -65,6 +67,7 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web
     # untrusted files are probed by the probe stage in a child process (killable, sandboxed by
     # FFmpeg whitelists); the factory names it so the routes never import a stage
     app[PROBE_COMMAND] = (sys.executable, "-m", "stages.probe")
+    app[pages.FONTS_DIR] = Path(str(importlib.util.find_spec("stages").origin)).parent / "fonts"  # type: ignore[union-attr]
 
     auth.setup_routes(app)
     uploads.setup(app)

@@ -71,7 +71,7 @@ def render_ass(track: CaptionTrack) -> str:
     head = [
         "[Script Info]",
         f"; Clipora caption track, preset {track.style.name if track.style else 'none'}.",
-        "; Fonts ship in assets/fonts: ffmpeg -vf ass=FILE:fontsdir=assets/fonts",
+        "; Fonts ship in stages/fonts: ffmpeg -vf ass=FILE:fontsdir=stages/fonts",
         "ScriptType: v4.00+",
         f"PlayResX: {W}",
         f"PlayResY: {H}",

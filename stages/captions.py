@@ -6,8 +6,8 @@ timing. Words are grouped (a few words on screen at a time), each group is laid 
 fit the safe area, and a sprite is rasterised with Pillow only once per (group, active word,
 pop step), converted to YUVA 4:2:0 once, and reused on every frame that shows it.
 
-Fonts ship in ``assets/fonts`` (see its README); the .ass names them by family, so a player
-needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=assets/fonts``).
+Fonts ship in ``stages/fonts`` (package data; see its README); the .ass names them by family, so
+a player needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=stages/fonts``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from engine.storage import write_text_atomic
 from engine.types import Word
 from kernels.composite import Sprite, sprite_from_rgba
 
-FONTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "fonts"
+FONTS_DIR = Path(__file__).resolve().parent / "fonts"
 
 RGB = tuple[int, int, int]
 WHITE: RGB = (255, 255, 255)

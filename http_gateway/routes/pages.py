@@ -35,8 +35,9 @@ from http_gateway.routes.jobs import owned_job
 from http_gateway.web import STATIC_DIR, TEMPLATES_DIR
 from http_gateway.web.docs import api_reference
 
-# the caption presets' fonts (stages/captions.py renders with the same files)
-FONTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "fonts"
+# the caption presets' fonts (the captions stage renders with the same files); the app factory
+# (the composition root) says where they are, so this module never imports a stage
+FONTS_DIR: web.AppKey[Path] = web.AppKey("fonts_dir", Path)
 
 PAGE_CSP = "; ".join([
     "default-src 'none'",
@@ -171,8 +172,9 @@ def setup(app: web.Application) -> None:
 
     env.globals["asset"] = asset
     env.filters["code_spans"] = code_spans
-    if FONTS_DIR.is_dir():
-        app.router.add_static("/fonts/", FONTS_DIR, name="web.fonts")
+    fonts = app.get(FONTS_DIR)
+    if fonts is not None and fonts.is_dir():
+        app.router.add_static("/fonts/", fonts, name="web.fonts")
     app.router.add_get("/", dashboard, name="web.dashboard")
     app.router.add_get("/signup", auth_page, name="web.signup")
     app.router.add_get("/login", auth_page, name="web.login")
