@@ -72,7 +72,7 @@ def warm_stages(settings: Any, work: Path) -> tuple[Any, dict[str, float]]:
     stages = StageSet()
     ctx = stage_context(work, settings)
     loads = {}
-    for name in ("transcribe", "faces"):
+    for name in ("transcribe", "faces", "diarize"):
         stage = getattr(stages, name)
         loads[name] = timed(lambda stage=stage: stage.setup(ctx))[0]
     return stages, loads

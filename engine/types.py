@@ -295,6 +295,9 @@ class FrameBatch:
     #: for "yuv420p": the contiguous I420 frames (N, H*3/2, W) that ``planes`` are views of,
     #: when the batch was built that way (the encoder then takes each frame without a copy)
     packed: Any = None
+    #: encoder-ready frames (e.g. PyAV VideoFrames) whose own buffers ``planes`` are views of:
+    #: the framing writes straight into them and the encoder takes them without a copy
+    frames: Any = None
 
     def __len__(self) -> int:
         return int(self.pts.shape[0])

@@ -74,6 +74,16 @@ def upright_i420(frame: av.VideoFrame, rotation: int) -> tuple[np.ndarray, np.nd
     return planes[0], planes[1], planes[2]
 
 
+def i420_frame(width: int, height: int) -> tuple[av.VideoFrame, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A new yuv420p frame and writable views of its Y, U, V planes (rows may be padded)."""
+    frame = av.VideoFrame(width, height, "yuv420p")
+    views = []
+    for i, (pw, ph) in enumerate(((width, height), (width // 2, height // 2), (width // 2, height // 2))):
+        p = frame.planes[i]
+        views.append(np.frombuffer(p, dtype=np.uint8).reshape(-1, p.line_size)[:ph, :pw])
+    return frame, (views[0], views[1], views[2])
+
+
 def seek_to(container: av.container.InputContainer, stream: av.stream.Stream, t: float) -> None:
     """Seek to the keyframe at or before source time ``t`` (seconds)."""
     if t <= 0.5:

@@ -30,7 +30,7 @@ from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
 from kernels.resize import crop_resize, darken_luma, fit_over_blur, fit_rect
 from stages.audio_mux import AudioClipper
-from stages.media_io import iter_video_frames, upright_i420
+from stages.media_io import i420_frame, iter_video_frames, upright_i420
 
 
 class SpriteSource(Protocol):
@@ -100,7 +100,7 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
         framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate))
         for outb in framed:
             for i in range(len(outb)):
-                frame = av.VideoFrame.from_ndarray(outb.packed[i], format="yuv420p")
+                frame = outb.frames[i]
                 frame.pts = int(outb.index[i])
                 out.mux(vstream.encode(frame))
             written += len(outb)
@@ -116,21 +116,18 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
 
 def _frame_batches(
     batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
-    captions: SpriteSource | None, rate: Fraction, depth: int = 2,
+    captions: SpriteSource | None, rate: Fraction,
 ) -> Iterator[FrameBatch]:
-    """Reframe (and caption) each source batch into one of a few reused output buffers.
+    """Reframe (and caption) each source batch straight into new encoder frames.
 
-    The consumer holds one batch, ``depth`` wait in the queue and one is being filled, so a
-    ring of ``depth + 3`` buffers is never overwritten while read; reusing them avoids
-    faulting in fresh pages for every batch (which costs more than the copy itself).
+    Each output frame is a PyAV frame allocated here; the crop/resize and the caption blend
+    write into its own planes, and the encoder takes it as is (no copy into a second frame).
     """
-    ring: list[np.ndarray] = []
-    for j, batch in enumerate(batches):
-        n = len(batch)
-        if len(ring) < depth + 3:
-            ring.append(np.empty((n, geo.out_h * 3 // 2, geo.out_w), np.uint8))
-        buf = ring[j % (depth + 3)]
-        outb = reframe_batch(batch, geo, path, packed=buf[:n] if buf.shape[0] >= n else None)
+    for batch in batches:
+        made = [i420_frame(geo.out_w, geo.out_h) for _ in range(len(batch))]
+        out = tuple([views[p] for _, views in made] for p in range(3))
+        outb = reframe_batch(batch, geo, path, out=out)
+        outb.frames = [frame for frame, _ in made]
         if captions is not None:
             composite_batch(outb, captions, rate)
         yield outb
@@ -193,25 +190,26 @@ def _decode_batches(
         yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
 
 
-def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, packed: np.ndarray | None = None
+def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: tuple | None = None
                   ) -> FrameBatch:
     """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size.
 
     ``batch.planes`` may be stacked arrays or per-frame sequences (``_decode_batches``).
-    ``packed``, when given, is the (N, H*3/2, W) uint8 buffer to fill (reused between batches).
+    ``out``, when given, is where to write: per plane, the N frames' (H, W) / (H/2, W/2)
+    views (e.g. of encoder frames); otherwise one packed I420 array is allocated.
     """
     n = len(batch)
     ow, oh = geo.out_w, geo.out_h
-    # One contiguous I420 buffer per frame (Y rows, then U, then V): the planes are views
-    # into it, so the encoder gets each frame without repacking.
-    if packed is None:
+    packed = None
+    if out is None:
+        # One contiguous I420 buffer per frame (Y rows, then U, then V): the planes are views into it.
         packed = np.empty((n, oh * 3 // 2, ow), np.uint8)
-    q = oh // 4
-    out = (
-        packed[:, :oh],
-        packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
-        packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
-    )
+        q = oh // 4
+        out = (
+            packed[:, :oh],
+            packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
+            packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
+        )
     if geo.mode == "split":
         for i in range(n):
             _split_frame(tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), geo, path,
