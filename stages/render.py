@@ -97,12 +97,15 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
         decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx))
         # Crop/resize/composite run in their own thread: OpenCV and the encoder release the
         # GIL, so framing batch k+1 overlaps encoding batch k.
-        framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate))
+        free: queue.SimpleQueue[EncoderFrame] = queue.SimpleQueue()
+        framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate, free))
         for outb in framed:
             for i in range(len(outb)):
                 frame = outb.frames[i]
                 frame.pts = int(outb.index[i])
                 out.mux(vstream.encode(frame))
+                # libx264 copies the picture inside encode(): the frame can be filled again
+                free.put((frame, tuple(p[i] for p in outb.planes)))
             written += len(outb)
             if audio is not None:
                 audio.write_until(written / rate)
@@ -114,17 +117,31 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
     return written
 
 
+EncoderFrame = tuple[av.VideoFrame, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
 def _frame_batches(
     batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
-    captions: SpriteSource | None, rate: Fraction,
+    captions: SpriteSource | None, rate: Fraction, free: queue.SimpleQueue[EncoderFrame] | None = None,
 ) -> Iterator[FrameBatch]:
-    """Reframe (and caption) each source batch straight into new encoder frames.
+    """Reframe (and caption) each source batch straight into encoder frames.
 
-    Each output frame is a PyAV frame allocated here; the crop/resize and the caption blend
-    write into its own planes, and the encoder takes it as is (no copy into a second frame).
+    Each output frame is a PyAV frame; the crop/resize and the caption blend write into its
+    own planes, and the encoder takes it as is (no copy into a second frame). Frames the
+    encoder is done with come back through ``free`` and are filled again: only as many exist
+    as are in flight (a few batches), so memory stays flat however long the clip.
     """
+
+    def take() -> EncoderFrame:
+        if free is not None:
+            try:
+                return free.get_nowait()
+            except queue.Empty:
+                pass
+        return i420_frame(geo.out_w, geo.out_h)
+
     for batch in batches:
-        made = [i420_frame(geo.out_w, geo.out_h) for _ in range(len(batch))]
+        made = [take() for _ in range(len(batch))]
         out = tuple([views[p] for _, views in made] for p in range(3))
         outb = reframe_batch(batch, geo, path, out=out)
         outb.frames = [frame for frame, _ in made]
