@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
+import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, text
 
 from engine.backends import select_backend
 from engine.config import Settings
+from engine.db import Database
 from engine.stage import StageContext
 
 MEDIA = Path(__file__).parent / "media"
@@ -47,3 +52,50 @@ def ctx(tmp_path: Path, settings: Settings) -> StageContext:
 def need_tool(name: str) -> None:
     if shutil.which(name) is None:
         pytest.skip(f"{name} is not installed")
+
+
+# -- databases: every store test runs on SQLite and, where one is reachable, on PostgreSQL --------
+
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def pg_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request, tmp_path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database.sqlite_in(tmp_path)
+        await database.migrate()
+        yield database
+        await database.close()
+        return
+    if not pg_reachable():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    # a private schema per test: other suites share the `test` database
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = Database(PG_URL)
+    async with admin.engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    database = Database(PG_URL)
+
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET search_path TO {schema}")
+        cur.close()
+
+    await database.engine.dispose()
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.close()

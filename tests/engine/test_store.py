@@ -3,62 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-import socket
-from collections.abc import AsyncIterator
-
-import pytest
-from sqlalchemy import text
 
 from engine.db import Database
 from engine.jobs import JobStatus, can_move
 from engine.store import JobStore, now_ms
 from http_gateway.models import User
-
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-def pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request, tmp_path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database.sqlite_in(tmp_path)
-        await database.migrate()
-        yield database
-        await database.close()
-        return
-    if not pg_reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    # a private schema per test: other suites share the `test` database
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = Database(PG_URL)
-    async with admin.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    database = Database(PG_URL)
-    from sqlalchemy import event
-
-    @event.listens_for(database.engine.sync_engine, "connect")
-    def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
-        cur = dbapi_conn.cursor()
-        cur.execute(f"SET search_path TO {schema}")
-        cur.close()
-
-    await database.engine.dispose()
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.close()
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.close()
 
 
 async def make_user(db: Database, uid: str = "u1") -> str:

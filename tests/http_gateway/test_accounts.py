@@ -6,66 +6,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import secrets
-import socket
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, update
 
-from engine.db import Database
 from http_gateway.accounts import MAX_ACTIVE_KEYS, AccountStore, now_ms, password_problem
 from http_gateway.config import GatewaySettings
 from http_gateway.errors import BadRequest, Conflict
 from http_gateway.models import ApiKey, Session, User
 from http_gateway.ratelimit import LoginLimiter, SignupLimiter
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 GOOD = "Correct-Horse-7"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2id, cheap for tests
-
-
-def pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db(request, tmp_path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database.sqlite_in(tmp_path)
-        await database.migrate()
-        yield database
-        await database.close()
-        return
-    if not pg_reachable():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    # a private schema per test: other suites share the `test` database
-    schema = f"acct_{secrets.token_hex(6)}"
-    admin = Database(PG_URL)
-    async with admin.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    database = Database(PG_URL)
-
-    @event.listens_for(database.engine.sync_engine, "connect")
-    def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
-        cur = dbapi_conn.cursor()
-        cur.execute(f"SET search_path TO {schema}")
-        cur.close()
-
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.close()
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.close()
 
 
 @pytest.fixture
