@@ -98,8 +98,8 @@ def bench_case(
 ) -> dict[str, Any]:
     from engine.types import CropPath
     from stages.captions import build_caption_track
+    from stages.geometry import output_geometry
     from stages.probe import probe_media
-    from stages.reframe import output_geometry
     from stages.render import RenderRequest, RenderStage, output_rate
 
     settings = bench_settings()

@@ -41,13 +41,14 @@ from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
 from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
 from stages.faces import FaceDetectRequest, FaceDetectStage
+from stages.geometry import is_split_aspect, output_geometry, render_geometry
 from stages.highlights import HighlightsRequest, HighlightsStage
 from stages.host import MIN_CONFIDENCE, HostRequest, HostStage
 from stages.manifest import ManifestRequest, ManifestStage, clip_name
 from stages.moments import build_provider
 from stages.poster import PosterRequest, PosterStage
 from stages.probe import ProbeRequest, ProbeStage
-from stages.reframe import ReframeRequest, ReframeStage, is_split_aspect, output_geometry, render_geometry
+from stages.reframe import ReframeRequest, ReframeStage
 from stages.render import RenderRequest, RenderStage, output_rate
 from stages.splice import clip_words, kept_faces, plan_segments, splice_crop_path, spliced_duration
 from stages.transcribe import TranscribeRequest, TranscribeStage

@@ -1,23 +1,13 @@
 """.ass writer for a CaptionTrack: the same preset, layout and timing as the burned-in sprites.
 
-Kept apart from stages/captions.py only for size; it reads that module's layout helpers.
+Kept apart from stages/captions.py only for size; it reads the track's layout (stages/caption_layout.py).
 """
 
 from __future__ import annotations
 
-from stages.captions import (
-    BLACK,
-    PRESETS,
-    RGB,
-    SAFE_WIDTH,
-    CaptionGroup,
-    CaptionStyle,
-    CaptionTrack,
-    _base_em,
-    _Layout,
-    _vertical_extent,
-    font_info,
-)
+from stages.caption_layout import SAFE_WIDTH, _base_em, _Layout, _vertical_extent
+from stages.caption_style import BLACK, PRESETS, RGB, CaptionGroup, CaptionStyle, font_info
+from stages.captions import CaptionTrack
 
 # -- .ass rendering -------------------------------------------------------------------------
 

@@ -15,13 +15,9 @@ import numpy as np
 import pytest
 
 from engine.types import CropPath, FaceBox, FaceSample, Word, from_jsonable
-from stages.reframe import (
-    SpeakerParams,
-    output_geometry,
-    plan_crop_path,
-    render_geometry,
-    subject_schedule,
-)
+from stages.geometry import output_geometry, render_geometry
+from stages.reframe import plan_crop_path
+from stages.speaker_framing import SpeakerParams, subject_schedule
 
 FPS = 25.0
 LEFT, RIGHT = 240.0, 720.0  # face centres in a 960x540 source
@@ -101,7 +97,7 @@ def test_short_interjections_and_fast_exchanges_do_not_move_the_camera():
     assert len(changes) == 2
     assert (changes[1] - changes[0]) / FPS >= sp.hold_s - 1e-6
     # rapid alternation never switches faster than once per hold
-    from stages.reframe import SpeakerParams as P  # noqa: N814 - local alias
+    from stages.speaker_framing import SpeakerParams as P  # noqa: N814 - local alias
 
     links = path.links
     ping = [("A" if i % 2 == 0 else "B", i * 0.9, i * 0.9 + 0.85) for i in range(12)]

@@ -14,14 +14,13 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from engine.types import Word
 from kernels.colour import _RGB_TO_YUV, rgba_to_yuva420
+from stages.caption_layout import _even_ceil, _even_floor
+from stages.caption_style import _font
 from stages.captions import (
     BLACK,
     POP_LEVELS,
     PRESETS,
     CaptionTrack,
-    _even_ceil,
-    _even_floor,
-    _font,
     build_caption_track,
     font_info,
 )

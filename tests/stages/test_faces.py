@@ -28,13 +28,10 @@ from stages.faces import (
     detection_size,
     nms,
 )
+from stages.geometry import face_center_in_output, output_geometry
 from stages.probe import probe_media
-from stages.reframe import (
-    face_center_in_output,
-    max_speed_px_per_frame,
-    output_geometry,
-    plan_crop_path,
-)
+from stages.reframe import plan_crop_path
+from stages.tripod import max_speed_px_per_frame
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 

@@ -11,15 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.types import FaceBox, FaceSample, OutputGeometry
-from stages.reframe import (
-    DEFAULT_TRIPOD,
-    choose_subject,
-    face_center_in_output,
-    max_speed_px_per_frame,
-    output_geometry,
-    plan_crop_path,
-    track_faces,
-)
+from stages.face_tracks import choose_subject, track_faces
+from stages.geometry import face_center_in_output, output_geometry
+from stages.reframe import plan_crop_path
+from stages.tripod import DEFAULT_TRIPOD, max_speed_px_per_frame
 
 FPS = 30.0
 

@@ -10,8 +10,8 @@ import pytest
 
 from engine.types import CropPath, Word
 from stages.captions import build_caption_track
+from stages.geometry import output_geometry
 from stages.probe import probe_media
-from stages.reframe import output_geometry
 from stages.render import RenderRequest, RenderStage, output_rate
 
 
