@@ -18,14 +18,14 @@ from aiohttp import web
 
 from engine.config import Settings
 from engine.options import ProcessOptions
-from engine.types import AudioFeatures, MediaInfo, Transcript, Word
+from engine.types import MediaInfo
 from stages.manifest import ManifestRequest, build_manifest
 from stages.moments import build_provider, provider_name
 from stages.moments.base import MomentRequest
 from stages.moments.llm import LLMMomentSelector
+from tests.stages.test_highlights import FLAT, speech  # the same synthetic talk
 
 KEY = "sk-test-SECRET-0123456789"
-FLAT = AudioFeatures(0.0, 0.05, ())
 
 GARDEN = [
     "Welcome back to the garden show.",
@@ -43,17 +43,6 @@ HIRING = [
     "The best engineers get three offers within a single week of interviews.",
     "So move fast and answer every hiring candidate within two days.",
 ]
-
-
-def speech(sentences: list[str], start: float = 0.5, wps: float = 2.8, pause: float = 0.45) -> Transcript:
-    words, t = [], start
-    for sentence in sentences:
-        for token in sentence.split():
-            d = max(0.12, len(token) / (wps * 5.0))
-            words.append(Word(round(t, 3), round(t + d, 3), token))
-            t += d + 0.06
-        t += pause
-    return Transcript(tuple(words), audio_duration=t)
 
 
 TRANSCRIPT = speech(GARDEN * 2 + HIRING * 2)
