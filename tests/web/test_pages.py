@@ -3,13 +3,10 @@ and the dashboard are built from, and that every asset a page names is served an
 
 from __future__ import annotations
 
-import fnmatch
 import re
-import tomllib
 import uuid
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,11 +14,10 @@ import pytest
 
 from engine.options import ProcessOptions
 from http_gateway.openapi import build_document
-from http_gateway.web import STATIC_DIR, TEMPLATES_DIR, WEB_DIR
+from http_gateway.web import STATIC_DIR
 from http_gateway.web.docs import api_reference, curl_example, type_label
 from tests.http_gateway.conftest import PASSWORD, LiveServer
 
-ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = ("/login", "/signup", "/docs", "/billing")
 PRIVATE = ("/", "/keys", "/jobs/abcdefgh12")
 
@@ -179,14 +175,3 @@ def test_reference_follows_refs_and_new_routes() -> None:
     keys = doc["paths"]["/api/keys"]["post"]
     assert "-b jar" in curl_example("post", "/api/keys", keys, doc, "http://h") and "X-API-Key" not in \
         curl_example("post", "/api/keys", keys, doc, "http://h")
-
-
-def test_templates_and_static_files_are_package_data() -> None:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "http_gateway.web" in config["packages"]
-    patterns = config["package-data"]["http_gateway.web"]
-    files = [p for d in (TEMPLATES_DIR, STATIC_DIR) for p in d.rglob("*") if p.is_file()]
-    assert len(files) >= 15
-    for path in files:
-        rel = path.relative_to(WEB_DIR).as_posix()
-        assert any(fnmatch.fnmatch(rel, pattern) and rel.count("/") == pattern.count("/") for pattern in patterns), rel
