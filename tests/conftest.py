@@ -21,6 +21,20 @@ MEDIA = Path(__file__).parent / "media"
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, before any worker starts
+        from tests.judges import reset_margins
+
+        reset_margins()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    from tests.judges import summary_lines
+
+    for line in summary_lines():
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     return MEDIA

@@ -16,6 +16,7 @@ from engine.events import EventBus
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
 from engine.types import from_jsonable
 from stages.faces import CenterFaceDetector, centerface_model_path
+from tests.judges import check
 
 pytestmark = pytest.mark.slow
 STAGES = StageSet()  # models load once for the whole module
@@ -170,6 +171,7 @@ def test_a_retried_job_reuses_its_analysis(talk, settings, media_dir, tmp_path):
 def test_face_stays_in_the_middle_while_it_moves(settings, media_dir, truth, tmp_path, detector):
     manifest = job(media_dir / "face_moving.mp4", tmp_path, settings, mode="none")
     assert manifest["clipCount"] == 1
+    start = manifest["clips"][0]["start"]
     inside = found = total = 0
     for _, rgb in frames(tmp_path / "clip_01.mp4", every=3):
         total += 1
@@ -179,8 +181,13 @@ def test_face_stays_in_the_middle_while_it_moves(settings, media_dir, truth, tmp
         found += 1
         cx = max(faces, key=lambda f: f.area).cx / rgb.shape[1]
         inside += 0.2 <= cx <= 0.8
-    assert found >= 0.9 * total
-    assert inside >= 0.95 * found, (inside, found)
+    # the reference: the same detector on the source frames the clip plays (same sampling)
+    seen = [bool(detector.detect(rgb[None])[0]) for t, rgb in frames(media_dir / "face_moving.mp4", every=3)
+            if t >= start - 1e-3][:total]
+    check("face_moving: source frames with a face", np.mean(seen), 0.6)  # measured 1.0
+    # the crop keeps the face: found in (nearly) every frame the source has it in; measured: the same share
+    check("face_moving: clip frames with a face, less the source's share", found / total - np.mean(seen), -0.1)
+    check("face_moving: found faces inside the middle 60 %", inside / max(found, 1), 0.95)  # measured 1.0
 
 
 def test_static_face_gives_a_still_camera(settings, media_dir, tmp_path, detector):
@@ -194,7 +201,8 @@ def test_static_face_gives_a_still_camera(settings, media_dir, tmp_path, detecto
     xs = [max(f, key=lambda b: b.area).cx for _, rgb in frames(tmp_path / "out" / "clip_01.mp4", every=25)
           if (f := detector.detect(rgb[None])[0])]
     assert xs and all(0.3 * 720 <= x <= 0.7 * 720 for x in xs)
-    assert np.std(xs) < 4.0
+    # measured on the locked versions: 2.0 px
+    check("face_static: spread of the detected face's x in the clip (px)", np.std(xs), 4.0, at_least=False)
 
 
 def test_source_without_audio_still_gives_clips(settings, media_dir, tmp_path):

@@ -12,6 +12,7 @@ from clipora.compose import StageSet, run_job
 from engine.options import ProcessOptions
 from stages.faces import CenterFaceDetector, centerface_model_path
 from stages.probe import probe_media
+from tests.judges import Ear, check, heard_like_reference, tokens
 
 pytestmark = pytest.mark.slow
 STAGES = StageSet()
@@ -21,6 +22,9 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
 def test_jfk_speech_is_transcribed(shared_media, settings, media_dir, tmp_path):
     src = tmp_path / "jfk.mp4"
     ffmpeg("-stream_loop", "1", "-i", str(media_dir / "face_static.mp4"), "-i", str(shared_media / "jfk.wav"),
@@ -28,9 +32,11 @@ def test_jfk_speech_is_transcribed(shared_media, settings, media_dir, tmp_path):
            str(src))
     manifest = run_job(src, tmp_path / "out", ProcessOptions.build(mode="none", caption_preset="mozi"),
                        settings, stages=STAGES)
-    text = manifest["clips"][0]["transcript"].lower()
-    for phrase in ("ask not what your country can do for you", "what you can do for your country"):
-        assert phrase in text.replace(",", ""), text
+    said = tokens(manifest["clips"][0]["transcript"])
+    # the reference: the same ASR on the original recording (not muxed, not re-encoded, not trimmed);
+    # measured on the locked versions: it hears every word of the speech, and so does the job
+    reference = Ear().words(shared_media / "jfk.wav")
+    heard_like_reference("jfk job transcript", said, reference, tokens(JFK), max_lost=0.1, min_reference=0.7)
 
 
 def test_real_talking_head_moving_on_a_wide_canvas_is_followed(shared_media, settings, tmp_path):
@@ -42,16 +48,21 @@ def test_real_talking_head_moving_on_a_wide_canvas_is_followed(shared_media, set
            "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-t", "6", str(src))
     run_job(src, tmp_path / "out", ProcessOptions.build(mode="none"), settings, stages=STAGES)
     det = CenterFaceDetector(centerface_model_path(settings), threads=2)
-    inside = found = 0
-    with av.open(str(tmp_path / "out" / "clip_01.mp4")) as c:
-        for i, f in enumerate(c.decode(c.streams.video[0])):
-            if i % 5:
-                continue
-            faces = det.detect(f.to_ndarray(format="rgb24")[None])[0]
-            if faces:
-                found += 1
-                inside += 0.2 <= max(faces, key=lambda b: b.area).cx / 720 <= 0.8
-    assert found >= 20 and inside >= 0.95 * found
+
+    def sampled(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(c.streams.video[0])) if i % 5 == 0]
+
+    clip = [det.detect(rgb[None])[0] for rgb in sampled(tmp_path / "out" / "clip_01.mp4")]
+    source = [det.detect(rgb[None])[0] for rgb in sampled(src)]  # the reference: the same frames, uncropped
+    n = min(len(clip), len(source))
+    found = sum(bool(f) for f in clip[:n])
+    inside = sum(0.2 <= max(f, key=lambda b: b.area).cx / 720 <= 0.8 for f in clip[:n] if f)
+    ref = sum(bool(f) for f in source[:n])
+    # measured on the locked versions: a face in 29 of the 30 sampled source frames, the same in the clip
+    check("talking head: source frames with a face", ref / n, 0.6)
+    check("talking head: clip frames with a face, less the source's share", (found - ref) / n, -0.1)
+    check("talking head: found faces inside the middle 60 %", inside / max(found, 1), 0.95)
 
 
 def test_vertical_hevc_vlog(shared_media, settings, tmp_path):

@@ -18,6 +18,7 @@ from engine.types import CropPath, FaceBox, FaceSample, Word, from_jsonable
 from stages.geometry import output_geometry, render_geometry
 from stages.reframe import plan_crop_path
 from stages.speaker_framing import SpeakerParams, subject_schedule
+from tests.judges import check
 
 FPS = 25.0
 LEFT, RIGHT = 240.0, 720.0  # face centres in a 960x540 source
@@ -209,7 +210,9 @@ def test_follow_keeps_the_talking_face_in_frame(interview, tmp_path, settings):
     framing = manifest["clips"][0]["framing"]
     assert framing["layout"] == "follow" and len(framing["speakers"]) == 2
     by_face = {("host" if v["faceX"] < 320 else "guest"): v for v in framing["speakers"].values()}
-    assert set(by_face) == {"host", "guest"} and all(v["confidence"] >= 0.4 for v in by_face.values())
+    assert set(by_face) == {"host", "guest"}
+    # mouth motion (from the detector's boxes) against speaker turns (from the voice model); measured 0.73
+    check("follow: weakest speaker-to-face link (correlation)", min(v["confidence"] for v in by_face.values()), 0.4)
     geo = output_geometry(640, 360, "9:16")
     x = np.array(path.x)
     on, total, checks = 0, 0, {}
@@ -218,12 +221,13 @@ def test_follow_keeps_the_talking_face_in_frame(interview, tmp_path, settings):
         ks = np.arange(int(np.ceil((turn["start"] + 0.5) * path.fps)), int(turn["end"] * path.fps))
         c = x[ks] + geo.crop_w / 2
         inside = (c >= x1) & (c <= x2)
-        assert inside.mean() >= 0.9, (turn, inside.mean())
+        # measured 1.0 in every turn
+        check("follow: share of a turn framed on its speaker", inside.mean(), 0.9, detail=turn)
         on, total = on + int(inside.sum()), total + len(ks)
         jumps = int((np.abs(np.diff(x[int(turn["start"] * path.fps): int(turn["end"] * path.fps)])) > 0).sum())
         assert jumps <= 15, turn  # still within a turn: no oscillation
         checks[(turn["start"] + turn["end"]) / 2] = turn["speaker"]
-    assert on / total >= 0.9
+    check("follow: share of all turns framed on the speaker", on / total, 0.9)
     # on the rendered pixels: the face in the middle of the frame is the speaker's (colour = host)
     shots = frames_at(clip, list(checks))
     for t, rgb in shots.items():

@@ -12,6 +12,7 @@ from engine.types import AnalysisAudio, Transcript, Word
 from stages.diarize import DiarizeRequest, DiarizeStage, diarize, load_voice_encoder, with_speakers
 from stages.host import HostRequest, HostStage, decide_host, speaker_features
 from tests.conftest import need_tool
+from tests.judges import check
 
 RATE = 16_000
 
@@ -63,7 +64,9 @@ def test_two_voices_are_found_and_each_word_gets_its_speaker(encoder, interview)
     pw = pseudo_words(turns)
     d = diarize(encoder, x, RATE, 0.0, [w for w, _ in pw])
     assert d.available and len(d.speakers) == 2
-    assert accuracy(list(d.word_speakers), [s for _, s in pw]) >= 0.95
+    # measured on the locked versions: 1.0 (the bound allows ~5 words of 100 to move)
+    check("diarize: espeak interview, words labelled right", accuracy(list(d.word_speakers), [s for _, s in pw]),
+          0.95)
     assert len(d.turns) == 6  # three questions, three answers
     assert all(a.end <= b.start for a, b in zip(d.turns, d.turns[1:], strict=False))
 
@@ -109,7 +112,8 @@ def test_the_questioner_with_the_flat_voice_is_the_host(encoder, interview):
     decision = decide_host(feats)
     host_label = Counter(w.speaker for w, (_, t) in zip(tr.words, pw, strict=True) if t == "host").most_common(1)[0][0]
     assert decision.interview and decision.host == host_label
-    assert decision.confidence >= 0.6
+    # measured: 1.0
+    check("host: decision confidence on the espeak interview (removal needs 0.6)", decision.confidence, 0.6)
     guest_label = next(s for s in d.speakers if s != host_label)
     assert feats[host_label]["questions"] > feats[guest_label]["questions"]
     assert feats[host_label]["synthetic"] > feats[guest_label]["synthetic"]
@@ -164,4 +168,5 @@ def test_real_two_person_conversation_against_its_reference_turns(encoder, share
             labels.append(lab)
             truth.append(owners.pop())
     assert len(d.speakers) == 2
-    assert accuracy(labels, truth) >= 0.8
+    # measured on the locked versions: 0.93 (words from tiny.en, so both models move it)
+    check("diarize: pyannote sample vs its RTTM, words labelled right", accuracy(labels, truth), 0.8)

