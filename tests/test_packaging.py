@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,16 +14,22 @@ from http_gateway.web import STATIC_DIR, TEMPLATES_DIR
 from stages.captions import FONTS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("engine", "stages", "kernels", "clipora", "http_gateway")
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> tuple[set[str], str]:
-    out = tmp_path_factory.mktemp("wheel")
+    out, tree = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("tree")
+    # a copy of what the build reads, so that the build's own folders never land in the checkout
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tree / name)
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tree / package, ignore=shutil.ignore_patterns("__pycache__"))
     # the locked setuptools of the venv, as `make install` builds the project (no index needed)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
-                            "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(out), str(tree)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-3000:]
     (path,) = out.glob("clipora-*.whl")
     with zipfile.ZipFile(path) as z:
