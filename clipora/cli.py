@@ -130,7 +130,7 @@ class ProgressView:
                 self._done_line()
                 self.current, self.started = event.stage, time.monotonic()
                 self.progress.reset(self.stage, total=1.0, description=label)
-            self.progress.update(self.stage, completed=_stage_fraction(event), message=event.message)
+            self.progress.update(self.stage, completed=event.stage_progress, message=event.message)
         elif event.type == "completed":
             self._done_line()
             self.progress.update(self.job, completed=1.0, message=event.message)
@@ -144,16 +144,6 @@ class ProgressView:
         if self.current:
             label = STAGE_LABELS.get(self.current, self.current)
             self.progress.console.print(f"[green]✓[/] {label} [dim]{time.monotonic() - self.started:.1f} s")
-
-
-def _stage_fraction(event: JobEvent) -> float:
-    # Stage messages like "frame 120/480" carry their own fraction; otherwise mirror the event.
-    msg = event.message
-    if msg.startswith("frame ") and "/" in msg:
-        done, total = msg[6:].split("/", 1)
-        if done.isdigit() and total.isdigit() and int(total):
-            return int(done) / int(total)
-    return 1.0 if msg.startswith(("reused", "poster at")) else 0.0 if msg == "started" else 0.5
 
 
 def _summary(console: Console, manifest: dict[str, Any], out_dir: Path) -> None:

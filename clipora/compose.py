@@ -1,70 +1,46 @@
-"""The composition root: wires the concrete stages into one job (DESIGN.md section 2).
+"""The composition root: which stage fills which step of the job graph (engine/graph.py).
 
-probe -> trim -> audio -> transcribe -> diarize -> host -> highlights -> for each clip:
-splice (drop the host's turns) -> faces -> reframe -> captions (.ass + sprites) -> render
--> poster; then manifest.
+analysis:  probe -> audio -> transcribe -> diarize -> host -> genre_faces -> highlights -> plan
+per clip:  faces -> reframe -> captions -> render -> poster      (one unit per ClipPlan)
+finalize:  manifest, then the engine publishes every clip's files and the manifest
 
-The CLI calls :func:`run_job` directly; the gateway's executor will call the same
-function, so both produce identical artifacts and events.
+Each step says how its request is built from what the job knows so far; the engine runs the
+graph (cache, progress, clip units, publishing) and the executors own status and retries. The
+CLI calls :func:`run_job`; the gateway's executor runs :func:`job_function`'s function; both
+run the same graph on the same kind of worker, so they make identical artifacts and events.
 """
 
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.backends import select_backend
 from engine.config import Settings
-from engine.errors import ClipporaError, InvalidOptions
-from engine.events import EventBus, JobEvent
-from engine.jobs import clips_ready
+from engine.events import EventBus
+from engine.executor import run_to_end
+from engine.graph import JobGraph, JobInput, Scope, Step
 from engine.options import ProcessOptions
-from engine.pipeline import ProgressPlan, StageRunner
-from engine.stage import StageContext
-from engine.types import (
-    CropPath,
-    Diarization,
-    FaceSample,
-    HostDecision,
-    MediaInfo,
-    Moment,
-    MomentSelection,
-    OutputGeometry,
-    Transcript,
-)
+from engine.types import ClipResult, CropPath
+from engine.worker import Worker
 from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
+from stages.clip_plan import ClipPlanStage, PlanRequest, speaker_to_cut, trim_span, without_speaker
 from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
-from stages.faces import FaceDetectRequest, FaceDetectStage
-from stages.geometry import is_split_aspect, output_geometry, render_geometry
+from stages.faces import FaceDetectRequest, FaceDetectStage, FaceSurveyRequest, FaceSurveyStage
+from stages.geometry import render_geometry
 from stages.highlights import HighlightsRequest, HighlightsStage
-from stages.host import MIN_CONFIDENCE, HostRequest, HostStage
-from stages.manifest import ManifestRequest, ManifestStage, clip_name
+from stages.host import HostRequest, HostStage
+from stages.manifest import ManifestRequest, ManifestStage, clip_name, framing_entry
 from stages.moments import build_provider
 from stages.poster import PosterRequest, PosterStage
 from stages.probe import ProbeRequest, ProbeStage
 from stages.reframe import ReframeRequest, ReframeStage
-from stages.render import RenderRequest, RenderStage, output_rate
-from stages.splice import clip_words, kept_faces, plan_segments, splice_crop_path, spliced_duration
+from stages.render import RenderRequest, RenderStage
+from stages.splice import kept_faces, splice_crop_path
 from stages.transcribe import TranscribeRequest, TranscribeStage
-
-PLAN = ProgressPlan(
-    [("probe", 1), ("audio", 3), ("transcribe", 18), ("diarize", 3), ("host", 1), ("highlights", 2), ("clips", 72),
-     ("manifest", 1)]
-)
-# Shares of one clip's part of the "clips" phase.
-CLIP_STEPS = {
-    "faces": (0.0, 0.22),
-    "reframe": (0.22, 0.24),
-    "captions": (0.24, 0.27),
-    "render": (0.27, 0.97),
-    "poster": (0.97, 1.0),
-}
 
 
 @dataclass
@@ -84,6 +60,19 @@ class StageSet:
     render: RenderStage = field(default_factory=RenderStage)
     poster: PosterStage = field(default_factory=PosterStage)
     manifest: ManifestStage = field(default_factory=ManifestStage)
+    plan: ClipPlanStage = field(default_factory=ClipPlanStage)
+    survey: FaceSurveyStage = field(init=False)
+    #: the workers built on this set, one per Settings (they remember which stages are set up)
+    workers: dict[int, Worker] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.survey = FaceSurveyStage(self.faces)  # the genre's look at the faces, through the same detector
+
+    def worker(self, settings: Settings) -> Worker:
+        key = hash(settings)
+        if key not in self.workers:
+            self.workers[key] = Worker(job_graph(self), settings)
+        return self.workers[key]
 
 
 def new_job_id() -> str:
@@ -91,19 +80,92 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
 
 
-def trim_span(media: MediaInfo, options: ProcessOptions) -> tuple[float, float]:
-    start = options.trim_start
-    end = media.duration if options.trim_end is None else min(options.trim_end, media.duration)
-    if start >= media.duration:
-        raise InvalidOptions(
-            f"trimStart ({start:g} s) is at or past the end of the source ({media.duration:.2f} s)",
-            field="trimStart",
-        )
-    if end - start < 0.5:
-        raise InvalidOptions(
-            f"the trimmed span {start:g}-{end:g} s is too short (at least 0.5 s needed)", field="trimEnd"
-        )
-    return start, end
+# -- the graph: each step's request from the scope ------------------------------------------------
+
+
+def _labelled(s: Scope):
+    return with_speakers(s["transcribe"], s["diarize"])
+
+
+def _span(s: Scope) -> tuple[float, float]:
+    return trim_span(s["probe"], s.options)
+
+
+def _window(s: Scope) -> tuple[float, float]:
+    return s.clip_plan.moment.start, s.clip_plan.moment.end
+
+
+def _crop(s: Scope) -> CropPath:
+    """The path the render follows: the reframed window, less the spliced-out stretches."""
+    clip = s.clip_plan
+    return splice_crop_path(s["reframe"], clip.segments) if clip.spliced else s["reframe"]
+
+
+def _clip_file(s: Scope, ext: str) -> Path:
+    return s.path(clip_name(s.clip_plan.index, ext))
+
+
+def _clip_result(s: Scope) -> ClipResult:
+    i = s.clip_plan.index
+    return ClipResult(i, s["render"].duration, tuple(clip_name(i, e) for e in ("mp4", "jpg", "ass")),
+                      framing_entry(s["reframe"], s.options.layout), s.clip_plan.segments)
+
+
+def _manifest(s: Scope) -> ManifestRequest:
+    plan = s.job_plan
+    return ManifestRequest(s.job.job_id, plan.media, s.options, plan.selection, plan.transcript,
+                           [u.duration for u in s.units], s.workdir, clip_segments=[u.segments for u in s.units],
+                           speakers=plan.speakers, clip_framing=[u.framing for u in s.units], notes=plan.notes)
+
+
+def job_graph(st: StageSet) -> JobGraph:
+    """The job, declared: which stage fills which step, and what each step is given."""
+    def layout(s: Scope) -> str:
+        return "split" if s.options.layout == "split" else "follow"
+
+    def geometry(s: Scope):
+        return s.job_plan.geometry
+
+    analysis = (
+        Step("probe", st.probe, lambda s: ProbeRequest(s.job.source), weight=1),
+        Step("audio", st.audio, lambda s: AudioRequest(s["probe"], *_span(s)), weight=3),
+        Step("transcribe", st.transcribe, lambda s: TranscribeRequest(s["audio"].audio), weight=18),
+        Step("diarize", st.diarize, lambda s: DiarizeRequest(s["audio"].audio, s["transcribe"]), weight=3),
+        Step("host", st.host, lambda s: HostRequest(s["audio"].audio, _labelled(s), s["diarize"], s.options.genre),
+             weight=1),
+        # a few face samples for `genre: auto` (how many people are on camera); not a progress step
+        Step("genre_faces", st.survey, lambda s: FaceSurveyRequest(
+            s["probe"], _span(s), s.options.mode == "ai" and s.options.genre == "auto"), weight=0, report=False),
+        # with the host removed, moments are found in the remaining speakers' words only
+        Step("highlights", st.highlights, lambda s: HighlightsRequest(
+            without_speaker(_labelled(s), speaker_to_cut(s.options, s["host"])), s["audio"].features, s.options,
+            _span(s), s["genre_faces"]), weight=2),
+        Step("plan", st.plan, lambda s: PlanRequest(s.job.job_id, s["probe"], s.options, _span(s), s["highlights"],
+                                                    _labelled(s), s["diarize"], s["host"]), weight=0, report=False),
+    )
+    clip = (
+        Step("faces", st.faces, lambda s: FaceDetectRequest(s.job_plan.media, *_window(s)), weight=22),
+        # the window's speaker-labelled words drive active-speaker framing (layout auto = follow)
+        Step("reframe", st.reframe, lambda s: ReframeRequest(
+            s["faces"], geometry(s), s.job_plan.media.fps, *_window(s), words=s.clip_plan.speaker_words,
+            layout=layout(s)), weight=2),
+        Step("captions", st.captions, lambda s: CaptionsRequest(
+            s.clip_plan.words, s.options.caption_preset, geometry(s).out_w, geometry(s).out_h,
+            s.clip_plan.caption_start, s.clip_plan.caption_end, _clip_file(s, "ass")), weight=3, cache=False),
+        Step("render", st.render, lambda s: RenderRequest(
+            s.job_plan.media, *_window(s), render_geometry(geometry(s), s["reframe"]), _crop(s),
+            s["captions"] if s.options.caption_preset != "none" else None, _clip_file(s, "mp4"),
+            segments=s.clip_plan.segments), weight=70, cache=False),
+        Step("poster", st.poster, lambda s: PosterRequest(
+            s.job_plan.media, *_window(s), render_geometry(geometry(s), s["reframe"]), s["reframe"],
+            kept_faces(s["faces"], s.clip_plan.segments) if s.clip_plan.spliced else s["faces"],
+            _clip_file(s, "jpg")), weight=3, cache=False),
+    )
+    return JobGraph(analysis, clip, _clip_result, Step("manifest", st.manifest, _manifest, weight=1, cache=False),
+                    clips_weight=72)
+
+
+# -- running it -----------------------------------------------------------------------------------
 
 
 def run_job(
@@ -118,224 +180,35 @@ def run_job(
     workdir: Path | None = None,
     stages: StageSet | None = None,
 ) -> dict[str, Any]:
-    """Run one whole job; returns the manifest. Publishes progress/completed/failed on ``bus``.
+    """Run one whole job on the spot (the CLI, tests, benchmarks); returns the manifest.
 
-    ``workdir`` holds cached analysis; when omitted a temporary one is used and removed.
-    Only the spec's artifacts are written to ``out_dir``.
+    Publishes progress, status, completed/failed on ``bus``; retries by the executors' policy.
+    ``workdir`` holds cached analysis; when omitted a temporary one is used and removed. Only
+    the spec's artifacts are written to ``out_dir``.
     """
-    job_id = job_id or new_job_id()
+    job = JobInput(job_id or new_job_id(), Path(source), options)
     bus = bus or EventBus()
-    stages = stages or StageSet()
-    own_workdir = workdir is None
-    work = Path(tempfile.mkdtemp(prefix=f"clipora-{job_id}-")) if workdir is None else workdir
-    work.mkdir(parents=True, exist_ok=True)
+    worker = (stages or StageSet()).worker(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        backend = select_backend(settings.backend)
-        ctx = StageContext(job_id, work, settings, backend, cancel_event=cancel or threading.Event())
-        runner = StageRunner(job_id, ctx, bus, PLAN)
-        bus.publish(JobEvent(job_id, "status", status="processing", message=f"backend {backend.name}"))
-        manifest = _run(runner, stages, source, out_dir, options, job_id)
-    except ClipporaError as exc:
-        bus.publish(JobEvent(job_id, "failed", status="failed", message=exc.message))
-        raise
-    finally:
-        if own_workdir:
-            shutil.rmtree(work, ignore_errors=True)
-    bus.publish(JobEvent(job_id, "completed", status="completed", progress=1.0,
-                         message=clips_ready(manifest["clipCount"]), extra={"clipCount": manifest["clipCount"]}))
-    return manifest
 
+    def attempt() -> dict[str, Any]:
+        return worker.run(job, out_dir, bus, workdir=workdir, cancel=cancel)
 
-def _run(runner: StageRunner, st: StageSet, source: Path, out_dir: Path,
-         options: ProcessOptions, job_id: str) -> dict[str, Any]:
-    media: MediaInfo = runner.run(st.probe, ProbeRequest(source), cache="probe")
-    span = trim_span(media, options)
-    audio = runner.run(st.audio, AudioRequest(media, *span), cache="audio")
-    transcript = runner.run(st.transcribe, TranscribeRequest(audio.audio), cache="transcript")
-    diarization: Diarization = runner.run(st.diarize, DiarizeRequest(audio.audio, transcript), cache="diarize")
-    transcript = with_speakers(transcript, diarization)
-    host: HostDecision = runner.run(
-        st.host, HostRequest(audio.audio, transcript, diarization, options.genre), cache="host"
-    )
-    remove = options.remove_ai_voice and host.interview and host.confidence >= MIN_CONFIDENCE
-    cut_speaker = host.host if remove else None
-    # With the host removed, moments are found in the remaining speakers' words only.
-    moment_words = transcript if cut_speaker is None else Transcript(
-        tuple(w for w in transcript.words if w.speaker != cut_speaker), transcript.language,
-        transcript.audio_duration)
-    selection = runner.run(
-        st.highlights,
-        HighlightsRequest(moment_words, audio.features, options, span, genre_faces(st, media, span, options, runner)),
-        cache="highlights",
-    )
-    geometry = output_geometry(media.width, media.height, options.aspect_ratio)
-    fps = float(output_rate(media))
-    selection, plans = splice_plans(selection, transcript, cut_speaker, fps, options)
-    durations: list[float] = []
-    all_segments: list[tuple[tuple[float, float], ...]] = []
-    framings: list[dict[str, Any]] = []
-    n = len(selection.moments)
-    for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1):
-        where = {"phase": "clips", "part": i - 1, "parts": n}
-        spliced = cut_speaker is not None and (
-            len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
-        faces = runner.run(st.faces, FaceDetectRequest(media, m.start, m.end), cache=f"faces_{i:02d}",
-                           within=CLIP_STEPS["faces"], **where)
-        # the window's speaker-labelled words drive active-speaker framing (layout auto = follow)
-        crop_path = runner.run(
-            st.reframe,
-            ReframeRequest(faces, geometry, media.fps, m.start, m.end,
-                           words=transcript.words_between(m.start, m.end) if diarization.available else (),
-                           layout="split" if options.layout == "split" else "follow"),
-            cache=f"crop_{i:02d}" + ("_split" if options.layout == "split" else ""),
-            within=CLIP_STEPS["reframe"], **where,
-        )
-        framings.append(framing_analysis(crop_path, options.layout))
-        clip_geometry = render_geometry(geometry, crop_path)
-        if spliced:
-            clip_path = splice_crop_path(crop_path, segments)
-            words, c0, c1 = clip_words(transcript.words, segments, fps), 0.0, spliced_duration(segments, fps)
-        else:
-            segments, clip_path = (), crop_path
-            words, c0, c1 = list(transcript.words_between(m.start, m.end)), m.start, m.end
-        all_segments.append(segments)
-        captions = runner.run(
-            st.captions,
-            CaptionsRequest(words, options.caption_preset, geometry.out_w, geometry.out_h, c0, c1,
-                            out_dir / clip_name(i, "ass")),
-            within=CLIP_STEPS["captions"], **where,
-        )
-        rendered = runner.run(
-            st.render,
-            RenderRequest(media, m.start, m.end, clip_geometry, clip_path,
-                          captions if options.caption_preset != "none" else None,
-                          out_dir / clip_name(i, "mp4"), segments=segments),
-            within=CLIP_STEPS["render"], **where,
-        )
-        durations.append(rendered.duration)
-        runner.run(
-            st.poster,
-            PosterRequest(media, m.start, m.end, clip_geometry, crop_path,
-                          kept_faces(faces, segments) if segments else faces, out_dir / clip_name(i, "jpg")),
-            within=CLIP_STEPS["poster"], **where,
-        )
-    return runner.run(
-        st.manifest,
-        ManifestRequest(job_id, media, options, selection, transcript, durations, out_dir,
-                        clip_segments=all_segments, speakers=speaker_analysis(diarization, host, remove),
-                        clip_framing=framings, notes=layout_notes(options, geometry)),
-    )
-
-
-def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker: str | None, fps: float,
-                 options: ProcessOptions) -> tuple[MomentSelection, list[tuple[tuple[float, float], ...]]]:
-    """Each moment's kept source segments once ``cut_speaker``'s turns are cut out.
-
-    A moment left with nothing (only the host spoke in it) is dropped; one that the cut makes
-    shorter than the clip-length range is kept, and the notes say so.
-    """
-    if cut_speaker is None:
-        return selection, [plan_segments(m.start, m.end, transcript.words, None, fps) for m in selection.moments]
-    lo = options.clip_length_range[0]
-    kept: list[Moment] = []
-    plans: list[tuple[tuple[float, float], ...]] = []
-    notes = list(selection.notes)
-    dropped = 0
-    for m in selection.moments:
-        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
-        if not segments:
-            dropped += 1
-            continue
-        length = spliced_duration(segments, fps)
-        if length < lo - 1.0 / fps:
-            notes.append(f"clip {len(kept) + 1} lasts {length:.1f} s once the host's turns are cut, "
-                         f"under the {options.clip_length} range's {lo:g} s")
-        kept.append(m)
-        plans.append(segments)
-    if dropped:
-        notes.append(f"{dropped} chosen moment{'s' if dropped > 1 else ''} held only the host's speech "
-                     "and {} dropped".format("were" if dropped > 1 else "was"))
-    return replace(selection, moments=tuple(kept), notes=tuple(notes)), plans
-
-
-def genre_faces(st: StageSet, media: MediaInfo, span: tuple[float, float], options: ProcessOptions,
-                runner: StageRunner, samples: int = 6) -> tuple[FaceSample, ...]:
-    """A few face samples spread over the span, for ``genre: auto`` (how many people are on camera)."""
-    if options.mode != "ai" or options.genre != "auto" or media.width <= 0:
-        return ()
-    if (runner.cache_dir / "highlights.json").is_file():  # the moments are cached: no survey needed
-        return ()
-    ctx = runner.ctx.for_stage("genre")  # progress of this survey is not reported
-    step = (span[1] - span[0]) / (samples + 1)
-    found: list[FaceSample] = []
-    try:
-        for k in range(1, samples + 1):
-            t = span[0] + k * step
-            found += st.faces.process(FaceDetectRequest(media, t, min(span[1], t + 0.3)), ctx)[:1]
-    except ClipporaError as exc:  # the genre is a hint; a failed survey must not fail the job
-        ctx.log.warning("face survey for the genre failed: %s", exc.message)
-        return ()
-    return tuple(found)
-
-
-def layout_notes(options: ProcessOptions, geometry: OutputGeometry) -> tuple[str, ...]:
-    if options.layout == "split" and not is_split_aspect(geometry):
-        why = "is for 9:16 outputs" if options.aspect_ratio != "9:16" else "needs a source wider than 9:16"
-        return (f"layout split {why}; clips follow the active speaker instead",)
-    return ()
-
-
-def framing_analysis(path: CropPath, layout: str) -> dict[str, Any]:
-    """A clip's ``framing`` entry: what the camera did and which face each speaker was linked to."""
-    out: dict[str, Any] = {
-        "layout": "split" if path.subject == "split" else ("follow" if path.subject == "speakers" else "single"),
-        "requested": layout,
-        "subject": path.subject,
-        "speakers": {lk.speaker: {"faceTrack": lk.track, "confidence": lk.confidence, "faceX": lk.face_x}
-                     for lk in path.links},
-    }
-    if path.note:
-        out["note"] = path.note
-    return out
-
-
-def speaker_analysis(diarization: Diarization, host: HostDecision, removed: bool) -> dict[str, Any]:
-    """The manifest's ``speakers`` entry: what diarization found and what was decided."""
-    return {
-        "diarization": {
-            "available": diarization.available,
-            "method": diarization.method,
-            "speakers": len(diarization.speakers),
-            "turns": len(diarization.turns),
-            "quality": diarization.quality,
-            **({"note": diarization.note} if diarization.note else {}),
-        },
-        "host": {
-            "interview": host.interview,
-            "speaker": host.host,
-            "confidence": host.confidence,
-            "synthetic": host.synthetic,
-            "removed": removed,
-            "reason": host.reason,
-            "features": host.features,
-        },
-    }
+    return run_to_end(job.job_id, attempt, bus, message="processing")
 
 
 def job_function(settings: Settings, stages: StageSet | None = None):  # -> engine.executor.JobFunction
-    """The job function the gateway's executor runs: the same run_job as the CLI.
+    """The job function the gateway's executor runs: the same graph and worker as the CLI.
 
     The moment provider is built once here, so unusable provider settings stop the server at
     startup (MomentsConfigError names the setting) instead of failing every job.
     """
     build_provider(settings)
-    shared = stages or StageSet()
+    worker = (stages or StageSet()).worker(settings)
 
     def run(job, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
             cancel: threading.Event) -> dict[str, Any]:
-        options = ProcessOptions.from_json(job.options)
-        return run_job(source, out_dir, options, settings, job_id=job.id, bus=bus, cancel=cancel,
-                       workdir=work_dir, stages=shared)
+        return worker.run(JobInput(job.id, source, ProcessOptions.from_json(job.options)), out_dir, bus,
+                          workdir=work_dir, cancel=cancel)
 
     return run

@@ -26,12 +26,14 @@ class JobEvent:
     status: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
+    stage_progress: float = 0.0  # progress events: the stage's own fraction 0.0-1.0
 
     def to_json(self) -> dict[str, Any]:
         """The message shape the WebSocket sends."""
         out: dict[str, Any] = {"type": self.type, "jobId": self.job_id}
         if self.type == "progress":
-            out.update(stage=self.stage, progress=round(self.progress, 4), message=self.message)
+            out.update(stage=self.stage, progress=round(self.progress, 4), stageProgress=round(self.stage_progress, 4),
+                       message=self.message)
         elif self.type == "status":
             out.update(status=self.status, stage=self.stage, message=self.message)
         else:

@@ -1,4 +1,13 @@
-"""The in-process executor: dispatchers lease queued jobs and run them in worker threads.
+"""Executors: what runs jobs, and so the one owner of a job's status events and retry policy.
+
+The retry policy (``RetryPolicy``): an attempt that fails with a RetryableError is attempted
+again *as a whole job*, up to ``max_attempts`` runs in all, and resumes from its cached steps
+(engine.pipeline), so only unfinished work is redone; no stage or step retries on its own.
+``run_to_end`` applies it to a job run on the spot (the CLI); the in-process executor applies
+it through the job store (the attempt is released to the queue and leased again), where runs
+that a crash or a lost lease interrupted count as attempts too.
+
+The in-process executor: dispatchers lease queued jobs and run them in worker threads.
 
 Each dispatcher (an asyncio task; ``concurrency`` of them) leases one job at a time from
 the JobStore, runs the job function in a thread, renews the lease while it runs, mirrors
@@ -21,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from engine.errors import ClipporaError, JobCancelled, RetryableError
 from engine.events import EventBus, JobEvent
 from engine.jobs import JobRecord, JobStatus, clips_ready
@@ -34,11 +45,47 @@ JobFunction = Callable[[JobRecord, Path, Path, Path, EventBus, threading.Event],
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3  # runs of one job: the first and the retries after retryable errors
+    backoff_s: float = 0.5  # before a retry on the spot: 0.5 s, 1 s, 2 s ... at most max_backoff_s
+    max_backoff_s: float = 8.0
+
+
+RETRY = RetryPolicy()
+
+
+def completed_event(job_id: str, clip_count: int | None) -> JobEvent:
+    return JobEvent(job_id, "completed", status="completed", progress=1.0, message=clips_ready(clip_count),
+                    extra={"clipCount": clip_count})
+
+
+def failed_event(job_id: str, error: str) -> JobEvent:
+    return JobEvent(job_id, "failed", status="failed", message=error, extra={"error": error})
+
+
+def run_to_end(job_id: str, attempt: Callable[[], dict[str, Any]], bus: EventBus, *, message: str = "",
+               policy: RetryPolicy = RETRY) -> dict[str, Any]:
+    """Run a job on the spot (no store): ``attempt`` under the retry policy, with the job's status events."""
+    bus.publish(JobEvent(job_id, "status", status=JobStatus.PROCESSING.value, message=message))
+    try:
+        for tried in Retrying(stop=stop_after_attempt(policy.max_attempts), reraise=True,
+                              wait=wait_exponential(multiplier=policy.backoff_s, max=policy.max_backoff_s),
+                              retry=retry_if_exception_type(RetryableError)):
+            with tried:
+                manifest = attempt()
+    except ClipporaError as exc:
+        bus.publish(failed_event(job_id, exc.message))
+        raise
+    bus.publish(completed_event(job_id, int(manifest.get("clipCount", 0))))
+    return manifest
+
+
+@dataclass(frozen=True)
 class ExecutorConfig:
     concurrency: int = 1
     lease_s: float = 30.0
     heartbeat_s: float = 10.0
-    max_attempts: int = 3  # runs of one job (first try + retries after crashes/retryable errors)
+    max_attempts: int = RETRY.max_attempts  # runs of one job (first try + retries after crashes/retryable errors)
     progress_write_s: float = 0.5
     poll_s: float = 1.0
 
@@ -206,8 +253,6 @@ class InProcessExecutor:
             log.warning("job was no longer ours when it ended; result dropped", extra={"job_id": job.id})
             return
         if status == JobStatus.COMPLETED:
-            self.bus.publish(JobEvent(job.id, "completed", status="completed", progress=1.0,
-                                      message=clips_ready(clip_count), extra={"clipCount": clip_count}))
+            self.bus.publish(completed_event(job.id, clip_count))
         else:
-            self.bus.publish(JobEvent(job.id, "failed", status="failed", message=error or "failed",
-                                      extra={"error": error}))
+            self.bus.publish(failed_event(job.id, error or "failed"))

@@ -1,32 +1,49 @@
-"""Running stages: progress weighting, cached analysis, bounded retries, events.
+"""Running a job graph (engine.graph) for one job: cache, progress, units, publishing.
 
-The job graph itself (which stage feeds which) is wired by the composition root
-(``clipora.compose``), because the engine never imports a concrete stage. What every
-job shares lives here: ``StageRunner.run(stage, inputs, cache=...)`` sets the stage up
-once, reports its progress as a share of the whole job, reuses a cached result from an
-earlier attempt of the same job, and retries RetryableError a bounded number of times.
+``Pipeline.run`` takes a job through its three phases:
+
+- each step's result is cached as JSON under the job's workdir, keyed by the step's name and a
+  fingerprint of its request (``analysis/<step>.json``, ``clips/NN/<step>.json``), so a retried
+  job reuses every finished step whose inputs are the same, and a changed input is recomputed;
+- a finished clip unit is cached too (``clips/NN/result.json``, valid while its files are there);
+- progress events carry the stage's own fraction and the job's, placed by the graph's weights;
+- clip units run ``units_at_once`` at a time (what the machine fits of the units' declared
+  resources), each writing only into its own folder;
+- finalize runs last, then the clips' files and the manifest are published into the output
+  folder by atomic rename, manifest last: a reader sees all of a job or none of it.
+
+The pipeline publishes progress only; the executor that runs it owns the job's status events,
+and the retry policy (a failed attempt is retried as a whole job, resuming from this cache).
+Stages are set up by the worker (``ready``) before their first use, never here or in ``process``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import logging
+import os
+import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
-
-from engine.errors import RetryableError
 from engine.events import EventBus, JobEvent
+from engine.graph import JobGraph, JobInput, Scope, Step
 from engine.stage import Stage, StageContext
-from engine.storage import write_json_atomic
-from engine.types import from_jsonable, to_jsonable
+from engine.storage import atomic_path, write_json_atomic
+from engine.types import ClipPlan, ClipResult, JobPlan, from_jsonable, to_jsonable
 
-Out = TypeVar("Out")
 log = logging.getLogger("clipora.pipeline")
+
+ANALYSIS_DIR = "analysis"
+CLIPS_DIR = "clips"
+FINAL_DIR = "final"
 
 
 class ProgressPlan:
@@ -53,97 +70,197 @@ class ProgressPlan:
         return min(1.0, self._start[phase] + share * (part + min(max(fraction, 0.0), 1.0)))
 
 
-class StageRunner:
-    """Runs stages for one job and turns their progress into job events."""
+def fingerprint(request: Any) -> str:
+    """A stable digest of a step's request (the cache is valid only for the same request)."""
+    text = json.dumps(to_jsonable(request), sort_keys=True, default=repr, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def __init__(
-        self,
-        job_id: str,
-        ctx: StageContext,
-        bus: EventBus,
-        plan: ProgressPlan,
-        retries: int = 2,
-        min_event_interval: float = 0.1,
-    ) -> None:
+
+class StepCache:
+    """Step results as JSON files in one folder, each valid for one request fingerprint."""
+
+    def __init__(self, folder: Path, job_id: str) -> None:
+        self.folder = folder
         self.job_id = job_id
-        self.ctx = ctx
-        self.bus = bus
-        self.plan = plan
-        self.retries = retries
-        self._min_interval = min_event_interval
-        self._last_emit = 0.0
-        self._last_overall = 0.0
-        self._lock = threading.Lock()
-        self._ready: set[int] = set()
-        self.cache_dir = Path(ctx.workdir) / "analysis"
 
-    def emit(self, stage: str, fraction: float, message: str, part: int = 0, parts: int = 1,
-             force: bool = False, phase: str | None = None,
-             within: tuple[float, float] = (0.0, 1.0)) -> None:
-        """Publish a progress event for ``stage``; ``phase``/``within`` place it in the plan."""
-        lo, hi = within
-        mapped = lo + (hi - lo) * min(max(fraction, 0.0), 1.0)
-        overall = max(self._last_overall, self.plan.overall(phase or stage, mapped, part, parts))
-        now = time.monotonic()
-        with self._lock:
-            # Progress never goes backwards, and is rate-limited so a fast stage does
-            # not flood subscribers; stage changes and the final 1.0 always pass.
-            if not force and now - self._last_emit < self._min_interval and fraction < 1.0:
-                return
-            self._last_emit, self._last_overall = now, overall
-        self.bus.publish(JobEvent(self.job_id, "progress", stage, overall, message))
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
 
-    def run(self, stage: Stage[Any, Out], inputs: Any, *, cache: str | None = None,
-            part: int = 0, parts: int = 1, phase: str | None = None,
-            within: tuple[float, float] = (0.0, 1.0)) -> Out:
-        """Run ``stage`` on ``inputs`` (or reuse the cached result named ``cache``).
-
-        ``phase``, ``part``/``parts`` and ``within`` say where this run sits in the job's
-        progress plan: e.g. the render of clip 2 of 3 is part 1 of 3 of phase "clips",
-        covering the range ``within`` of that part.
-        """
-        where: dict[str, Any] = {"part": part, "parts": parts, "phase": phase, "within": within}
-        cached = self._load(cache)
-        if cached is not None:
-            self.emit(stage.name, 1.0, "reused from an earlier attempt", force=True, **where)
-            return cached
-        ctx = self.ctx.for_stage(stage.name)
-        ctx.report = lambda _s, f, m: self.emit(stage.name, f, m, **where)
-        if id(stage) not in self._ready:
-            stage.setup(ctx)
-            self._ready.add(id(stage))
-        self.emit(stage.name, 0.0, "started", force=True, **where)
-        for attempt in Retrying(
-            stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential(multiplier=0.5, max=8),
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-        ):
-            with attempt:
-                ctx.check_cancelled()
-                result = stage.process(inputs, ctx)
-        self._save(cache, result)
-        return result
-
-    def _load(self, key: str | None) -> Any:
-        if key is None:
-            return None
-        path = self.cache_dir / f"{key}.json"
+    def load(self, name: str, key: str) -> Any:
+        path = self.path(name)
         if not path.is_file():
             return None
         try:
-            value = from_jsonable(json.loads(path.read_text(encoding="utf-8")))
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("key") != key:
+                return None
+            value = from_jsonable(doc["value"])
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring unreadable cache %s", path.name, extra={"job_id": self.job_id})
             return None
         return tuple(value) if isinstance(value, list) else value
 
-    def _save(self, key: str | None, value: Any) -> None:
-        if key is not None:
-            write_json_atomic(self.cache_dir / f"{key}.json", to_jsonable(value))
+    def save(self, name: str, key: str, value: Any) -> None:
+        write_json_atomic(self.path(name), {"key": key, "value": to_jsonable(value)})
 
-    def teardown(self, stages: Sequence[Stage[Any, Any]]) -> None:
-        for stage in stages:
-            if id(stage) in self._ready:
-                stage.teardown()
-                self._ready.discard(id(stage))
+
+def cached_result(workdir: Path, step: str, clip: int | None = None) -> Any:
+    """A cached step result of a job (tests and tools; ``clip`` is the 1-based clip index)."""
+    folder = Path(workdir) / (ANALYSIS_DIR if clip is None else f"{CLIPS_DIR}/{clip:02d}")
+    doc = json.loads((folder / f"{step}.json").read_text(encoding="utf-8"))
+    return from_jsonable(doc["value"])
+
+
+def publish(src: Path, dst: Path) -> None:
+    """Move a finished file into place atomically (copy + rename when they are on two filesystems)."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        src.unlink()
+
+
+class Pipeline:
+    """Runs one job's graph. ``ready(stage, ctx)`` sets a stage up once per worker before its first use."""
+
+    def __init__(self, graph: JobGraph, ctx: StageContext, bus: EventBus,
+                 ready: Callable[[Stage[Any, Any], StageContext], None], *, units_at_once: int = 1,
+                 min_event_interval: float = 0.1) -> None:
+        self.graph = graph
+        self.ctx = ctx
+        self.bus = bus
+        self.ready = ready
+        self.units_at_once = max(1, units_at_once)
+        self.plan = ProgressPlan(graph.progress_weights())
+        self._clip_weights = _cumulative([s.weight for s in graph.clip])
+        self._min_interval = min_event_interval
+        self._last_emit = 0.0
+        self._last_overall = 0.0
+        self._lock = threading.Lock()
+        self.workdir = Path(ctx.workdir)
+
+    # -- progress -------------------------------------------------------------------------------
+
+    def emit(self, stage: str, fraction: float, message: str, *, phase: str, part: int = 0, parts: int = 1,
+             within: tuple[float, float] = (0.0, 1.0), force: bool = False) -> None:
+        """A progress event: ``fraction`` is the stage's own; the job's comes from the plan."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        lo, hi = within
+        now = time.monotonic()
+        with self._lock:
+            overall = max(self._last_overall, self.plan.overall(phase, lo + (hi - lo) * fraction, part, parts))
+            # progress never goes backwards, and is rate-limited so a fast stage does not flood
+            # subscribers; stage starts and ends always pass
+            if not force and now - self._last_emit < self._min_interval and fraction < 1.0:
+                return
+            self._last_emit, self._last_overall = now, overall
+        self.bus.publish(JobEvent(self.ctx.job_id, "progress", stage, overall, message, stage_progress=fraction))
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _step(self, step: Step, scope: Scope, cache: StepCache | None, *, phase: str, part: int = 0,
+              parts: int = 1, within: tuple[float, float] = (0.0, 1.0)) -> Any:
+        self.ctx.check_cancelled()
+        request = step.request(scope)
+        key = fingerprint(request) if cache is not None and step.cache else ""
+        where: dict[str, Any] = {"phase": phase, "part": part, "parts": parts, "within": within}
+        if key:
+            assert cache is not None
+            hit = cache.load(step.name, key)
+            if hit is not None:
+                if step.report:
+                    self.emit(step.name, 1.0, "reused from an earlier attempt", force=True, **where)
+                return hit
+        ctx = self.ctx.for_stage(step.name, scope.workdir)
+        if step.report:
+            ctx.report = lambda _s, f, m: self.emit(step.name, f, m, **where)
+            self.emit(step.name, 0.0, "started", force=True, **where)
+        else:
+            ctx.report = lambda _s, f, m: None
+        self.ready(step.stage, ctx)
+        result = step.stage.process(request, ctx)
+        if step.report:  # every step ends at 1.0, whatever its stage reported last
+            self.emit(step.name, 1.0, "done", force=True, **where)
+        if key:
+            assert cache is not None
+            cache.save(step.name, key, result)
+        return result
+
+    # -- the phases -------------------------------------------------------------------------------
+
+    def run(self, job: JobInput, out_dir: Path) -> dict[str, Any]:
+        """Run every phase and publish into ``out_dir``; returns the manifest."""
+        analysis = self.workdir / ANALYSIS_DIR
+        scope = Scope(job, analysis)
+        cache = StepCache(analysis, job.job_id)
+        for step in self.graph.analysis:
+            scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+        plan = scope.results[self.graph.analysis[-1].name]
+        if not isinstance(plan, JobPlan):
+            raise TypeError(f"the analysis phase must end in a JobPlan, not {type(plan).__name__}")
+        scope.plan = plan
+        units = self._clips(scope, plan)
+        final = Scope(job, self.workdir / FINAL_DIR, scope.results, plan, units=units)
+        final.workdir.mkdir(parents=True, exist_ok=True)
+        manifest: dict[str, Any] = self._step(self.graph.finalize, final, None, phase=self.graph.finalize.name)
+        self._publish(plan, units, final.workdir, out_dir)
+        return manifest
+
+    def _clips(self, scope: Scope, plan: JobPlan) -> tuple[ClipResult, ...]:
+        n = len(plan.clips)
+        if n == 0:
+            return ()
+        if self.units_at_once == 1 or n == 1:
+            return tuple(self._unit(scope, c, i, n) for i, c in enumerate(plan.clips))
+        with ThreadPoolExecutor(max_workers=min(self.units_at_once, n), thread_name_prefix="clipora-clip") as pool:
+            futures = [pool.submit(self._unit, scope, c, i, n) for i, c in enumerate(plan.clips)]
+            try:
+                return tuple(f.result() for f in futures)
+            except BaseException:
+                self.ctx.cancel_event.set()  # one unit failed: the others stop at their next check
+                raise
+
+    def _unit(self, job_scope: Scope, clip: ClipPlan, part: int, parts: int) -> ClipResult:
+        folder = self.workdir / CLIPS_DIR / f"{clip.index:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        cache = StepCache(folder, job_scope.job.job_id)
+        key = fingerprint((clip, job_scope.job.options))
+        done = cache.load("result", key)
+        if isinstance(done, ClipResult) and all((folder / f).is_file() for f in done.files):
+            for step, within in zip(self.graph.clip, self._clip_weights, strict=True):
+                if step.report:
+                    self.emit(step.name, 1.0, "reused from an earlier attempt", force=True, phase="clips",
+                              part=part, parts=parts, within=within)
+            return done
+        scope = Scope(job_scope.job, folder, job_scope.results, job_scope.plan, clip)
+        for step, within in zip(self.graph.clip, self._clip_weights, strict=True):
+            scope.clip_results[step.name] = self._step(step, scope, cache, phase="clips", part=part, parts=parts,
+                                                       within=within)
+        result = self.graph.clip_result(scope)
+        missing = [f for f in result.files if not (folder / f).is_file()]
+        if missing:
+            raise RuntimeError(f"clip {clip.index} unit did not write {', '.join(missing)}")
+        cache.save("result", key, result)
+        return result
+
+    def _publish(self, plan: JobPlan, units: Sequence[ClipResult], final: Path, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for unit in units:
+            folder = self.workdir / CLIPS_DIR / f"{unit.index:02d}"
+            for name in unit.files:
+                publish(folder / name, out_dir / name)
+            with contextlib.suppress(FileNotFoundError):
+                (folder / "result.json").unlink()  # its files have moved on: the unit is no longer cached
+        publish(final / "manifest.json", out_dir / "manifest.json")
+
+
+def _cumulative(weights: Sequence[float]) -> list[tuple[float, float]]:
+    total = sum(weights) or 1.0
+    out, acc = [], 0.0
+    for w in weights:
+        out.append((acc / total, (acc + w) / total))
+        acc += w
+    return out

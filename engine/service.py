@@ -96,7 +96,7 @@ class JobService:
     async def submit(self, owner_id: str, source: Path, original_name: str, size_bytes: int,
                      options: ProcessOptions, container_ext: str = "mp4") -> JobRecord:
         """Adopt an uploaded file (moved, not copied) as a new queued job."""
-        await self._check_capacity()
+        await self.check_capacity()
         job_id = new_job_id()
         d = self.job_dir(job_id)
         d.mkdir(parents=True)
@@ -115,7 +115,7 @@ class JobService:
     async def create_download(self, owner_id: str, source_url: str, original_name: str,
                               options: ProcessOptions) -> JobRecord:
         """A new job in ``downloading``, leased by this process until the file is handed over."""
-        await self._check_capacity()
+        await self.check_capacity()
         job = await self.store.create(new_job_id(), owner_id, original_name, 0, options.to_json(),
                                       status=JobStatus.DOWNLOADING, source_url=source_url,
                                       lease_owner=self.executor.worker_id, lease_s=self.executor.config.lease_s)
@@ -155,7 +155,8 @@ class JobService:
         if await self.store.fail_download(job_id, self.executor.worker_id, error):
             self.bus.publish(JobEvent(job_id, "failed", status="failed", message=error, extra={"error": error}))
 
-    async def _check_capacity(self) -> None:
+    async def check_capacity(self) -> None:
+        """PipelineUnavailable unless a new job can be taken (the one capacity rule: queued + downloading)."""
         if not self.executor.running:
             raise PipelineUnavailable("the processing pipeline is not running")
         # a download becomes a queued job when it arrives: it counts against the bound already

@@ -276,6 +276,58 @@ class CropPath:
         return self.x2[i], self.y2[i]
 
 
+@dataclass(frozen=True, slots=True)
+class ClipPlan:
+    """One clip as the analysis decided it: all a worker needs, with the job's plan, to make it.
+
+    ``segments`` are the kept source spans when speech was spliced out (else empty, and the clip
+    plays ``moment.start``-``moment.end``). ``words`` are the caption words on the clip's own
+    timeline when spliced, else on the source timeline between ``caption_start`` and
+    ``caption_end``; ``speaker_words`` are the window's speaker-labelled words (active-speaker
+    framing), empty without diarization.
+    """
+
+    index: int
+    moment: Moment
+    segments: tuple[tuple[float, float], ...]
+    words: tuple[Word, ...]
+    caption_start: float
+    caption_end: float
+    speaker_words: tuple[Word, ...] = ()
+
+    @property
+    def spliced(self) -> bool:
+        return bool(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """What the analysis phase ends in: the job's clips, and what finalizing needs to describe them."""
+
+    job_id: str
+    media: MediaInfo
+    options: dict[str, Any]  # ProcessOptions.to_json()
+    span: tuple[float, float]
+    geometry: OutputGeometry
+    fps: float
+    clips: tuple[ClipPlan, ...]
+    selection: MomentSelection  # the moments kept (a spliced moment with nothing left is dropped)
+    transcript: Transcript  # speaker-labelled
+    speakers: dict[str, Any] | None = None  # the manifest's interview analysis
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClipResult:
+    """What one finished clip unit left: its files (names in its work folder) and its facts."""
+
+    index: int
+    duration: float  # as rendered
+    files: tuple[str, ...]
+    framing: dict[str, Any] = field(default_factory=dict)
+    segments: tuple[tuple[float, float], ...] = ()
+
+
 @dataclass(slots=True)
 class FrameBatch:
     """A bounded batch of frames between render stages (DESIGN.md section 3).
@@ -325,6 +377,9 @@ _JSON_TYPES: dict[str, type] = {
         OutputGeometry,
         SpeakerLink,
         CropPath,
+        ClipPlan,
+        JobPlan,
+        ClipResult,
     )
 }
 

@@ -84,7 +84,6 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     db, service = app[DATABASE], app[SERVICE]
-    await db.migrate()
     unsubscribe = service.bus.subscribe(app[ops.METRICS].on_event)  # every job's events
     await service.start()
     log.info("pipeline started", extra={"data_dir": str(app[SETTINGS].data_dir)})

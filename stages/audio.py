@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.storage import atomic_path
 from engine.types import AnalysisAudio, AudioAnalysis, AudioFeatures, MediaInfo
 from stages.media_io import open_media
@@ -26,6 +26,7 @@ class AudioRequest:
 
 class AudioStage(Stage[AudioRequest, AudioAnalysis]):
     name = "audio"
+    resources = Resources(cpus=1.0)  # one FFmpeg decode to 16 kHz
 
     def process(self, inputs: AudioRequest, ctx: StageContext) -> AudioAnalysis:
         media = inputs.media

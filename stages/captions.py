@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.errors import InvalidOptions
 from engine.options import CaptionPreset
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.storage import write_text_atomic
 from engine.types import Word
 from kernels.composite import Sprite, sprite_from_rgba
@@ -232,6 +232,7 @@ class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
     """Builds a clip's caption track and writes its clip_NN.ass (always, even for preset none)."""
 
     name = "captions"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: CaptionsRequest, ctx: StageContext) -> CaptionTrack:
         track = build_caption_track(

@@ -21,7 +21,6 @@ a note, and the rest of the job goes on without speaker turns.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,11 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Diarization, SpeakerTurn, Transcript, Word
 from stages.audio import load_audio
-
-log = logging.getLogger(__name__)
 
 FRAME_S = 0.01  # the encoder's mel hop
 WINDOW_FRAMES = 160  # 1.6 s, the encoder's partial-utterance length
@@ -368,6 +365,7 @@ class DiarizeRequest:
 
 class DiarizeStage(Stage[DiarizeRequest, Diarization]):
     name = "diarize"
+    resources = Resources(cpus=1.0)
 
     def __init__(self) -> None:
         self._encoder: Any = None
@@ -377,19 +375,20 @@ class DiarizeStage(Stage[DiarizeRequest, Diarization]):
         if self._encoder is None and not self._why_not:
             self._encoder, self._why_not = load_voice_encoder()
             if self._why_not:
-                log.warning(self._why_not)
+                ctx.log.warning(self._why_not)
             else:  # librosa compiles its mel code on first use (~7 s): pay that at load, not in a job
                 try:
                     noise = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.01
                     mel_frames(noise, 16_000)
                 except Exception as exc:  # a warm-up only: the job's own call reports real trouble
-                    log.warning("speaker model warm-up failed: %s", exc)
+                    ctx.log.warning("speaker model warm-up failed: %s", exc)
 
     def process(self, inputs: DiarizeRequest, ctx: StageContext) -> Diarization:
         if inputs.audio is None or not inputs.transcript.words:
             ctx.progress(1.0, "no speech: no speaker turns")
             return Diarization(True, METHOD, note="no speech")
-        self.setup(ctx)
+        if self._encoder is None and not self._why_not:
+            raise RuntimeError("the diarize stage was not set up")
         if self._encoder is None:
             ctx.progress(1.0, "speaker model unavailable")
             return Diarization(False, "unavailable", note=self._why_not)

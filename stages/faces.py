@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from engine.config import Settings
-from engine.errors import PermanentError
+from engine.errors import ClipporaError, JobCancelled, PermanentError
 from engine.stage import Resources, Stage, StageContext
 from engine.types import FaceBox, FaceSample, MediaInfo
 from stages.media_io import sample_frames_with_previous
@@ -312,8 +312,8 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
         self._detector = None
 
     def process(self, inputs: FaceDetectRequest, ctx: StageContext) -> tuple[FaceSample, ...]:
-        self.setup(ctx)
-        assert self._detector is not None
+        if self._detector is None:
+            raise RuntimeError("the faces stage was not set up")
         span = max(inputs.end - inputs.start, 1e-9)
         fps = ctx.settings.face_sample_fps
         samples: list[FaceSample] = []
@@ -347,3 +347,47 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
             flush()
         ctx.progress(1.0, f"faces: {len(samples)} frames sampled")
         return tuple(samples)
+
+
+@dataclass(frozen=True)
+class FaceSurveyRequest:
+    """A few short looks spread over a span (``samples`` of them), when ``wanted``."""
+
+    media: MediaInfo
+    span: tuple[float, float]
+    wanted: bool
+    samples: int = 6
+
+
+class FaceSurveyStage(Stage[FaceSurveyRequest, tuple[FaceSample, ...]]):
+    """How many people are on camera, for ``genre: auto``: one face sample at each of a few times.
+
+    It looks through the faces stage it is given (one detector per worker). The genre is only a
+    hint, so a failed survey gives no samples instead of failing the job.
+    """
+
+    name = "genre_faces"
+
+    def __init__(self, faces: FaceDetectStage) -> None:
+        self.faces = faces
+        self.resources = faces.resources
+
+    def setup(self, ctx: StageContext) -> None:
+        self.faces.setup(ctx)
+
+    def process(self, inputs: FaceSurveyRequest, ctx: StageContext) -> tuple[FaceSample, ...]:
+        if not inputs.wanted or inputs.media.width <= 0:
+            return ()
+        lo, hi = inputs.span
+        step = (hi - lo) / (inputs.samples + 1)
+        found: list[FaceSample] = []
+        try:
+            for k in range(1, inputs.samples + 1):
+                t = lo + k * step
+                found += self.faces.process(FaceDetectRequest(inputs.media, t, min(hi, t + 0.3)), ctx)[:1]
+        except ClipporaError as exc:
+            if isinstance(exc, JobCancelled):
+                raise
+            ctx.log.warning("face survey for the genre failed: %s", exc.message)
+            return ()
+        return tuple(found)

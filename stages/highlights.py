@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.config import Settings
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import MomentSelection
 from stages.moments.base import MomentProvider, MomentRequest
 from stages.moments.local import LocalMomentScorer
@@ -25,6 +25,7 @@ __all__ = ["HighlightsRequest", "HighlightsStage", "LocalMomentScorer", "MomentP
 
 class HighlightsStage(Stage[MomentRequest, MomentSelection]):
     name = "highlights"
+    resources = Resources(cpus=1.0)  # the local scorer; a remote provider waits on the network
 
     def __init__(self, provider: MomentProvider | None = None,
                  factory: Callable[[Settings], MomentProvider] | None = None) -> None:
@@ -36,8 +37,8 @@ class HighlightsStage(Stage[MomentRequest, MomentSelection]):
             self.provider = self.factory(ctx.settings) if self.factory else LocalMomentScorer()
 
     def process(self, inputs: MomentRequest, ctx: StageContext) -> MomentSelection:
-        self.setup(ctx)
-        assert self.provider is not None
+        if self.provider is None:
+            raise RuntimeError("the highlights stage was not set up")
         ctx.progress(0.0, f"finding moments ({self.provider.name})")
         result = self.provider.select(inputs)
         used = sorted({m.provider for m in result.moments})

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Diarization, HostDecision, SpeakerTurn, Transcript, Word
 from stages.audio import load_audio
 
@@ -170,6 +170,7 @@ class HostRequest:
 
 class HostStage(Stage[HostRequest, HostDecision]):
     name = "host"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: HostRequest, ctx: StageContext) -> HostDecision:
         if not inputs.diarization.available:

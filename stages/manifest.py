@@ -8,13 +8,50 @@ from pathlib import Path
 from typing import Any
 
 from engine.options import ProcessOptions
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.storage import write_json_atomic
-from engine.types import MediaInfo, Moment, MomentSelection, Transcript
+from engine.types import CropPath, Diarization, HostDecision, MediaInfo, Moment, MomentSelection, Transcript
 
 
 def clip_name(index: int, ext: str) -> str:
     return f"clip_{index:02d}.{ext}"
+
+
+def speaker_analysis(diarization: Diarization, host: HostDecision, removed: bool) -> dict[str, Any]:
+    """The manifest's ``speakers`` entry: what diarization found and what was decided."""
+    return {
+        "diarization": {
+            "available": diarization.available,
+            "method": diarization.method,
+            "speakers": len(diarization.speakers),
+            "turns": len(diarization.turns),
+            "quality": diarization.quality,
+            **({"note": diarization.note} if diarization.note else {}),
+        },
+        "host": {
+            "interview": host.interview,
+            "speaker": host.host,
+            "confidence": host.confidence,
+            "synthetic": host.synthetic,
+            "removed": removed,
+            "reason": host.reason,
+            "features": host.features,
+        },
+    }
+
+
+def framing_entry(path: CropPath, layout: str) -> dict[str, Any]:
+    """A clip's ``framing`` entry: what the camera did and which face each speaker was linked to."""
+    out: dict[str, Any] = {
+        "layout": "split" if path.subject == "split" else ("follow" if path.subject == "speakers" else "single"),
+        "requested": layout,
+        "subject": path.subject,
+        "speakers": {lk.speaker: {"faceTrack": lk.track, "confidence": lk.confidence, "faceX": lk.face_x}
+                     for lk in path.links},
+    }
+    if path.note:
+        out["note"] = path.note
+    return out
 
 
 @dataclass(frozen=True)
@@ -39,6 +76,7 @@ class ManifestRequest:
 
 class ManifestStage(Stage[ManifestRequest, dict[str, Any]]):
     name = "manifest"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: ManifestRequest, ctx: StageContext) -> dict[str, Any]:
         manifest = build_manifest(inputs)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from engine.errors import InvalidMedia
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.storage import atomic_path
 from engine.types import CropPath, FaceSample, MediaInfo, OutputGeometry
 from kernels.resize import crop_resize, fit_over_blur, fit_rect
@@ -31,6 +31,7 @@ class PosterRequest:
 
 class PosterStage(Stage[PosterRequest, Path]):
     name = "poster"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: PosterRequest, ctx: StageContext) -> Path:
         t = choose_poster_time(inputs.faces, inputs.start, inputs.end)

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from engine.errors import InvalidMedia
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import MediaInfo
 from stages.media_io import open_media
 
@@ -63,6 +63,7 @@ class ProbeRequest:
 
 class ProbeStage(Stage[ProbeRequest, MediaInfo]):
     name = "probe"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: ProbeRequest, ctx: StageContext) -> MediaInfo:
         ctx.progress(0.0, "reading the container")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import CropPath, FaceSample, OutputGeometry, Word
 from stages.face_tracks import choose_subject, track_faces
 from stages.geometry import is_split_aspect
@@ -107,6 +107,7 @@ class ReframeStage(Stage[ReframeRequest, CropPath]):
     """Plans the clip's camera: one crop position per output frame."""
 
     name = "reframe"
+    resources = Resources(cpus=1.0)
 
     def process(self, inputs: ReframeRequest, ctx: StageContext) -> CropPath:
         path = plan_crop_path(inputs.faces, inputs.geometry, inputs.fps, inputs.start, inputs.end,

@@ -24,7 +24,7 @@ import av
 import numpy as np
 
 from engine.errors import JobCancelled
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.storage import atomic_path
 from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
@@ -62,6 +62,7 @@ class RenderResult:
 
 class RenderStage(Stage[RenderRequest, RenderResult]):
     name = "render"
+    resources = Resources(cpus=2.0)  # decode + framing threads and libx264 on Settings.threads cores
 
     def process(self, inputs: RenderRequest, ctx: StageContext) -> RenderResult:
         with atomic_path(inputs.out_path) as tmp:

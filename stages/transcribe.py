@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import PermanentError
-from engine.stage import Stage, StageContext
+from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Transcript, Word
 from stages.audio import load_audio
 
@@ -41,6 +41,7 @@ def resolve_model(setting: str) -> tuple[str, bool]:
 
 class TranscribeStage(Stage[TranscribeRequest, Transcript]):
     name = "transcribe"
+    resources = Resources(cpus=2.0)  # CTranslate2 on Settings.threads cores
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -67,7 +68,8 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         if inputs.audio is None:
             ctx.progress(1.0, "no audio: empty transcript")
             return Transcript(words=(), audio_duration=0.0)
-        self.setup(ctx)
+        if self._model is None:
+            raise RuntimeError("the transcribe stage was not set up")
         samples = load_audio(inputs.audio)
         total = max(inputs.audio.duration, 1e-6)
         segments, info = self._model.transcribe(

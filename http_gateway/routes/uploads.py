@@ -22,7 +22,7 @@ from engine.options import ProcessOptions
 from engine.types import MediaInfo
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE, SETTINGS
-from http_gateway.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from http_gateway.errors import BadRequest, PayloadTooLarge
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 
 CHUNK = 256 * 1024
@@ -118,10 +118,7 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("video file required (send multipart/form-data with a 'video' file field)")
     # refuse before the client spends an upload on a queue that cannot take it
-    if not service.ready:
-        raise ServiceUnavailable("the processing pipeline is not running")
-    if (await service.stats())["jobs"].get("queued", 0) >= service.queue_bound:
-        raise ServiceUnavailable("the processing queue is full; try again later")
+    await service.check_capacity()  # the same check submit makes once the file is here
 
     service.uploads_dir.mkdir(parents=True, exist_ok=True)
     path = service.uploads_dir / f"{secrets.token_hex(16)}.part"

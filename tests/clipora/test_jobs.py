@@ -14,7 +14,7 @@ from clipora.compose import StageSet, run_job
 from engine.errors import InvalidMedia, InvalidOptions
 from engine.events import EventBus
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
-from engine.types import from_jsonable
+from engine.pipeline import cached_result
 from stages.faces import CenterFaceDetector, centerface_model_path
 from tests.judges import check
 
@@ -34,8 +34,8 @@ def frames(path: Path, every: int = 1):
                 yield float(f.pts * s.time_base), f.to_ndarray(format="rgb24")
 
 
-def cached(work: Path, name: str):
-    return from_jsonable(json.loads((work / "analysis" / f"{name}.json").read_text()))
+def cached(work: Path, step: str, clip: int | None = None):
+    return cached_result(work, step, clip)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_manifest_has_the_shape_of_the_api_reference(talk):
 
 def test_clips_are_in_range_disjoint_and_never_cut_a_word(talk):
     manifest, out, work, _ = talk
-    words = cached(work, "transcript").words
+    words = cached(work, "transcribe").words
     lo, hi = CLIP_LENGTH_RANGES["medium"]
     spans = []
     for clip in manifest["clips"]:
@@ -193,7 +193,7 @@ def test_face_stays_in_the_middle_while_it_moves(settings, media_dir, truth, tmp
 def test_static_face_gives_a_still_camera(settings, media_dir, tmp_path, detector):
     work = tmp_path / "work"
     job(media_dir / "face_static.mp4", tmp_path / "out", settings, work, mode="none")
-    path = cached(work, "crop_01")
+    path = cached(work, "reframe", 1)
     dx = np.abs(np.diff(np.array(path.x)))
     first_second = int(path.fps)
     assert dx[first_second:].max() == 0.0  # stated bound: no movement at all after placement

@@ -8,13 +8,11 @@ the camera against the generator's ground truth, on the crop path and on the ren
 
 from __future__ import annotations
 
-import json
-
 import av
 import numpy as np
 import pytest
 
-from engine.types import CropPath, FaceBox, FaceSample, Word, from_jsonable
+from engine.types import CropPath, FaceBox, FaceSample, Word
 from stages.geometry import output_geometry, render_geometry
 from stages.reframe import plan_crop_path
 from stages.speaker_framing import SpeakerParams, subject_schedule
@@ -174,12 +172,12 @@ def interview(tmp_path_factory):
 def run_layout(source, tmp_path, settings, layout: str, captions: str = "none"):
     from clipora.compose import run_job
     from engine.options import ProcessOptions
+    from engine.pipeline import cached_result
 
     work = tmp_path / "work"
     manifest = run_job(source, tmp_path / "out", ProcessOptions.build(
         mode="none", caption_preset=captions, layout=layout, remove_ai_voice=False), settings, workdir=work)
-    name = "crop_01_split.json" if layout == "split" else "crop_01.json"
-    path = from_jsonable(json.loads((work / "analysis" / name).read_text()))
+    path = cached_result(work, "reframe", 1)
     return manifest, path, tmp_path / "out" / "clip_01.mp4"
 
 

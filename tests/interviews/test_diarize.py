@@ -129,7 +129,9 @@ def test_without_the_speaker_model_the_stage_says_so(monkeypatch, ctx, tmp_path)
     np.save(tmp_path / "a.npy", np.zeros(RATE, np.float32))
     audio = AnalysisAudio(str(tmp_path / "a.npy"), 0.0, RATE, 1.0)
     transcript = Transcript((Word(0.1, 0.5, "hello"),))
-    d = DiarizeStage().process(DiarizeRequest(audio, transcript), ctx)
+    stage = DiarizeStage()
+    stage.setup(ctx)
+    d = stage.process(DiarizeRequest(audio, transcript), ctx)
     assert not d.available and "unavailable" in d.note
     assert with_speakers(transcript, d) == transcript
     h = HostStage().process(HostRequest(audio, transcript, d, "auto"), ctx)

@@ -266,6 +266,7 @@ def test_stage_two_faces_and_cancel(settings: Settings, tmp_path: Path) -> None:
     media = probe_media(MEDIA / "two_faces.mp4")
     ctx, _ = _ctx(settings, tmp_path)
     stage = FaceDetectStage()
+    stage.setup(ctx)
     (sample,) = stage.process(FaceDetectRequest(media, 1.0, 1.2), ctx)
     boxes = sorted(sample.faces, key=lambda f: f.cx)
     assert len(boxes) == 2

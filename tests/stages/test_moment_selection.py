@@ -197,7 +197,9 @@ def spoken(tmp_path_factory) -> tuple[Transcript, AudioFeatures, float, float]:
     analysis = AnalysisAudio(str(path), 0.0, rate, len(audio) / rate)
     settings = Settings.from_env(environ={}, threads=2, cache_dir=tmp / "cache")
     ctx = StageContext("t", tmp, settings, select_backend("cpu"))
-    transcript = TranscribeStage().process(TranscribeRequest(analysis), ctx)
+    stage = TranscribeStage()
+    stage.setup(ctx)
+    transcript = stage.process(TranscribeRequest(analysis), ctx)
     hop = 0.05
     frames = audio[: len(audio) // int(hop * rate) * int(hop * rate)].reshape(-1, int(hop * rate))
     rms = 20 * np.log10(np.sqrt((frames**2).mean(1)) + 1e-9)

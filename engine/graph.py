@@ -1,0 +1,132 @@
+"""The shape of every job (DESIGN.md section 2), in the engine's vocabulary.
+
+A job runs in three phases:
+
+- **analysis**: steps in order (probe, audio, transcribe, ...); the last one's result is the
+  job's :class:`~engine.types.JobPlan`, one :class:`~engine.types.ClipPlan` per clip;
+- **clips**: for each ClipPlan, one independent *unit* of steps (faces, reframe, captions,
+  render, poster) that any worker can run given the plan; it ends in a ClipResult;
+- **finalize**: one step over the plan and every ClipResult (the manifest), after which the
+  engine publishes the clips' files and the manifest by atomic rename.
+
+A :class:`Step` names the stage that fills it and how its request is built from what the job
+knows so far (a :class:`Scope`). The composition root declares the steps; the engine
+(``engine.pipeline``) runs them: caching each result keyed by step and inputs, progress, the
+workdir of each unit. Nothing here knows a concrete stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.options import ProcessOptions
+from engine.stage import Resources, Stage
+from engine.types import ClipPlan, ClipResult, JobPlan
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """What a job starts from."""
+
+    job_id: str
+    source: Path
+    options: ProcessOptions
+
+
+@dataclass
+class Scope:
+    """What a step's request may be built from: the job, earlier results, and where to write.
+
+    ``scope["transcribe"]`` is that step's result: this clip unit's steps first, then the
+    analysis phase's. ``workdir`` is the folder the step's stage may write into (the unit's own
+    folder under the job's workdir).
+    """
+
+    job: JobInput
+    workdir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+    plan: JobPlan | None = None
+    clip: ClipPlan | None = None
+    clip_results: dict[str, Any] = field(default_factory=dict)
+    units: tuple[ClipResult, ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.clip_results:
+            return self.clip_results[name]
+        return self.results[name]
+
+    @property
+    def options(self) -> ProcessOptions:
+        return self.job.options
+
+    @property
+    def job_plan(self) -> JobPlan:
+        """The analysis phase's plan (clip units and finalize)."""
+        if self.plan is None:
+            raise LookupError("no job plan yet: the analysis phase is still running")
+        return self.plan
+
+    @property
+    def clip_plan(self) -> ClipPlan:
+        """This unit's clip (clip units only)."""
+        if self.clip is None:
+            raise LookupError("not in a clip unit")
+        return self.clip
+
+    def path(self, name: str) -> Path:
+        """A file of this unit, under its workdir."""
+        return self.workdir / name
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a phase: the stage that fills it and how its request is built.
+
+    ``weight`` is its share of its phase's progress; ``cache`` keeps its result (JSON) so a
+    retried job reuses it when the request is the same; ``report`` False keeps a helper step
+    (a quick survey) out of the progress events.
+    """
+
+    name: str
+    stage: Stage[Any, Any]
+    request: Callable[[Scope], Any]
+    weight: float = 1.0
+    cache: bool = True
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class JobGraph:
+    analysis: tuple[Step, ...]  # the last step's result is the JobPlan
+    clip: tuple[Step, ...]
+    #: a clip unit's result from its scope (which files it made, how long it is, how it was framed)
+    clip_result: Callable[[Scope], ClipResult]
+    finalize: Step  # its result is the manifest (a dict); its stage writes manifest.json into its workdir
+    #: progress weights: the analysis steps' own, then the clips phase and finalize
+    clips_weight: float = 1.0
+
+    def steps(self) -> Iterator[Step]:
+        yield from self.analysis
+        yield from self.clip
+        yield self.finalize
+
+    def stages(self) -> list[Stage[Any, Any]]:
+        """Each distinct stage once (a stage may fill several steps)."""
+        seen: dict[int, Stage[Any, Any]] = {}
+        for step in self.steps():
+            seen.setdefault(id(step.stage), step.stage)
+        return list(seen.values())
+
+    def clip_resources(self) -> Resources:
+        """What one clip unit occupies while it runs (its steps run one after the other)."""
+        out = Resources(cpus=0.0)
+        for step in self.clip:
+            out = out.most(step.stage.resources)
+        return out
+
+    def progress_weights(self) -> list[tuple[str, float]]:
+        return ([(s.name, s.weight) for s in self.analysis if s.report]
+                + [("clips", self.clips_weight), (self.finalize.name, self.finalize.weight)])

@@ -1,0 +1,82 @@
+"""A worker: the stages of one process, set up once and shared by every job it runs.
+
+``Worker.run`` is one attempt at one job (progress events only). The worker sets each stage up
+before its first use (``warm`` does all of them at start, as a server's worker does) and tears
+them down in ``close``. How many clip units of a job run at once comes from the resources the
+clip steps' stages declare and the cores this worker may use.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from engine.backends import select_backend
+from engine.config import Settings
+from engine.events import EventBus
+from engine.graph import JobGraph, JobInput
+from engine.pipeline import Pipeline
+from engine.stage import Stage, StageContext
+
+log = logging.getLogger("clipora.worker")
+
+
+class Worker:
+    def __init__(self, graph: JobGraph, settings: Settings) -> None:
+        self.graph = graph
+        self.settings = settings
+        self._ready: set[int] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def units_at_once(self) -> int:
+        """Clip units of one job that fit this worker's cores at once (their declared resources)."""
+        return self.graph.clip_resources().fits(self.settings.cpu_threads)
+
+    def ready(self, stage: Stage[Any, Any], ctx: StageContext) -> None:
+        """Set ``stage`` up unless this worker already did (once per worker, whatever the job)."""
+        with self._lock:
+            if id(stage) in self._ready:
+                return
+            stage.setup(ctx)
+            self._ready.add(id(stage))
+
+    def warm(self) -> None:
+        """Set every stage up now (a serving worker loads its models before the first job)."""
+        ctx = StageContext("", Path(tempfile.gettempdir()), self.settings, select_backend(self.settings.backend))
+        for stage in self.graph.stages():
+            self.ready(stage, ctx.for_stage(stage.name))
+
+    def close(self) -> None:
+        """Tear down what was set up (the worker is stopping)."""
+        with self._lock:
+            for stage in self.graph.stages():
+                if id(stage) in self._ready:
+                    try:
+                        stage.teardown()
+                    except Exception:  # one stage's teardown must not keep the others loaded
+                        log.exception("teardown of %s failed", stage.name)
+            self._ready.clear()
+
+    def run(self, job: JobInput, out_dir: Path, bus: EventBus, *, workdir: Path | None = None,
+            cancel: threading.Event | None = None) -> dict[str, Any]:
+        """One attempt at ``job``: publishes progress on ``bus``, returns the manifest or raises.
+
+        ``workdir`` holds the job's cached analysis and unfinished clips (a later attempt with the
+        same workdir resumes from it); when omitted a temporary one is used and removed.
+        """
+        own = workdir is None
+        work = Path(tempfile.mkdtemp(prefix=f"clipora-{job.job_id}-")) if workdir is None else Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            ctx = StageContext(job.job_id, work, self.settings, select_backend(self.settings.backend),
+                               cancel_event=cancel or threading.Event())
+            pipeline = Pipeline(self.graph, ctx, bus, self.ready, units_at_once=self.units_at_once)
+            return pipeline.run(job, out_dir)
+        finally:
+            if own:
+                shutil.rmtree(work, ignore_errors=True)
