@@ -1,7 +1,8 @@
 """The ``clipora`` command line.
 
     clipora process INPUT -o OUTDIR [options]       one video, on this machine, no server
-    clipora serve [--host] [--port] [--data-dir]    the HTTP API (http_gateway)
+    clipora serve [--host] [--port] [--data-dir]    the HTTP API (http_gateway) and its worker processes
+    clipora worker [--data-dir]                     one worker process on its own (leases jobs from the store)
     clipora users create --email E [--password P]   an account (prompts for the password)
     clipora keys create --email E --name N          an API key; the plaintext is printed once
 """
@@ -75,6 +76,9 @@ def _add_server_commands(sub: Any) -> None:
     s.add_argument("--port", type=int, help="TCP port (CLIPORA_PORT, default 8080)")
     s.add_argument("--data-dir", type=Path,
                    help="database, uploads and jobs (CLIPORA_DATA_DIR, default ./data)")
+    w = sub.add_parser("worker", help="run one worker process: lease jobs from the job store and run them")
+    w.add_argument("--data-dir", type=Path, help="as for serve (CLIPORA_DATA_DIR)")
+    w.add_argument("--no-migrate", action="store_true", help="the gateway that started it has migrated the database")
     users = sub.add_parser("users", help="manage accounts").add_subparsers(dest="action", required=True)
     u = users.add_parser("create", help="create an account")
     u.add_argument("--email", required=True)
@@ -223,6 +227,8 @@ def _server_command(args: argparse.Namespace) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "worker":
+        return _worker(settings, migrate=not args.no_migrate)
     try:
         if args.command == "users":
             password = args.password
@@ -245,17 +251,32 @@ def _server_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings: Any) -> int:
-    from aiohttp import web
-
-    from http_gateway.app import create_app
-
+def _server_logging() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_LogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _serve(settings: Any) -> int:
+    from aiohttp import web
+
+    from engine.config import Settings
+    from http_gateway.app import create_app
+
+    _server_logging()
     try:
-        app = create_app(settings)
+        if settings.workers > 0:  # jobs run in worker processes; the gateway never decodes a frame
+            from stages.moments import build_provider
+
+            build_provider(Settings.from_env())  # unusable provider settings stop the server here
+            command = [sys.executable, "-m", "clipora", "worker", "--no-migrate",
+                       "--data-dir", str(Path(settings.data_dir).resolve())]
+            app = create_app(settings, worker_command=command)
+        else:
+            from clipora.compose import job_function
+
+            app = create_app(settings, run=job_function(Settings.from_env()))
     except ValueError as exc:  # unusable settings (e.g. the moment provider's): say which, exit 2
         Console(stderr=True).print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
         return 2
@@ -265,6 +286,42 @@ def _serve(settings: Any) -> int:
     # to the queue), then exit
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=15.0,
                 access_log_format='%a "%r" %s %b %Tfs')
+    return 0
+
+
+def _worker(settings: Any, migrate: bool = True) -> int:
+    import asyncio
+
+    from clipora.compose import StageSet, job_function
+    from engine.config import Settings
+    from engine.service import JobFolders
+    from engine.store import JobStore
+    from engine.workers import run_worker
+    from http_gateway.app import database_for
+
+    _server_logging()
+    engine_settings = Settings.from_env()
+    stages = StageSet()
+    try:
+        run = job_function(engine_settings, stages)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
+        return 2
+    if settings.worker_warm:
+        stages.worker(engine_settings).warm()  # every model loaded before the first job
+
+    async def main() -> None:
+        db = database_for(settings)
+        try:
+            if migrate:
+                await db.migrate()
+            await run_worker(JobStore(db), run, JobFolders(settings.data_dir).paths, settings.executor_config(),
+                             nice=settings.worker_nice)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+    stages.worker(engine_settings).close()
     return 0
 
 

@@ -42,6 +42,18 @@ class JobEvent:
         return out
 
 
+    def to_record(self) -> dict[str, Any]:
+        """Every field as plain JSON (events crossing a process boundary, engine.relay)."""
+        return {"type": self.type, "stage": self.stage, "progress": self.progress, "message": self.message,
+                "status": self.status, "extra": self.extra, "ts": self.ts, "stage_progress": self.stage_progress}
+
+    @classmethod
+    def from_record(cls, job_id: str, record: dict[str, Any]) -> JobEvent:
+        return cls(job_id, record["type"], record.get("stage", ""), float(record.get("progress", 0.0)),
+                   record.get("message", ""), record.get("status", ""), dict(record.get("extra") or {}),
+                   float(record.get("ts") or time.time()), float(record.get("stage_progress", 0.0)))
+
+
 Subscriber = Callable[[JobEvent], None]
 
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -80,6 +81,21 @@ def run_to_end(job_id: str, attempt: Callable[[], dict[str, Any]], bus: EventBus
     return manifest
 
 
+class Executor(Protocol):
+    """What JobService needs of whatever runs its jobs (threads here, worker processes, a cluster)."""
+
+    worker_id: str  # the lease owner of what the gateway itself holds (URL downloads)
+    config: ExecutorConfig
+    running: bool
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def wake(self) -> None: ...
+    def cancel(self, job_id: str) -> bool: ...
+    @property
+    def active_jobs(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class ExecutorConfig:
     concurrency: int = 1
@@ -90,15 +106,36 @@ class ExecutorConfig:
     poll_s: float = 1.0
 
 
+async def recover(store: JobStore, config: ExecutorConfig, everything: bool) -> None:
+    """Put interrupted jobs back in the queue (or fail those out of attempts), once at start."""
+    requeued, failed = await store.recover(config.max_attempts, everything=everything)
+    if requeued or failed:
+        log.warning("recovered interrupted jobs: %d queued again, %d failed", requeued, failed)
+
+
+async def reap(store: JobStore, config: ExecutorConfig, stopping: Callable[[], bool],
+               wake: Callable[[], None]) -> None:
+    """A dead worker's leases expire; put its jobs back in the queue, every lease period."""
+    while not stopping():
+        await asyncio.sleep(config.lease_s)
+        try:
+            requeued, _ = await store.recover(config.max_attempts)
+            if requeued:
+                wake()
+        except Exception:  # keep reaping; a database blip must not end the loop
+            log.exception("lease reaper failed")
+
+
 class InProcessExecutor:
     def __init__(self, store: JobStore, run: JobFunction, paths: Callable[[str], tuple[Path, Path, Path]],
-                 bus: EventBus, config: ExecutorConfig, embedded: bool = True) -> None:
+                 bus: EventBus, config: ExecutorConfig, embedded: bool = True, recovers: bool = True) -> None:
         self.store = store
         self.run = run
         self.paths = paths  # job id -> (source, out dir, work dir)
         self.bus = bus
         self.config = config
         self.embedded = embedded
+        self.recovers = recovers  # False in a worker process: its gateway recovers and reaps
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="clipora-job")
         self._wake = asyncio.Event()
@@ -108,13 +145,14 @@ class InProcessExecutor:
         self.running = False
 
     async def start(self) -> None:
-        requeued, failed = await self.store.recover(self.config.max_attempts, everything=self.embedded)
-        if requeued or failed:
-            log.warning("recovered interrupted jobs: %d queued again, %d failed", requeued, failed)
+        if self.recovers:
+            await recover(self.store, self.config, self.embedded)
         self._stopping = False
         self._tasks = [asyncio.create_task(self._dispatch(), name=f"dispatch-{i}")
                        for i in range(self.config.concurrency)]
-        self._tasks.append(asyncio.create_task(self._reaper(), name="lease-reaper"))
+        if self.recovers:
+            self._tasks.append(asyncio.create_task(reap(self.store, self.config, lambda: self._stopping, self.wake),
+                                                   name="lease-reaper"))
         self.running = True
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -144,17 +182,6 @@ class InProcessExecutor:
     @property
     def active_jobs(self) -> int:
         return len(self._cancels)
-
-    async def _reaper(self) -> None:
-        # In a cluster a dead dispatcher's leases expire; any live one puts them back.
-        while not self._stopping:
-            await asyncio.sleep(self.config.lease_s)
-            try:
-                requeued, _ = await self.store.recover(self.config.max_attempts)
-                if requeued:
-                    self.wake()
-            except Exception:  # keep reaping; a database blip must not end the loop
-                log.exception("lease reaper failed")
 
     async def _dispatch(self) -> None:
         while not self._stopping:
@@ -198,6 +225,9 @@ class InProcessExecutor:
             reason = self._cancels.get(job.id, (flag, "shutdown"))[1]
             if reason == "shutdown":
                 await self.store.release(job.id, self.worker_id, "interrupted by a server shutdown; queued again")
+            elif reason == "lost" and await self.store.get(job.id) is None:
+                # deleted while it ran elsewhere than its gateway: what it wrote since goes too
+                await asyncio.to_thread(shutil.rmtree, source.parent, True)
             return
         except RetryableError as exc:
             await self._retry_or_fail(job, exc.message)

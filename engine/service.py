@@ -26,7 +26,7 @@ from typing import Any
 from engine.db import Database
 from engine.errors import NotFound, PipelineUnavailable
 from engine.events import EventBus, JobEvent
-from engine.executor import ExecutorConfig, InProcessExecutor, JobFunction
+from engine.executor import Executor, ExecutorConfig, InProcessExecutor, JobFunction, failed_event
 from engine.jobs import JobRecord, JobStatus
 from engine.options import ProcessOptions
 from engine.store import JobStore
@@ -40,18 +40,49 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
 
 
+JOB_ID = re.compile(r"[A-Za-z0-9]{8,40}")
+
+
+class JobFolders:
+    """Where a job's files live under ``data_dir`` (the gateway and every worker agree on it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.jobs_dir = Path(data_dir) / "jobs"
+
+    def job_dir(self, job_id: str) -> Path:
+        if not JOB_ID.fullmatch(job_id):
+            raise NotFound("job not found")
+        return self.jobs_dir / job_id
+
+    def paths(self, job_id: str) -> tuple[Path, Path, Path]:
+        """(source file, output folder, work folder) of a job."""
+        d = self.job_dir(job_id)
+        sources = sorted(d.glob("source.*"))
+        return (sources[0] if sources else d / "source.mp4"), d / "out", d / "work"
+
+
 class JobService:
-    def __init__(self, db: Database, data_dir: Path, run: JobFunction, *, concurrency: int = 1,
+    """``run``: jobs run in threads of this process; ``executor(store, bus)``: whatever runs them instead."""
+
+    def __init__(self, db: Database, data_dir: Path, run: JobFunction | None = None, *,
+                 executor: Callable[[JobStore, EventBus], Executor] | None = None, concurrency: int = 1,
                  queue_bound: int = 100, executor_config: ExecutorConfig | None = None) -> None:
         self.db = db
         self.data_dir = Path(data_dir)
-        self.jobs_dir = self.data_dir / "jobs"
+        self.folders = JobFolders(self.data_dir)
+        self.jobs_dir = self.folders.jobs_dir
         self.uploads_dir = self.data_dir / "uploads"
         self.store = JobStore(db)
         self.bus = EventBus()
         self.queue_bound = queue_bound
-        config = executor_config or ExecutorConfig(concurrency=concurrency)
-        self.executor = InProcessExecutor(self.store, run, self.paths, self.bus, config, embedded=db.is_sqlite)
+        self.executor: Executor
+        if executor is not None:
+            self.executor = executor(self.store, self.bus)
+        elif run is not None:
+            config = executor_config or ExecutorConfig(concurrency=concurrency)
+            self.executor = InProcessExecutor(self.store, run, self.paths, self.bus, config, embedded=db.is_sqlite)
+        else:
+            raise ValueError("JobService needs a job function or an executor")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -73,14 +104,10 @@ class JobService:
     # -- paths ------------------------------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9]{8,40}", job_id):
-            raise NotFound("job not found")
-        return self.jobs_dir / job_id
+        return self.folders.job_dir(job_id)
 
     def paths(self, job_id: str) -> tuple[Path, Path, Path]:
-        d = self.job_dir(job_id)
-        sources = sorted(d.glob("source.*"))
-        return (sources[0] if sources else d / "source.mp4"), d / "out", d / "work"
+        return self.folders.paths(job_id)
 
     def artifact(self, job_id: str, filename: str) -> Path:
         """Path of a published artifact, or NotFound (only the spec's names; no traversal)."""
@@ -153,7 +180,7 @@ class JobService:
 
     async def fail_download(self, job_id: str, error: str) -> None:
         if await self.store.fail_download(job_id, self.executor.worker_id, error):
-            self.bus.publish(JobEvent(job_id, "failed", status="failed", message=error, extra={"error": error}))
+            self.bus.publish(failed_event(job_id, error))
 
     async def check_capacity(self) -> None:
         """PipelineUnavailable unless a new job can be taken (the one capacity rule: queued + downloading)."""

@@ -63,6 +63,17 @@ class JobRow(Base):
         )
 
 
+class EventRow(Base):
+    """One job event on its way from a worker process to the gateways (engine.relay)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -152,12 +163,15 @@ class JobStore:
                                         lease_expires_at=None, message=message)
 
     async def _owned_update(self, job_id: str, worker: str, **values: Any) -> bool:
+        return await self._leased_update(job_id, worker, JobStatus.PROCESSING, **values)
+
+    async def _leased_update(self, job_id: str, worker: str, holding: JobStatus, **values: Any) -> bool:
+        """Update a row only while ``worker`` holds its lease in status ``holding``; False otherwise."""
         values["updated_at"] = now_ms()
         async with self.db.session() as s, s.begin():
             result = await s.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, JobRow.lease_owner == worker,
-                       JobRow.status == JobStatus.PROCESSING.value)
+                .where(JobRow.id == job_id, JobRow.lease_owner == worker, JobRow.status == holding.value)
                 .values(**values)
             )
             return _rows(result) == 1
@@ -191,15 +205,7 @@ class JobStore:
                                            finished_at=now_ms())
 
     async def _download_update(self, job_id: str, worker: str, **values: Any) -> bool:
-        values["updated_at"] = now_ms()
-        async with self.db.session() as s, s.begin():
-            result = await s.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.lease_owner == worker,
-                       JobRow.status == JobStatus.DOWNLOADING.value)
-                .values(**values)
-            )
-            return _rows(result) == 1
+        return await self._leased_update(job_id, worker, JobStatus.DOWNLOADING, **values)
 
     async def recover(self, max_attempts: int, everything: bool = False) -> tuple[int, int]:
         """Re-queue jobs whose worker is gone; fail those that used up their attempts.
@@ -241,3 +247,29 @@ class JobStore:
             result = await s.execute(delete(JobRow).where(JobRow.id == job_id))
             return _rows(result) == 1
 
+    # -- events between processes (engine.relay) ------------------------------------------------
+
+    async def add_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append (job id, event) pairs, in order."""
+        if not events:
+            return
+        t = now_ms()
+        async with self.db.session() as s, s.begin():
+            s.add_all([EventRow(job_id=job_id, event=event, created_at=t) for job_id, event in events])
+
+    async def events_after(self, last_id: int, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+        """Events with an id above ``last_id``, oldest first: (id, job id, event)."""
+        async with self.db.session() as s:
+            rows = await s.execute(select(EventRow.id, EventRow.job_id, EventRow.event)
+                                   .where(EventRow.id > last_id).order_by(EventRow.id).limit(limit))
+            return [(int(i), str(j), dict(e)) for i, j, e in rows]
+
+    async def last_event_id(self) -> int:
+        async with self.db.session() as s:
+            return int(await s.scalar(select(func.max(EventRow.id))) or 0)
+
+    async def prune_events(self, older_than_ms: int) -> int:
+        """Drop events older than that (every gateway has read them by then)."""
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(delete(EventRow).where(EventRow.created_at < now_ms() - older_than_ms))
+            return _rows(result)

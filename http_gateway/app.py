@@ -14,15 +14,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from engine.config import Settings
 from engine.db import Database
 from engine.executor import JobFunction
 from engine.service import JobService
+from engine.workers import ProcessExecutor
 from http_gateway import auth, openapi
 from http_gateway.accounts import AccountStore
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
@@ -40,14 +40,13 @@ def database_for(settings: GatewaySettings) -> Database:
     return Database(settings.database_url) if settings.database_url else Database.sqlite_in(settings.data_dir)
 
 
-def default_job_function() -> JobFunction:
-    from clipora.compose import job_function  # the composition root: stages load only when serving
+def create_app(settings: GatewaySettings, run: JobFunction | None = None,
+               worker_command: Sequence[str] | None = None) -> web.Application:
+    """The gateway, given how jobs run (by the composition root: ``clipora serve``, or a test).
 
-    return job_function(Settings.from_env())
-
-
-def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web.Application:
-    """The gateway. ``run`` replaces the real pipeline (tests); by default it is clipora's job function."""
+    ``worker_command`` starts one worker process (``settings.workers`` of them run; the gateway
+    never decodes a frame); else ``run`` is the job function, run in threads of this process.
+    """
     app = web.Application(
         middlewares=[ops.metrics_middleware, error_middleware, security_headers_middleware,
                      auth.csrf_middleware, auth.auth_middleware],
@@ -55,8 +54,16 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None) -> web
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = database_for(settings)
-    service = JobService(db, settings.data_dir, run or default_job_function(),
-                         concurrency=settings.concurrency, queue_bound=settings.queue_bound)
+    if worker_command is not None and settings.workers > 0:
+        command = list(worker_command)
+        service = JobService(db, settings.data_dir, queue_bound=settings.queue_bound, executor=lambda store, bus:
+                             ProcessExecutor(store, bus, command, settings.workers, settings.executor_config(),
+                                             embedded=db.is_sqlite))
+    elif run is not None:
+        service = JobService(db, settings.data_dir, run, executor_config=settings.executor_config(),
+                             queue_bound=settings.queue_bound)
+    else:
+        raise ValueError("create_app needs a job function or a worker command")
     metrics = ops.GatewayMetrics()
     app[SETTINGS] = settings
     app[DATABASE] = db

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from engine.executor import ExecutorConfig
 from http_gateway.ratelimit import storage_problem
 
 if TYPE_CHECKING:
@@ -45,8 +46,19 @@ class GatewaySettings:
     max_upload_bytes: int = GIB
     #: SQLAlchemy async URL; empty = SQLite in the data dir (CLIPORA_DATABASE_URL)
     database_url: str = ""
-    #: jobs processed at once (CLIPORA_CONCURRENCY)
+    #: jobs processed at once per worker (CLIPORA_CONCURRENCY)
     concurrency: int = 1
+    #: worker processes `clipora serve` starts (CLIPORA_WORKERS); 0 = jobs run in threads of the
+    #: gateway's own process
+    workers: int = 1
+    #: a worker's lease on a running job and how often it renews it (CLIPORA_LEASE_S, CLIPORA_HEARTBEAT_S):
+    #: a job whose worker died is queued again once its lease expires
+    lease_s: float = 30.0
+    heartbeat_s: float = 10.0
+    #: scheduling priority of worker processes (CLIPORA_WORKER_NICE; 0-19): rendering yields to requests
+    worker_nice: int = 10
+    #: load every model when a worker starts rather than at its first job (CLIPORA_WORKER_WARM)
+    worker_warm: bool = True
     #: queued jobs accepted before uploads get 503 (CLIPORA_QUEUE_BOUND)
     queue_bound: int = 100
     #: honour X-Forwarded-* headers; only behind a proxy you control (CLIPORA_TRUST_PROXY)
@@ -82,7 +94,9 @@ class GatewaySettings:
         values: dict[str, Any] = {}
         parsers: dict[str, Any] = {
             "host": str, "port": int, "data_dir": Path, "max_upload_bytes": int, "database_url": str,
-            "concurrency": int, "queue_bound": int, "trust_proxy": _bool,
+            "concurrency": int, "workers": int, "lease_s": float, "heartbeat_s": float, "worker_nice": int,
+            "worker_warm": _bool,
+            "queue_bound": int, "trust_proxy": _bool,
             "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
             "max_duration_s": float, "probe_timeout_s": float, "max_downloads": int, "max_downloads_per_user": int,
@@ -108,6 +122,12 @@ class GatewaySettings:
             raise ValueError("CLIPORA_MAX_UPLOAD_BYTES must be positive")
         if self.concurrency < 1:
             raise ValueError("CLIPORA_CONCURRENCY must be at least 1")
+        if self.workers < 0:
+            raise ValueError("CLIPORA_WORKERS must not be negative")
+        if not 0 < self.heartbeat_s < self.lease_s:
+            raise ValueError("CLIPORA_HEARTBEAT_S must be positive and shorter than CLIPORA_LEASE_S")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError("CLIPORA_WORKER_NICE must be 0-19")
         if self.queue_bound < 0:
             raise ValueError("CLIPORA_QUEUE_BOUND must not be negative")
         if not self.url_ports or any(not 0 < p < 65536 for p in self.url_ports):
@@ -125,11 +145,14 @@ class GatewaySettings:
         if problem := storage_problem(self.rate_limit_storage):
             raise ValueError(f"CLIPORA_RATE_LIMIT_STORAGE {problem}")
 
+    def executor_config(self) -> ExecutorConfig:
+        return ExecutorConfig(concurrency=self.concurrency, lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)
+
     def __repr__(self) -> str:  # the database URL may carry a password
         url = "<set>" if self.database_url else "<sqlite in data dir>"
         return (f"GatewaySettings(host={self.host!r}, port={self.port}, data_dir={str(self.data_dir)!r}, "
                 f"max_upload_bytes={self.max_upload_bytes}, database_url={url}, "
-                f"concurrency={self.concurrency}, queue_bound={self.queue_bound}, "
+                f"concurrency={self.concurrency}, workers={self.workers}, queue_bound={self.queue_bound}, "
                 f"trust_proxy={self.trust_proxy}, url_allowlist={self.url_allowlist!r}, "
                 f"url_ports={self.url_ports!r}, max_duration_s={self.max_duration_s})")
 
