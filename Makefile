@@ -27,7 +27,9 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi; \
 	fi
 
+# A new lock gets a new venv: it then holds exactly what the locks say (nothing left over).
 $(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK)
+	rm -rf $(VENV)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes --find-links $(TORCH_FIND_LINKS) -r $(LOCK)
 	# the project itself (editable), built with the locked setuptools; its deps are all in place
@@ -55,7 +57,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check engine stages kernels clipora http_gateway tests benchmarks scripts
-	$(BIN)/mypy engine
+	$(BIN)/mypy engine http_gateway
 
 # http://127.0.0.1:8080 by default; CLIPORA_HOST / CLIPORA_PORT / CLIPORA_DATA_DIR override
 serve: install

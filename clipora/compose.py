@@ -12,7 +12,6 @@ run the same graph on the same kind of worker, so they make identical artifacts 
 
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from engine.config import Settings
 from engine.events import EventBus
 from engine.executor import run_to_end
 from engine.graph import JobGraph, JobInput, Scope, Step
+from engine.jobs import new_job_id
 from engine.options import ProcessOptions
 from engine.types import ClipResult, CropPath
 from engine.worker import Worker
@@ -73,11 +73,6 @@ class StageSet:
         if key not in self.workers:
             self.workers[key] = Worker(job_graph(self), settings)
         return self.workers[key]
-
-
-def new_job_id() -> str:
-    """Random, unguessable, URL-safe (~60 bits)."""
-    return secrets.token_urlsafe(8).replace("-", "x").replace("_", "y")
 
 
 # -- the graph: each step's request from the scope ------------------------------------------------

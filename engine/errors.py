@@ -1,15 +1,15 @@
 """Errors raised by the engine and its stages.
 
-Hierarchy (the gateway maps these to HTTP status codes in exactly one middleware)::
+Hierarchy (the gateway maps these to HTTP status codes, in http_gateway/errors.py)::
 
-    ClipporaError                 base; ``http_status`` 500
-    ├── InvalidOptions            a ProcessOptions field is out of range (400)
+    ClipporaError                 base
+    ├── InvalidOptions            a ProcessOptions field is out of range
     ├── PermanentError            the job cannot succeed as submitted; do not retry
-    │   └── InvalidMedia          the source is not a usable video (400)
-    ├── RetryableError            transient (network, out of memory); retry bounded times
-    ├── BackendUnavailable        the requested compute backend cannot run here (503)
-    ├── PipelineUnavailable       the executor is down or its queue is full (503)
-    ├── NotFound                  no such job (or not visible to the caller) (404)
+    │   └── InvalidMedia          the source is not a usable video
+    ├── RetryableError            transient (network, out of memory); the job is attempted again
+    ├── BackendUnavailable        the requested compute backend cannot run here
+    ├── PipelineUnavailable       the executor is down or its queue is full
+    ├── NotFound                  no such job (or not visible to the caller)
     └── JobCancelled              the job was cancelled while running
 
 Messages are written for the person who submitted the job: they say what is wrong
@@ -22,7 +22,6 @@ from __future__ import annotations
 class ClipporaError(Exception):
     """Base class of every error the engine raises on purpose."""
 
-    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,7 +34,6 @@ class ClipporaError(Exception):
 class InvalidOptions(ClipporaError):
     """A ProcessOptions value is missing its allowed type or range."""
 
-    http_status = 400
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -45,7 +43,6 @@ class InvalidOptions(ClipporaError):
 class PermanentError(ClipporaError):
     """The job cannot succeed with this input; retrying will not help."""
 
-    http_status = 400
 
 
 class InvalidMedia(PermanentError):
@@ -55,31 +52,26 @@ class InvalidMedia(PermanentError):
 class RetryableError(ClipporaError):
     """A transient failure (network, memory pressure); the stage may be retried."""
 
-    http_status = 503
 
 
 class BackendUnavailable(ClipporaError):
     """The requested backend (e.g. cuda) cannot run on this machine."""
 
-    http_status = 503
 
 
 class PipelineUnavailable(ClipporaError):
     """The pipeline cannot take work now (executor stopped, queue at its bound)."""
 
-    http_status = 503
 
 
 class NotFound(ClipporaError):
     """The job (or file) does not exist."""
 
-    http_status = 404
 
 
 class JobCancelled(ClipporaError):
     """Raised inside a stage when the job's cancel flag is seen."""
 
-    http_status = 409
 
     def __init__(self, message: str = "job cancelled") -> None:
         super().__init__(message)

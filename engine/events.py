@@ -28,20 +28,6 @@ class JobEvent:
     ts: float = field(default_factory=time.time)
     stage_progress: float = 0.0  # progress events: the stage's own fraction 0.0-1.0
 
-    def to_json(self) -> dict[str, Any]:
-        """The message shape the WebSocket sends."""
-        out: dict[str, Any] = {"type": self.type, "jobId": self.job_id}
-        if self.type == "progress":
-            out.update(stage=self.stage, progress=round(self.progress, 4), stageProgress=round(self.stage_progress, 4),
-                       message=self.message)
-        elif self.type == "status":
-            out.update(status=self.status, stage=self.stage, message=self.message)
-        else:
-            out.update(status=self.status, message=self.message)
-        out.update(self.extra)
-        return out
-
-
     def to_record(self) -> dict[str, Any]:
         """Every field as plain JSON (events crossing a process boundary, engine.relay)."""
         return {"type": self.type, "stage": self.stage, "progress": self.progress, "message": self.message,

@@ -7,9 +7,19 @@ queued ──> downloading ──> queued (URL fetched) ──> processing ─�
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+#: every job id: what new_job_id makes, and what a path may name
+JOB_ID = re.compile(r"[A-Za-z0-9]{8,40}")
+
+
+def new_job_id() -> str:
+    """Random and unguessable: 128 bits, URL-safe, letters and digits only."""
+    return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
 
 
 class JobStatus(StrEnum):
@@ -21,19 +31,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
-
-TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.DOWNLOADING, JobStatus.PROCESSING, JobStatus.FAILED}),
-    JobStatus.DOWNLOADING: frozenset({JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.FAILED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.QUEUED, JobStatus.COMPLETED, JobStatus.FAILED}),
-    JobStatus.COMPLETED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-}
-
-
-def can_move(src: JobStatus | str, dst: JobStatus | str) -> bool:
-    return JobStatus(dst) in TRANSITIONS[JobStatus(src)]
-
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -58,33 +55,6 @@ class JobRecord:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
-
-    def to_api(self, url_prefix: str = "/api/clips") -> dict[str, Any]:
-        """The job as GET /api/jobs and GET /api/jobs/{id} show it."""
-        poster = (
-            f"{url_prefix}/{self.id}/clip_01.jpg"
-            if self.status == JobStatus.COMPLETED and self.clip_count
-            else None
-        )
-        return {
-            "id": self.id,
-            "originalName": self.original_name,
-            "status": self.status.value,
-            "stage": self.stage,
-            "progress": round(self.progress, 4),
-            "message": self.message,
-            "error": self.error,
-            "sizeBytes": self.size_bytes,
-            "sourceUrl": self.source_url,
-            "options": self.options,
-            "clipCount": self.clip_count or 0,
-            "posterUrl": poster,
-            "attempts": self.attempts,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "startedAt": self.started_at,
-            "finishedAt": self.finished_at,
-        }
 
 
 def clips_ready(count: int | None) -> str:

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,20 +26,12 @@ from engine.db import Database
 from engine.errors import NotFound, PipelineUnavailable
 from engine.events import EventBus, JobEvent
 from engine.executor import Executor, ExecutorConfig, InProcessExecutor, JobFunction, failed_event
-from engine.jobs import JobRecord, JobStatus
+from engine.jobs import JOB_ID, JobRecord, JobStatus, new_job_id
 from engine.options import ProcessOptions
 from engine.store import JobStore
 
 #: the artifacts a client may fetch; anything else is 404
 ARTIFACT = re.compile(r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$")
-
-
-def new_job_id() -> str:
-    """Random and unguessable: 128 bits, URL-safe."""
-    return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
-
-
-JOB_ID = re.compile(r"[A-Za-z0-9]{8,40}")
 
 
 class JobFolders:

@@ -176,15 +176,6 @@ class JobStore:
             )
             return _rows(result) == 1
 
-    async def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None,
-                         message: str = "") -> None:
-        """Status changes outside a lease (downloading, failed before processing)."""
-        values: dict[str, Any] = dict(status=status.value, updated_at=now_ms(), message=message)
-        if status == JobStatus.FAILED:
-            values.update(error=error, finished_at=now_ms())
-        async with self.db.session() as s, s.begin():
-            await s.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-
     # -- downloads (POST /api/upload/url): the fetching gateway holds a lease on the downloading row --
 
     async def download_heartbeat(self, job_id: str, worker: str, lease_s: float, progress: float,

@@ -11,10 +11,40 @@ middleware (the only place errors map to responses).
     ├── TooManyRequests (429)   carries Retry-After seconds
     └── ServiceUnavailable (503)
 
-Engine errors (engine.errors) carry their own ``http_status`` and are mapped the same way.
+Engine errors (engine.errors) map to a status here too (:func:`engine_status`), so every
+status the API answers with is decided in this one module.
 """
 
 from __future__ import annotations
+
+from engine.errors import (
+    BackendUnavailable,
+    ClipporaError,
+    InvalidOptions,
+    JobCancelled,
+    NotFound,
+    PermanentError,
+    PipelineUnavailable,
+    RetryableError,
+)
+
+#: the status of each engine error class (the most specific class of an error decides)
+ENGINE_STATUS: dict[type[ClipporaError], int] = {
+    InvalidOptions: 400,
+    PermanentError: 400,  # InvalidMedia, a refused URL
+    NotFound: 404,
+    JobCancelled: 409,
+    RetryableError: 503,
+    BackendUnavailable: 503,
+    PipelineUnavailable: 503,
+}
+
+
+def engine_status(exc: ClipporaError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in ENGINE_STATUS:
+            return ENGINE_STATUS[cls]
+    return 500
 
 
 class ApiError(Exception):

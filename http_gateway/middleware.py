@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.errors import ClipporaError
-from http_gateway.errors import ApiError
+from http_gateway.errors import ApiError, engine_status
 
 log = logging.getLogger("clipora.gateway")
 
@@ -59,7 +59,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)
     except ClipporaError as exc:
-        status = exc.http_status if 400 <= exc.http_status < 600 else 500
+        status = engine_status(exc)
         if status >= 500 and status != 503:
             log.error("engine error: %s", exc.message, extra={"job_id": request_job_id(request)})
             return error_response(500, "internal server error")

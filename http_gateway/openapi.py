@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.jobs import JOB_ID
 from engine.options import ProcessOptions
 from http_gateway.accounts import MIN_PASSWORD_LENGTH
 
@@ -57,7 +58,7 @@ def _op(summary: str, responses: dict[str, Any], *, tag: str, errors: tuple[int,
 
 
 JOB_ID_PARAM = {"name": "jobId", "in": "path", "required": True,
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{8,40}$"}}
+                "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}}
 CREDENTIALS = {"type": "object", "required": ["email", "password"],
                "properties": {"email": {"type": "string", "format": "email"},
                               "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH}}}

@@ -61,7 +61,10 @@ def make_storage(uri: str = DEFAULT_STORAGE) -> Storage:
         raise ValueError(f"rate-limit storage {problem}")
     if uri.partition("://")[0] == "memory":
         return _PrunedMemoryStorage()
-    return storage_from_string(uri)  # ConfigurationError when its client library is missing
+    storage = storage_from_string(uri)  # ConfigurationError when its client library is missing
+    if not isinstance(storage, Storage):  # an async-only scheme: the limiter here is synchronous
+        raise ValueError(f"rate-limit storage {uri.partition('://')[0]}:// is async-only; use its sync form")
+    return storage
 
 
 def _window(limit: int, window_s: float, namespace: str) -> RateLimitItem:

@@ -51,10 +51,6 @@ PLANS: tuple[Plan, ...] = (
 DEFAULT_PLAN = "free"
 
 
-def plan_by_id(plan_id: str) -> Plan | None:
-    return next((p for p in PLANS if p.id == plan_id), None)
-
-
 async def list_plans(request: web.Request) -> web.Response:
     return web.json_response({"plans": [p.to_api() for p in PLANS]},
                              headers={"Cache-Control": "public, max-age=300"})

@@ -6,17 +6,15 @@ an unknown id is 404, another account's job is 403.
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from engine.events import JobEvent
-from engine.jobs import JobRecord
+from engine.jobs import JOB_ID, JobRecord
 from http_gateway.auth import Principal, require_user
 from http_gateway.config import SERVICE
 from http_gateway.errors import Forbidden, NotFoundError
+from http_gateway.shapes import job_json
 
-JOB_ID = re.compile(r"[A-Za-z0-9]{8,40}")
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -33,13 +31,13 @@ async def list_jobs(request: web.Request) -> web.Response:
     principal = require_user(request)
     jobs = await request.config_dict[SERVICE].list_for(principal.user_id)
     jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)
-    return web.json_response({"jobs": [j.to_api() for j in jobs]}, headers=NO_STORE)
+    return web.json_response({"jobs": [job_json(j) for j in jobs]}, headers=NO_STORE)
 
 
 async def get_job(request: web.Request) -> web.Response:
     principal = require_user(request)
     job = await owned_job(request, request.match_info["jobId"], principal)
-    return web.json_response(job.to_api(), headers=NO_STORE)
+    return web.json_response(job_json(job), headers=NO_STORE)
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, NotFoundError
 from http_gateway.openapi import build_document
 from http_gateway.routes.jobs import owned_job
+from http_gateway.shapes import job_json
 from http_gateway.web import STATIC_DIR, TEMPLATES_DIR
 from http_gateway.web.docs import api_reference
 
@@ -135,7 +136,7 @@ async def job_page(request: web.Request) -> web.Response:
     except (NotFoundError, Forbidden):  # someone else's job is as unknown as a missing one
         return await _render(request, "not_found.html", "", status=404,
                              title="Job not found", detail="There is no job with this id in your account.")
-    return await _render(request, "job.html", "/jobs", job=job.to_api())
+    return await _render(request, "job.html", "/jobs", job=job_json(job))
 
 
 async def auth_page(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from http_gateway.auth import origin_matches, require_user
 from http_gateway.config import SERVICE
 from http_gateway.errors import BadRequest, Forbidden
 from http_gateway.routes.jobs import JOB_ID, owned_job
+from http_gateway.shapes import event_json
 
 
 class OpenSockets(set[web.WebSocketResponse]):
@@ -109,7 +110,7 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
             if event.type == "progress" and event.progress < floor:
                 continue  # queued before the snapshot: older than what the client already saw
             floor = event.progress if event.type == "progress" else 0.0 if event.status == "queued" else floor
-            await ws.send_json(event.to_json())
+            await ws.send_json(event_json(event))
             if event.type in ("completed", "failed"):
                 return ws
     except ConnectionResetError:

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.abc import AbstractResolver
 
 from http_gateway.config import GatewaySettings
+from http_gateway.errors import engine_status
 from http_gateway.url_policy import Pins, PolicyResolver, UrlPolicy, UrlRefused, parse_ip, why_not_public
 
 DEFAULT = UrlPolicy()
@@ -70,7 +71,7 @@ REFUSED_URLS = [
 def test_default_policy_refuses(url):
     with pytest.raises(UrlRefused) as info:
         DEFAULT.check_url(url)
-    assert info.value.http_status == 400 and info.value.message
+    assert engine_status(info.value) == 400 and info.value.message
 
 
 @pytest.mark.parametrize("url", ["https://example.com/v.mp4", "http://93.184.216.34/v.mp4",
