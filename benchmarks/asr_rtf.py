@@ -139,9 +139,8 @@ def score(sentences: list[dict[str, Any]], words: list[Any]) -> dict[str, Any]:
 
 
 def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
-    from stages.audio import AudioRequest, AudioStage
-    from stages.probe import probe_media
-    from stages.transcribe import TranscribeRequest, TranscribeStage, resolve_model
+    from stages.media import AudioRequest, AudioStage, probe_media
+    from stages.speech import TranscribeRequest, TranscribeStage, resolve_model
 
     reps = reps or (1 if quick else 3)
     settings = bench_settings()

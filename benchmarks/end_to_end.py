@@ -104,7 +104,7 @@ def job_once(source: Path, settings: Any, stages: Any, out: Path) -> dict[str, A
 
 
 def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
-    from stages.probe import probe_media
+    from stages.media import probe_media
 
     minutes = minutes or (2.0 if quick else 10.0)
     settings = bench_settings()

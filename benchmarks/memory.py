@@ -50,9 +50,9 @@ ANALYSIS_AUDIO_BYTES_PER_S = 16_000 * 4
 def child_render(source: Path, seconds: float) -> dict[str, Any]:
     from engine.types import CropPath
     from stages.captions import build_caption_track
-    from stages.geometry import output_geometry
-    from stages.probe import probe_media
-    from stages.render import RenderRequest, RenderStage, output_rate
+    from stages.framing import output_geometry
+    from stages.media import probe_media
+    from stages.output import RenderRequest, RenderStage, output_rate
 
     base = peak_rss_mb()
     settings = bench_settings()
@@ -106,8 +106,8 @@ def child_job(source: Path) -> dict[str, Any]:
 
 def _ffmpeg_render_rss(source: Path, seconds: float, work: Path) -> float:
     from benchmarks.render_vs_ffmpeg import ffmpeg_cmd
-    from stages.geometry import output_geometry
-    from stages.probe import probe_media
+    from stages.framing import output_geometry
+    from stages.media import probe_media
 
     media = probe_media(source)
     geo = output_geometry(media.width, media.height, "9:16")

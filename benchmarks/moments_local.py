@@ -47,9 +47,8 @@ def long_transcript(seconds: float) -> Any:
 def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
     from engine.options import ProcessOptions
     from engine.types import AudioFeatures
-    from stages.moments.base import MomentRequest
+    from stages.moments import LocalMomentScorer, MomentRequest
     from stages.moments.embeddings import shared_encoder
-    from stages.moments.local import LocalMomentScorer
 
     seconds = 600.0 if quick else 3600.0
     reps = reps or (1 if quick else 3)
@@ -93,7 +92,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
 
 
 def _sentences(transcript: Any) -> list[str]:
-    from stages.moment_text import split_sentences
+    from stages.moments.text import split_sentences
 
     return [s.text for s in split_sentences(transcript.words, 44.5)]
 

@@ -98,9 +98,9 @@ def bench_case(
 ) -> dict[str, Any]:
     from engine.types import CropPath
     from stages.captions import build_caption_track
-    from stages.geometry import output_geometry
-    from stages.probe import probe_media
-    from stages.render import RenderRequest, RenderStage, output_rate
+    from stages.framing import output_geometry
+    from stages.media import probe_media
+    from stages.output import RenderRequest, RenderStage, output_rate
 
     settings = bench_settings()
     media = probe_media(src)

@@ -25,22 +25,40 @@ from engine.jobs import new_job_id
 from engine.options import ProcessOptions
 from engine.types import ClipResult, CropPath
 from engine.worker import Worker
-from stages.audio import AudioRequest, AudioStage
 from stages.captions import CaptionsRequest, CaptionsStage
-from stages.clip_plan import ClipPlanStage, PlanRequest, speaker_to_cut, trim_span, without_speaker
-from stages.diarize import DiarizeRequest, DiarizeStage, with_speakers
-from stages.faces import FaceDetectRequest, FaceDetectStage, FaceSurveyRequest, FaceSurveyStage
-from stages.geometry import render_geometry
-from stages.highlights import HighlightsRequest, HighlightsStage
-from stages.host import HostRequest, HostStage
-from stages.manifest import ManifestRequest, ManifestStage, clip_name, framing_entry
-from stages.moments import build_provider
-from stages.poster import PosterRequest, PosterStage
-from stages.probe import ProbeRequest, ProbeStage
-from stages.reframe import ReframeRequest, ReframeStage
-from stages.render import RenderRequest, RenderStage
-from stages.splice import kept_faces, splice_crop_path
-from stages.transcribe import TranscribeRequest, TranscribeStage
+from stages.framing import (
+    FaceDetectRequest,
+    FaceDetectStage,
+    FaceSurveyRequest,
+    FaceSurveyStage,
+    ReframeRequest,
+    ReframeStage,
+    render_geometry,
+)
+from stages.media import AudioRequest, AudioStage, ProbeRequest, ProbeStage
+from stages.moments import HighlightsRequest, HighlightsStage, build_provider
+from stages.output import (
+    ManifestRequest,
+    ManifestStage,
+    PosterRequest,
+    PosterStage,
+    RenderRequest,
+    RenderStage,
+    clip_name,
+    framing_entry,
+)
+from stages.planning import ClipPlanStage, PlanRequest, speaker_to_cut, trim_span, without_speaker
+from stages.speech import (
+    DiarizeRequest,
+    DiarizeStage,
+    HostRequest,
+    HostStage,
+    TranscribeRequest,
+    TranscribeStage,
+    kept_faces,
+    splice_crop_path,
+    with_speakers,
+)
 
 
 @dataclass

@@ -73,7 +73,7 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     app[auth.TRUST_PROXY] = settings.trust_proxy
     # untrusted files are probed by the probe stage in a child process (killable, sandboxed by
     # FFmpeg whitelists); the factory names it so the routes never import a stage
-    app[PROBE_COMMAND] = (sys.executable, "-m", "stages.probe")
+    app[PROBE_COMMAND] = (sys.executable, "-m", "stages.media.probe")
     app[pages.FONTS_DIR] = Path(str(importlib.util.find_spec("stages").origin)).parent / "fonts"  # type: ignore[union-attr]
 
     auth.setup_routes(app)

@@ -6,7 +6,7 @@ memory busy after the request gave up. The child opens the file with FFmpeg's pr
 whitelist ``file`` and only the accepted demuxers (no playlist can reach the network or other
 files), and applies the probe's limits (streams, 8K, duration). The gateway does not know which
 program that is: the app factory (the composition root) puts its command line under
-``PROBE_COMMAND`` (``python -m stages.probe``); it prints one JSON line, ``{"media": {...}}`` or
+``PROBE_COMMAND`` (``python -m stages.media.probe``); it prints one JSON line, ``{"media": {...}}`` or
 ``{"error": "..."}``.
 """
 

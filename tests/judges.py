@@ -62,7 +62,7 @@ class Ear:
     def __init__(self, threads: int = 2) -> None:
         from faster_whisper import WhisperModel
 
-        from stages.transcribe import default_model_path
+        from stages.speech import default_model_path
 
         self.model = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
 

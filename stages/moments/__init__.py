@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from engine.config import Settings
 from stages.moments.base import MomentProvider, MomentRequest, MomentsConfigError, ProviderFailure
+from stages.moments.highlights import HighlightsRequest, HighlightsStage
 from stages.moments.local import LocalMomentScorer
 
-__all__ = ["MomentProvider", "MomentRequest", "MomentsConfigError", "ProviderFailure", "LocalMomentScorer",
-           "build_provider", "provider_name"]
+__all__ = ["HighlightsRequest", "HighlightsStage", "MomentProvider", "MomentRequest", "MomentsConfigError",
+           "ProviderFailure", "LocalMomentScorer", "build_provider", "provider_name"]
 
 
 def provider_name(settings: Settings) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.types import FaceSample, Word
-from stages.moment_text import tokens
+from stages.moments.text import tokens
 
 GENRES = ("podcast", "interview", "vlog", "tutorial")
 

@@ -38,10 +38,10 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from engine.config import Settings
 from engine.types import ClipMetadata, Moment, MomentSelection
-from stages.moment_text import Sentence
 from stages.moments.base import MomentRequest, ProviderFailure, redact
 from stages.moments.genre import GENRE_GUIDANCE
 from stages.moments.local import Analysis, LocalMomentScorer, shorten
+from stages.moments.text import Sentence
 from stages.moments.validate import Fitted, Proposal, choose
 
 log = logging.getLogger("clipora.moments")

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.types import ClipMetadata, Moment, MomentSelection, Word
-from stages.moment_text import (
+from stages.moments.base import MomentRequest
+from stages.moments.embeddings import SentenceEncoder, shared_encoder
+from stages.moments.genre import GENRE_WEIGHTS, resolve_genre
+from stages.moments.text import (
     Sentence,
     TfIdf,
     dominant_emotion,
@@ -39,9 +42,6 @@ from stages.moment_text import (
     title_from,
     topic_segments,
 )
-from stages.moments.base import MomentRequest
-from stages.moments.embeddings import SentenceEncoder, shared_encoder
-from stages.moments.genre import GENRE_WEIGHTS, resolve_genre
 
 LEAD_IN = 0.15  # seconds of silence kept before the first word
 LEAD_OUT = 0.35  # and after the last

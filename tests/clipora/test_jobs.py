@@ -15,7 +15,7 @@ from engine.errors import InvalidMedia, InvalidOptions
 from engine.events import EventBus
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
 from engine.pipeline import cached_result
-from stages.faces import CenterFaceDetector, centerface_model_path
+from stages.framing import CenterFaceDetector, centerface_model_path
 from tests.judges import check
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 
 from clipora.compose import StageSet, run_job
 from engine.options import ProcessOptions
-from stages.faces import CenterFaceDetector, centerface_model_path
-from stages.probe import probe_media
+from stages.framing import CenterFaceDetector, centerface_model_path
+from stages.media import probe_media
 from tests.judges import Ear, check, heard_like_reference, tokens
 
 pytestmark = pytest.mark.slow

@@ -161,7 +161,7 @@ def test_a_job_runs_its_phases_and_publishes_everything_at_the_end(tmp_path, set
                                                     "manifest.json"]
     assert (out / "clip_02.mp4").read_text() == "video 2"
     # each clip's stages wrote into that clip's own folder under the job's workdir
-    assert fakes.render.workdirs == [tmp_path / "work" / "clips" / "01", tmp_path / "work" / "clips" / "02"]
+    assert sorted(fakes.render.workdirs) == [tmp_path / "work" / "clips" / "01", tmp_path / "work" / "clips" / "02"]
     assert fakes.probe.workdirs == [tmp_path / "work" / "analysis"]
     # the plan is a typed, serialisable value in the cache
     plan = cached_result(tmp_path / "work", "plan")

@@ -17,7 +17,7 @@ from http_gateway.ingest import probe_untrusted
 from tests.http_gateway.conftest import new_account, upload
 
 pytestmark = pytest.mark.timeout(300)
-PROBE = (sys.executable, "-m", "stages.probe")  # what the app factory wires in
+PROBE = (sys.executable, "-m", "stages.media.probe")  # what the app factory wires in
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 CLIP = MEDIA / "face_static.mp4"
 

@@ -1,0 +1,243 @@
+"""Caption presets -> a clip's caption track: burned-in YUVA sprites and a matching .ass file.
+
+One :class:`CaptionStyle` per preset drives both outputs, so the pixels the render burns in
+and the ``clip_NN.ass`` a player shows agree on font, size, colours, outline, position and
+timing. Words are grouped (a few words on screen at a time), each group is laid out once to
+fit the safe area, and a sprite is rasterised with Pillow only once per (group, active word,
+pop step), converted to YUVA 4:2:0 once, and reused on every frame that shows it.
+
+Fonts ship in ``stages/fonts`` (package data; see its README); the .ass names them by family, so
+a player needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=stages/fonts``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import InvalidOptions
+from engine.options import CaptionPreset
+from engine.stage import Resources, Stage, StageContext
+from engine.storage import write_text_atomic
+from engine.types import Word
+from kernels.composite import Sprite, sprite_from_rgba
+from stages.captions.layout import SAFE_WIDTH, base_em_px, centre_y, even_ceil, even_floor, fit_layout, vertical_extent
+from stages.captions.sprites import GlyphMasks, rasterise
+from stages.captions.style import (
+    BLACK,
+    FONTS_DIR,
+    HOLD_S,
+    PAUSE_BREAK_S,
+    POP_LEVELS,
+    PRESETS,
+    RGB,
+    WHITE,
+    CaptionGroup,
+    CaptionStyle,
+    FontInfo,
+    display_text,
+    font_info,
+    group_words,
+    is_keyword,
+)
+
+# the public caption API; style, layout and sprite names are re-exported from their modules
+__all__ = [
+    "BLACK",
+    "FONTS_DIR",
+    "HOLD_S",
+    "PAUSE_BREAK_S",
+    "POP_LEVELS",
+    "PRESETS",
+    "RGB",
+    "SAFE_WIDTH",
+    "WHITE",
+    "CaptionGroup",
+    "CaptionStyle",
+    "CaptionTrack",
+    "CaptionsRequest",
+    "CaptionsStage",
+    "FontInfo",
+    "build_caption_track",
+    "display_text",
+    "font_info",
+    "group_words",
+]
+
+
+class CaptionTrack:
+    """A clip's captions: groups with clip-relative times, sprites per frame time, .ass text."""
+
+    _CACHE_SIZE = 48
+    _MASK_CACHE_SIZE = 256
+
+    def __init__(self, style: CaptionStyle | None, groups: list[CaptionGroup], out_w: int,
+                 out_h: int) -> None:
+        self.style = style
+        self.out_w, self.out_h = out_w, out_h
+        self._groups = groups
+        self._starts = [g.start for g in groups]
+        self._layouts = [fit_layout(g.texts, style, out_w, out_h) for g in groups] if style else []
+        self._colours = [self._fixed_colours(i) for i in range(len(groups))]
+        self._cache: OrderedDict[tuple[int, int, int], Sprite | None] = OrderedDict()
+        self._masks = GlyphMasks(self._MASK_CACHE_SIZE)
+
+    @property
+    def events(self) -> list[CaptionGroup]:
+        return list(self._groups)
+
+    @property
+    def band(self) -> tuple[int, int]:
+        """(y0, y1) output rows that every caption sprite lies within."""
+        if self.style is None:
+            c = even_floor(centre_y(self.out_w, self.out_h))
+            return c, c
+        em = round(base_em_px(self.style, self.out_w, self.out_h))
+        _, top, bottom = vertical_extent(self.style, em, 2, self.out_w, self.out_h)
+        return max(0, even_floor(top)), min(self.out_h, even_ceil(bottom) + 2)
+
+    def _fixed_colours(self, gi: int) -> list[RGB | None]:
+        """Per-word colours that do not depend on timing (mozi key words)."""
+        style, group = self.style, self._groups[gi]
+        if style is None or style.highlight != "keywords":
+            return [None] * len(group.texts)
+        seen = sum(
+            1 for g in self._groups[:gi] if any(is_keyword(t) for t in g.texts)
+        )
+        cands = [i for i, t in enumerate(group.texts) if is_keyword(t)]
+        out: list[RGB | None] = [None] * len(group.texts)
+        if cands:
+            best = max(cands, key=lambda i: (any(c.isdigit() for c in group.texts[i]),
+                                             len(group.texts[i])))
+            out[best] = style.accent_rgbs[seen % len(style.accent_rgbs)]
+        return out
+
+    def word_colour(self, gi: int, wi: int, active: int) -> RGB:
+        style = self.style
+        assert style is not None
+        fixed = self._colours[gi][wi]
+        if fixed is not None:
+            return fixed
+        if style.highlight == "active" and wi == active:
+            return style.active_rgbs[gi % len(style.active_rgbs)]
+        if style.highlight == "karaoke" and wi <= active:
+            return style.active_rgbs[gi % len(style.active_rgbs)]
+        return style.text_rgb
+
+    def state_at(self, t: float) -> tuple[int, int, int] | None:
+        """(group, active word, pop step) shown at clip time t, or None between groups."""
+        gi = bisect.bisect_right(self._starts, t) - 1
+        if gi < 0 or t >= self._groups[gi].end:
+            return None
+        g = self._groups[gi]
+        active = max(0, bisect.bisect_right([w.start for w in g.words], t) - 1)
+        step = 0
+        assert self.style is not None
+        dt = t - g.words[active].start
+        if self.style.pop_scale > 1 and 0 <= dt < self.style.pop_seconds:
+            step = round(math.sin(math.pi * dt / self.style.pop_seconds) * POP_LEVELS)
+        return gi, active, step
+
+    def sprite_at(self, t: float) -> Sprite | None:
+        """The sprite to burn in at clip time ``t``, or None; rasterised once per state."""
+        key = self.state_at(t) if self.style is not None else None
+        if key is None:
+            return None
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        sprite = self._render(*key)
+        self._cache[key] = sprite
+        if len(self._cache) > self._CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return sprite
+
+    def rgba_at(self, t: float) -> tuple[np.ndarray, int, int] | None:
+        """The RGBA image (and its x, y) shown at ``t``; for posters and previews."""
+        key = self.state_at(t) if self.style is not None else None
+        return None if key is None else self._rasterise(*key)
+
+    def _render(self, gi: int, active: int, step: int) -> Sprite | None:
+        got = self._rasterise(gi, active, step)
+        if got is None:
+            return None
+        rgba, x, y = got
+        return sprite_from_rgba(rgba, x, y)
+
+    def _rasterise(self, gi: int, active: int, step: int) -> tuple[np.ndarray, int, int] | None:
+        """The state's straight-alpha RGBA, cropped to its visible pixels (even-aligned), at (x, y)."""
+        style = self.style
+        assert style is not None
+        return rasterise(style, self._layouts[gi], self._groups[gi].texts, active, step,
+                         lambda i: self.word_colour(gi, i, active), self._masks)
+
+    # -- .ass ---------------------------------------------------------------------------------
+
+    def ass_text(self) -> str:
+        """The track as an Advanced SubStation Alpha script (PlayRes = output size)."""
+        from stages.captions.ass import render_ass  # the writer reads this module's layout
+
+        return render_ass(self)
+
+    def write_ass(self, path: Path) -> None:
+        """Write the .ass atomically (temporary sibling, then rename)."""
+        write_text_atomic(Path(path), self.ass_text())
+
+
+def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_w: int,
+                        out_h: int, clip_start: float, clip_end: float) -> CaptionTrack:
+    """The caption track of one clip; word times are source seconds, the track's clip-relative.
+
+    Words whose midpoint lies in [clip_start, clip_end) are kept; nothing is shown outside
+    [0, clip_end - clip_start].
+    """
+    if preset == "none":
+        return CaptionTrack(None, [], out_w, out_h)
+    style = PRESETS.get(preset)
+    if style is None:
+        raise InvalidOptions(f"unknown caption preset {preset!r}", field="captionPreset")
+    dur = max(0.0, clip_end - clip_start)
+    inside = [
+        replace(w, start=min(max(w.start - clip_start, 0.0), dur),
+                end=min(max(w.end - clip_start, 0.0), dur))
+        for w in words
+        if clip_start <= (w.start + w.end) / 2 < clip_end
+    ]
+    groups = []
+    for g in group_words(inside, style):
+        end = min(g.end, dur)
+        if end > g.start:
+            groups.append(replace(g, end=end))
+    return CaptionTrack(style, groups, out_w, out_h)
+
+
+@dataclass(frozen=True)
+class CaptionsRequest:
+    words: Sequence[Word]
+    preset: str
+    out_w: int
+    out_h: int
+    start: float
+    end: float
+    ass_path: Path
+
+
+class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
+    """Builds a clip's caption track and writes its clip_NN.ass (always, even for preset none)."""
+
+    name = "captions"
+    resources = Resources(cpus=1.0)
+
+    def process(self, inputs: CaptionsRequest, ctx: StageContext) -> CaptionTrack:
+        track = build_caption_track(
+            inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end
+        )
+        track.write_ass(inputs.ass_path)
+        ctx.progress(1.0, f"{len(track.events)} caption groups")
+        return track

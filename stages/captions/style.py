@@ -1,0 +1,194 @@
+"""Caption presets and words: how each preset looks, its fonts, and how words are grouped and shown.
+
+One :class:`CaptionStyle` per preset drives both the burned-in sprites and the .ass file.
+Fonts ship in ``stages/fonts`` (package data; see its README); the .ass names them by family, so
+a player needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=stages/fonts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from fontTools.ttLib import TTFont
+from PIL import ImageFont
+
+from engine.types import Word
+
+FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"  # stages/fonts (package data)
+
+RGB = tuple[int, int, int]
+WHITE: RGB = (255, 255, 255)
+BLACK: RGB = (0, 0, 0)
+
+PAUSE_BREAK_S = 0.6  # a silence longer than this starts a new group
+HOLD_S = 0.3  # a group stays up this long after its last word when nothing follows soon
+POP_LEVELS = 2  # pop animation quantised to this many scale steps (sprites are cached per step)
+_SENTENCE_END = (".", "?", "!")
+_STOPWORDS = frozenset(
+    {
+        "about", "after", "again", "also", "because", "been", "before", "being", "could", "didn",
+        "does", "doing", "every", "from", "going", "have", "having", "here", "just", "like",
+        "maybe", "might", "more", "most", "much", "never", "only", "other", "really", "should",
+        "since", "some", "still", "than", "that", "their", "them", "then", "there", "these", "they",
+        "thing", "things", "think", "this", "those", "through", "very", "want", "were", "what",
+        "when", "where", "which", "while", "will", "with", "would", "your", "you're", "it's",
+        "that's", "don't", "can't", "i'm", "we're", "they're",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionStyle:
+    """How one preset looks. Lengths ending in ``_em`` are fractions of the font's em size."""
+
+    name: str
+    font_file: str  # in FONTS_DIR
+    max_words: int
+    uppercase: bool
+    size: float  # em size as a fraction of the output height for 9:16 (scaled for others)
+    min_scale: float  # shrink at most this far on one line before wrapping to two
+    text_rgb: RGB
+    highlight: str  # "active": active word coloured; "karaoke": spoken words; "keywords"
+    active_rgbs: tuple[RGB, ...] = ()  # active/spoken colour, rotating per group
+    accent_rgbs: tuple[RGB, ...] = ()  # key word colours, rotating per key word
+    outline_em: float = 0.1
+    outline_rgb: RGB = BLACK
+    shadow_em: float = 0.05  # drop-shadow offset (right and down)
+    shadow_blur_em: float = 0.03
+    shadow_alpha: int = 200
+    pop_scale: float = 1.0  # active word grows to this and back over pop_seconds
+    pop_seconds: float = 0.15
+    line_pitch_em: float = 1.0  # baseline-to-baseline distance when a group wraps
+    strip_punct: bool = False  # drop trailing , . ; : (display only)
+
+
+PRESETS: dict[str, CaptionStyle] = {
+    "beasty": CaptionStyle(
+        name="beasty", font_file="LuckiestGuy-Regular.ttf", max_words=3, uppercase=True,
+        size=0.068, min_scale=0.78, text_rgb=WHITE, highlight="active",
+        active_rgbs=((255, 232, 31), (83, 255, 69)), outline_em=0.12, outline_rgb=(8, 8, 8),
+        shadow_em=0.075, shadow_blur_em=0.035, shadow_alpha=220, pop_scale=1.2,
+        line_pitch_em=0.92, strip_punct=True,
+    ),
+    "karaoke": CaptionStyle(
+        name="karaoke", font_file="Poppins-ExtraBold.ttf", max_words=5, uppercase=False,
+        size=0.044, min_scale=0.72, text_rgb=WHITE, highlight="karaoke",
+        active_rgbs=((255, 214, 10),), outline_em=0.09, outline_rgb=(10, 10, 10),
+        shadow_em=0.05, shadow_blur_em=0.04, shadow_alpha=170, line_pitch_em=1.2,
+    ),
+    "mozi": CaptionStyle(
+        name="mozi", font_file="Montserrat-Black.ttf", max_words=3, uppercase=True,
+        size=0.058, min_scale=0.78, text_rgb=WHITE, highlight="keywords",
+        accent_rgbs=((255, 214, 10), (46, 232, 107), (255, 59, 48)), outline_em=0.11,
+        shadow_em=0.045, shadow_blur_em=0.03, shadow_alpha=190, pop_scale=1.08,
+        line_pitch_em=1.0, strip_punct=True,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionGroup:
+    """Words shown together from ``start`` to ``end``; ``texts`` are what is displayed."""
+
+    start: float
+    end: float
+    words: tuple[Word, ...]
+    texts: tuple[str, ...]
+
+
+# -- fonts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FontInfo:
+    family: str  # name table family, what the .ass Style names
+    cap_em: float  # cap height / em
+    ascent_em: float  # Pillow's (hhea) ascent / em
+    descent_em: float
+    ass_em: float  # libass font size per em: (winAscent + winDescent) / unitsPerEm
+    win_descent_em: float
+
+
+@lru_cache(maxsize=8)
+def font_info(font_file: str) -> FontInfo:
+    tt = TTFont(FONTS_DIR / font_file, lazy=True)
+    upem = float(tt["head"].unitsPerEm)
+    os2, hhea = tt["OS/2"], tt["hhea"]
+    family = tt["name"].getDebugName(16) or tt["name"].getDebugName(1) or font_file
+    cap = float(getattr(os2, "sCapHeight", 0) or 0.7 * upem)
+    return FontInfo(
+        family=family,
+        cap_em=cap / upem,
+        ascent_em=hhea.ascent / upem,
+        descent_em=-hhea.descent / upem,
+        ass_em=(os2.usWinAscent + os2.usWinDescent) / upem,
+        win_descent_em=os2.usWinDescent / upem,
+    )
+
+
+@lru_cache(maxsize=64)
+def load_font(font_file: str, px: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONTS_DIR / font_file), max(1, px))
+
+
+
+# -- grouping -------------------------------------------------------------------------------
+
+
+def display_text(text: str, style: CaptionStyle) -> str:
+    """The word as shown: trimmed, cased, and safe inside .ass text (no override braces)."""
+    t = text.strip().replace("{", "(").replace("}", ")").replace("\\", "/")
+    if style.strip_punct:
+        t = t.rstrip(",.;:") or t
+    return t.upper() if style.uppercase else t
+
+
+def _clean_words(words: Sequence[Word]) -> list[Word]:
+    """Sorted, non-empty words with monotone, non-negative durations."""
+    out: list[Word] = []
+    for w in sorted((w for w in words if w.text.strip()), key=lambda w: w.start):
+        start = max(w.start, out[-1].start) if out else w.start
+        out.append(replace(w, start=start, end=max(w.end, start)))
+    return out
+
+
+def group_words(words: Sequence[Word], style: CaptionStyle) -> list[CaptionGroup]:
+    """Consecutive words in groups of at most ``style.max_words``, broken at . ? ! and pauses.
+
+    A group shows from its first word's start until the next group starts when that follows
+    within a pause; otherwise until its last word's end + HOLD_S (never past the next start).
+    """
+    clean = _clean_words(words)
+    runs: list[list[Word]] = []
+    for w in clean:
+        if runs:
+            cur = runs[-1]
+            prev = cur[-1]
+            brk = (
+                len(cur) >= style.max_words
+                or prev.text.strip().endswith(_SENTENCE_END)
+                or w.start - prev.end > PAUSE_BREAK_S
+            )
+            if not brk:
+                cur.append(w)
+                continue
+        runs.append([w])
+    groups: list[CaptionGroup] = []
+    for i, run in enumerate(runs):
+        start, last_end = run[0].start, run[-1].end
+        end = last_end + HOLD_S
+        if i + 1 < len(runs):
+            nxt = runs[i + 1][0].start
+            end = nxt if nxt - last_end <= PAUSE_BREAK_S else min(end, nxt)
+        end = max(end, start + 0.01)
+        texts = tuple(display_text(w.text, style) for w in run)
+        groups.append(CaptionGroup(start, end, tuple(run), texts))
+    return groups
+
+
+def is_keyword(text: str) -> bool:
+    core = "".join(c for c in text.lower() if c.isalnum() or c == "'")
+    return any(c.isdigit() for c in core) or (len(core) >= 5 and core not in _STOPWORDS)

@@ -1,0 +1,65 @@
+"""Framing: faces, face tracks, the tripod camera, active-speaker framing, output geometry."""
+
+from __future__ import annotations
+
+from stages.framing.faces import (
+    CenterFaceDetector,
+    FaceDetectRequest,
+    FaceDetectStage,
+    FaceSurveyRequest,
+    FaceSurveyStage,
+    centerface_model_path,
+    decode_outputs,
+    default_centerface_source,
+    detection_size,
+    nms,
+)
+from stages.framing.geometry import (
+    face_center_in_output,
+    is_split_aspect,
+    output_geometry,
+    render_geometry,
+)
+from stages.framing.reframe import (
+    ReframeRequest,
+    ReframeStage,
+    plan_crop_path,
+)
+from stages.framing.speakers import (
+    SpeakerParams,
+    subject_schedule,
+)
+from stages.framing.tracks import (
+    choose_subject,
+    track_faces,
+)
+from stages.framing.tripod import (
+    DEFAULT_TRIPOD,
+    max_speed_px_per_frame,
+)
+
+__all__ = [
+    "CenterFaceDetector",
+    "DEFAULT_TRIPOD",
+    "FaceDetectRequest",
+    "FaceDetectStage",
+    "FaceSurveyRequest",
+    "FaceSurveyStage",
+    "ReframeRequest",
+    "ReframeStage",
+    "SpeakerParams",
+    "centerface_model_path",
+    "choose_subject",
+    "decode_outputs",
+    "default_centerface_source",
+    "detection_size",
+    "face_center_in_output",
+    "is_split_aspect",
+    "max_speed_px_per_frame",
+    "nms",
+    "output_geometry",
+    "plan_crop_path",
+    "render_geometry",
+    "subject_schedule",
+    "track_faces",
+]

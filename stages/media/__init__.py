@@ -1,0 +1,39 @@
+"""Media in: probing sources, the 16 kHz analysis audio, decoding frames, muxing clip audio."""
+
+from __future__ import annotations
+
+from stages.media.audio import (
+    AudioRequest,
+    AudioStage,
+    load_audio,
+)
+from stages.media.decode import (
+    frame_at,
+    i420_frame,
+    iter_video_frames,
+    sample_frames_with_previous,
+    upright_i420,
+)
+from stages.media.mux import (
+    AudioClipper,
+)
+from stages.media.probe import (
+    ProbeRequest,
+    ProbeStage,
+    probe_media,
+)
+
+__all__ = [
+    "AudioClipper",
+    "AudioRequest",
+    "AudioStage",
+    "ProbeRequest",
+    "ProbeStage",
+    "frame_at",
+    "i420_frame",
+    "iter_video_frames",
+    "load_audio",
+    "probe_media",
+    "sample_frames_with_previous",
+    "upright_i420",
+]

@@ -1,0 +1,102 @@
+"""audio: the trimmed source audio as 16 kHz mono PCM, plus its speech energy curve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from engine.stage import Resources, Stage, StageContext
+from engine.storage import atomic_path
+from engine.types import AnalysisAudio, AudioAnalysis, AudioFeatures, MediaInfo
+from stages.media.decode import open_media
+
+SAMPLE_RATE = 16_000
+ENERGY_HOP = 0.05  # seconds per RMS value
+
+
+@dataclass(frozen=True)
+class AudioRequest:
+    media: MediaInfo
+    start: float
+    end: float
+
+
+class AudioStage(Stage[AudioRequest, AudioAnalysis]):
+    name = "audio"
+    resources = Resources(cpus=1.0)  # one FFmpeg decode to 16 kHz
+
+    def process(self, inputs: AudioRequest, ctx: StageContext) -> AudioAnalysis:
+        media = inputs.media
+        empty = AudioFeatures(start=inputs.start, hop=ENERGY_HOP, rms_db=())
+        if not media.has_audio:
+            ctx.progress(1.0, "no audio stream: clips will have no captions")
+            return AudioAnalysis(None, empty)
+        samples = decode_mono_16k(media, inputs.start, inputs.end, ctx)
+        out = Path(ctx.workdir) / "audio_16k.npy"
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, samples)
+        ctx.progress(1.0, f"{samples.size / SAMPLE_RATE:.1f} s of audio")
+        return AudioAnalysis(
+            AnalysisAudio(str(out), inputs.start, SAMPLE_RATE, samples.size / SAMPLE_RATE),
+            AudioFeatures(inputs.start, ENERGY_HOP, tuple(rms_db(samples))),
+        )
+
+
+def decode_mono_16k(
+    media: MediaInfo, start: float, end: float, ctx: StageContext | None = None
+) -> np.ndarray:
+    """Source audio in [start, end) as float32 mono at 16 kHz (zero-filled where missing)."""
+    n_total = max(0, int(round((end - start) * SAMPLE_RATE)))
+    out = np.zeros(n_total, dtype=np.float32)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    with open_media(media.path) as container:
+        stream = container.streams.audio[0]
+        if start > 0.5:
+            container.seek(int((start + media.start_time) / stream.time_base), stream=stream)
+        pos: int | None = None  # output sample index of the next resampled sample
+        for packet_frame in container.decode(stream):
+            if packet_frame.pts is None:
+                continue
+            t = float(packet_frame.pts * packet_frame.time_base) - media.start_time
+            if t >= end:
+                break
+            for rf in resampler.resample(packet_frame):
+                pos = _place(out, rf, t, start, pos)
+            if ctx is not None and n_total:
+                ctx.progress(min(1.0, (t - start) / max(end - start, 1e-6)), "decoding audio")
+                ctx.check_cancelled()
+        for rf in resampler.resample(None):
+            pos = _place(out, rf, None, start, pos)
+    return out
+
+
+def _place(out: np.ndarray, rf: av.AudioFrame, t: float | None, start: float, pos: int | None) -> int:
+    data = rf.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+    if pos is None:
+        # Anchor the first resampled frame on its source timestamp; then stay contiguous
+        # so resampler latency never opens gaps or overlaps.
+        pos = int(round(((t if t is not None else start) - start) * SAMPLE_RATE))
+    lo, hi = pos, pos + data.size
+    src_lo = max(0, -lo)
+    lo_c, hi_c = max(lo, 0), min(hi, out.size)
+    if hi_c > lo_c:
+        out[lo_c:hi_c] = data[src_lo : src_lo + (hi_c - lo_c)]
+    return hi
+
+
+def rms_db(samples: np.ndarray, hop: float = ENERGY_HOP, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """RMS level in dBFS per ``hop`` seconds."""
+    n = int(hop * rate)
+    if samples.size < n:
+        return np.zeros(0, dtype=np.float32)
+    frames = samples[: samples.size // n * n].reshape(-1, n)
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    return np.round(20 * np.log10(np.maximum(rms, 1e-5)), 2).astype(np.float32)
+
+
+def load_audio(audio: AnalysisAudio) -> np.ndarray:
+    return np.load(audio.path)

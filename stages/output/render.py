@@ -1,0 +1,319 @@
+"""render: one clip, streamed in bounded frame batches, YUV 4:2:0 end to end.
+
+decode (a producer thread, bounded queue) -> crop/resize along the crop path ->
+composite caption sprites -> encode H.264 (libx264) + AAC, ``+faststart``.
+
+The output is constant frame rate at the source's average rate: output frame ``k`` shows
+the source frame on screen at ``start + k / fps`` (so variable-frame-rate sources come out
+in sync). Audio is cut sample-exactly to the same window. Nothing is converted to RGB:
+captions arrive as pre-converted YUVA sprites. Memory is a few batches, whatever the
+clip length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import numpy as np
+
+from engine.errors import JobCancelled
+from engine.stage import Resources, Stage, StageContext
+from engine.storage import atomic_path
+from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
+from kernels.composite import Sprite, blend_sprite_i420
+from kernels.resize import crop_resize, darken_luma, fit_over_blur, fit_rect
+from stages.media import AudioClipper, i420_frame, iter_video_frames, upright_i420
+
+
+class SpriteSource(Protocol):
+    def sprite_at(self, t: float) -> Sprite | None: ...
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    media: MediaInfo
+    start: float
+    end: float
+    geometry: OutputGeometry
+    crop_path: CropPath
+    captions: SpriteSource | None
+    out_path: Path
+    #: a spliced clip: the source segments played back to back (frame-aligned, see
+    #: stages.speech.splice); empty = the one window [start, end). The crop path and the
+    #: captions are then on the clip timeline (output frame k).
+    segments: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    path: Path
+    frames: int
+    fps: float
+    duration: float
+
+
+class RenderStage(Stage[RenderRequest, RenderResult]):
+    name = "render"
+    resources = Resources(cpus=2.0)  # decode + framing threads and libx264 on Settings.threads cores
+
+    def process(self, inputs: RenderRequest, ctx: StageContext) -> RenderResult:
+        with atomic_path(inputs.out_path) as tmp:
+            frames = render_clip(inputs, tmp, ctx)
+        fps = inputs.media.fps
+        return RenderResult(inputs.out_path, frames, fps, frames / fps)
+
+
+def output_rate(media: MediaInfo) -> Fraction:
+    rate = Fraction(media.fps_num, media.fps_den) if media.fps_den else Fraction(media.fps)
+    return rate.limit_denominator(1001)
+
+
+def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
+    media, geo = req.media, req.geometry
+    rate = output_rate(media)
+    segments = list(req.segments) or [(req.start, req.end)]
+    counts = [max(1, round((b - a) * rate)) for a, b in segments]
+    n_out = sum(counts)
+    settings = ctx.settings
+    with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        vstream = out.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, "yuv420p"
+        vstream.codec_context.time_base = 1 / rate
+        vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
+        # 0 = let x264 size its own frame/lookahead threads, as the ffmpeg CLI does
+        vstream.codec_context.thread_count = 0 if settings.threads <= 0 else settings.threads
+        audio = (AudioClipper(media, req.start, req.end, out,
+                              segments=[(a, a + n / rate) for (a, _), n in zip(segments, counts, strict=True)])
+                 if media.has_audio else None)
+
+        written = 0
+        decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx))
+        # Crop/resize/composite run in their own thread: OpenCV and the encoder release the
+        # GIL, so framing batch k+1 overlaps encoding batch k.
+        free: queue.SimpleQueue[EncoderFrame] = queue.SimpleQueue()
+        framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate, free))
+        for outb in framed:
+            for i in range(len(outb)):
+                frame = outb.frames[i]
+                frame.pts = int(outb.index[i])
+                out.mux(vstream.encode(frame))
+                # libx264 copies the picture inside encode(): the frame can be filled again
+                free.put((frame, tuple(p[i] for p in outb.planes)))
+            written += len(outb)
+            if audio is not None:
+                audio.write_until(written / rate)
+            ctx.progress(written / n_out, f"frame {written}/{n_out}")
+            ctx.check_cancelled()
+        out.mux(vstream.encode(None))
+        if audio is not None:
+            audio.finish()
+    return written
+
+
+EncoderFrame = tuple[av.VideoFrame, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _frame_batches(
+    batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
+    captions: SpriteSource | None, rate: Fraction, free: queue.SimpleQueue[EncoderFrame] | None = None,
+) -> Iterator[FrameBatch]:
+    """Reframe (and caption) each source batch straight into encoder frames.
+
+    Each output frame is a PyAV frame; the crop/resize and the caption blend write into its
+    own planes, and the encoder takes it as is (no copy into a second frame). Frames the
+    encoder is done with come back through ``free`` and are filled again: only as many exist
+    as are in flight (a few batches), so memory stays flat however long the clip.
+    """
+
+    def take() -> EncoderFrame:
+        if free is not None:
+            try:
+                return free.get_nowait()
+            except queue.Empty:
+                pass
+        return i420_frame(geo.out_w, geo.out_h)
+
+    for batch in batches:
+        made = [take() for _ in range(len(batch))]
+        out = tuple([views[p] for _, views in made] for p in range(3))
+        outb = reframe_batch(batch, geo, path, out=out)
+        outb.frames = [frame for frame, _ in made]
+        if captions is not None:
+            composite_batch(outb, captions, rate)
+        yield outb
+
+
+def _decode_segments(
+    media: MediaInfo, segments: list[tuple[float, float]], counts: list[int], rate: Fraction, size: int,
+    ctx: StageContext,
+) -> Iterator[FrameBatch]:
+    """The segments' frames back to back on one output clock (batches never span a cut)."""
+    first = 0
+    for (a, _), n in zip(segments, counts, strict=True):
+        for batch in _decode_batches(media, a, rate, n, size, ctx):
+            batch.index = batch.index + first
+            yield batch
+        first += n
+
+
+def _decode_batches(
+    media: MediaInfo, start: float, rate: Fraction, n_out: int, size: int, ctx: StageContext
+) -> Iterator[FrameBatch]:
+    """Source frames resampled onto the output clock, ``size`` at a time (upright I420).
+
+    Nothing is copied here: each batch's planes are per-frame views of the decoder's own
+    frame buffers (kept alive by the views; a frame repeated on the output clock is the same
+    view twice). Only the crop window is ever read, by ``reframe_batch``.
+    """
+    fps = float(rate)
+    tol = 0.5 / fps  # a frame within half an output period of T_k is the one on screen
+    planes: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    pts: list[float] = []
+    index: list[int] = []
+    k = 0
+    pending = None  # (t, upright planes) latest frame at or before the next output time
+
+    def emit(t: float, frame_planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Iterator[FrameBatch]:
+        nonlocal k, planes, pts, index
+        for acc, plane in zip(planes, frame_planes, strict=True):
+            acc.append(plane)
+        pts.append(t)
+        index.append(k)
+        k += 1
+        if len(pts) == size:
+            yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
+            planes, pts, index = ([], [], []), [], []
+
+    end = start + n_out / fps
+    for t, frame in iter_video_frames(media, max(0.0, start - 1.0 / fps), end):
+        if ctx.cancelled:
+            raise JobCancelled()
+        current = (t, upright_i420(frame, media.rotation))
+        while k < n_out and t > start + k / fps + tol:
+            yield from emit(*(pending or current))
+        pending = current
+        if k >= n_out:
+            break
+    while k < n_out and pending is not None:
+        yield from emit(*pending)
+    if pts:
+        yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
+
+
+def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: tuple | None = None
+                  ) -> FrameBatch:
+    """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size.
+
+    ``batch.planes`` may be stacked arrays or per-frame sequences (``_decode_batches``).
+    ``out``, when given, is where to write: per plane, the N frames' (H, W) / (H/2, W/2)
+    views (e.g. of encoder frames); otherwise one packed I420 array is allocated.
+    """
+    n = len(batch)
+    ow, oh = geo.out_w, geo.out_h
+    packed = None
+    if out is None:
+        # One contiguous I420 buffer per frame (Y rows, then U, then V): the planes are views into it.
+        packed = np.empty((n, oh * 3 // 2, ow), np.uint8)
+        q = oh // 4
+        out = (
+            packed[:, :oh],
+            packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
+            packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
+        )
+    if geo.mode == "split":
+        for i in range(n):
+            _split_frame(tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), geo, path,
+                         int(batch.index[i]))
+        return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
+    rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
+    for i in range(n):
+        y, u, v = (p[i] for p in batch.planes)
+        if rect is not None:
+            fit_over_blur(y, ow, oh, rect, dst=out[0][i])
+            darken_luma(out[0][i], rect)
+            half = (rect[0] // 2, rect[1] // 2, rect[2] // 2, rect[3] // 2)
+            fit_over_blur(u, ow // 2, oh // 2, half, dst=out[1][i])
+            fit_over_blur(v, ow // 2, oh // 2, half, dst=out[2][i])
+            continue
+        x, top = path.at_frame(int(batch.index[i])) if geo.mode == "crop" else (0.0, 0.0)
+        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2  # chroma-aligned
+        cw, ch = geo.crop_w, geo.crop_h
+        crop_resize(y, x, top, cw, ch, ow, oh, dst=out[0][i])
+        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[1][i])
+        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[2][i])
+    return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
+
+
+SEAM_ROWS = 4  # a dark line between the split layout's panels (luma rows, even)
+
+
+def _split_frame(src: tuple, dst: tuple, geo: OutputGeometry, path: CropPath, k: int) -> None:
+    """The split layout: the path's two windows scaled into the top and bottom halves."""
+    ow, ph = geo.out_w, geo.out_h // 2
+    cw, ch = geo.crop_w, geo.crop_h
+    y, u, v = src
+    for (x, top), r0 in ((path.at_frame(k), 0), (path.at_frame2(k), ph)):
+        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2
+        crop_resize(y, x, top, cw, ch, ow, ph, dst=dst[0][r0 : r0 + ph])
+        c0 = r0 // 2
+        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[1][c0 : c0 + ph // 2])
+        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[2][c0 : c0 + ph // 2])
+    dst[0][ph - SEAM_ROWS // 2 : ph + SEAM_ROWS // 2] = 16
+
+
+def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction) -> None:
+    """Blend the caption sprite on screen at each output frame's clip time, in place."""
+    for i in range(len(batch)):
+        sprite = captions.sprite_at(float(batch.index[i] / rate))
+        if sprite is not None:
+            blend_sprite_i420(batch.planes[0][i], batch.planes[1][i], batch.planes[2][i], sprite)
+
+
+def _threaded(source: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
+    """Run ``source`` in a producer thread so decoding overlaps encoding; ``depth`` bounds memory."""
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            failure.append(exc)
+        finally:
+            q.put(done)
+
+    worker = threading.Thread(target=produce, name="clipora-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item  # type: ignore[misc]
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+

@@ -1,0 +1,137 @@
+"""plan: the analysis phase's last step - the chosen moments become the job's JobPlan.
+
+Per clip: the window, the kept source segments once an interview host's turns are cut out
+(``removeAiVoice``), the caption words on the clip's timeline, and the speaker-labelled words
+that active-speaker framing follows; per job: the output geometry and frame rate, the notes,
+and the interview analysis the manifest reports. Everything a worker needs to make one clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from engine.errors import InvalidOptions
+from engine.options import ProcessOptions
+from engine.stage import Resources, Stage, StageContext
+from engine.types import (
+    ClipPlan,
+    Diarization,
+    HostDecision,
+    JobPlan,
+    MediaInfo,
+    Moment,
+    MomentSelection,
+    OutputGeometry,
+    Transcript,
+)
+from stages.framing import is_split_aspect, output_geometry
+from stages.output import output_rate, speaker_analysis
+from stages.speech import MIN_CONFIDENCE, Segment, clip_words, plan_segments, spliced_duration
+
+
+def trim_span(media: MediaInfo, options: ProcessOptions) -> tuple[float, float]:
+    """The source span a job works in (trimStart/trimEnd), or InvalidOptions naming the field."""
+    start = options.trim_start
+    end = media.duration if options.trim_end is None else min(options.trim_end, media.duration)
+    if start >= media.duration:
+        raise InvalidOptions(
+            f"trimStart ({start:g} s) is at or past the end of the source ({media.duration:.2f} s)",
+            field="trimStart",
+        )
+    if end - start < 0.5:
+        raise InvalidOptions(
+            f"the trimmed span {start:g}-{end:g} s is too short (at least 0.5 s needed)", field="trimEnd"
+        )
+    return start, end
+
+
+def speaker_to_cut(options: ProcessOptions, host: HostDecision) -> str | None:
+    """The speaker whose turns are spliced out: an interview's host found with enough confidence."""
+    if options.remove_ai_voice and host.interview and host.confidence >= MIN_CONFIDENCE:
+        return host.host
+    return None
+
+
+def without_speaker(transcript: Transcript, speaker: str | None) -> Transcript:
+    """The words moments are chosen from: everyone's, or everyone's but the cut speaker's."""
+    if speaker is None:
+        return transcript
+    return Transcript(tuple(w for w in transcript.words if w.speaker != speaker), transcript.language,
+                      transcript.audio_duration)
+
+
+def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker: str | None, fps: float,
+                 options: ProcessOptions) -> tuple[MomentSelection, list[tuple[Segment, ...]]]:
+    """Each moment's kept source segments once ``cut_speaker``'s turns are cut out.
+
+    A moment left with nothing (only the host spoke in it) is dropped; one that the cut makes
+    shorter than the clip-length range is kept, and the notes say so.
+    """
+    if cut_speaker is None:
+        return selection, [plan_segments(m.start, m.end, transcript.words, None, fps) for m in selection.moments]
+    lo = options.clip_length_range[0]
+    kept: list[Moment] = []
+    plans: list[tuple[Segment, ...]] = []
+    notes = list(selection.notes)
+    dropped = 0
+    for m in selection.moments:
+        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
+        if not segments:
+            dropped += 1
+            continue
+        length = spliced_duration(segments, fps)
+        if length < lo - 1.0 / fps:
+            notes.append(f"clip {len(kept) + 1} lasts {length:.1f} s once the host's turns are cut, "
+                         f"under the {options.clip_length} range's {lo:g} s")
+        kept.append(m)
+        plans.append(segments)
+    if dropped:
+        notes.append(f"{dropped} chosen moment{'s' if dropped > 1 else ''} held only the host's speech "
+                     "and {} dropped".format("were" if dropped > 1 else "was"))
+    return replace(selection, moments=tuple(kept), notes=tuple(notes)), plans
+
+
+def layout_notes(options: ProcessOptions, geometry: OutputGeometry) -> tuple[str, ...]:
+    if options.layout == "split" and not is_split_aspect(geometry):
+        why = "is for 9:16 outputs" if options.aspect_ratio != "9:16" else "needs a source wider than 9:16"
+        return (f"layout split {why}; clips follow the active speaker instead",)
+    return ()
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    job_id: str
+    media: MediaInfo
+    options: ProcessOptions
+    span: tuple[float, float]
+    selection: MomentSelection
+    transcript: Transcript  # speaker-labelled
+    diarization: Diarization
+    host: HostDecision
+
+
+class ClipPlanStage(Stage[PlanRequest, JobPlan]):
+    name = "plan"
+    resources = Resources(cpus=1.0)
+
+    def process(self, inputs: PlanRequest, ctx: StageContext) -> JobPlan:
+        options, media, transcript = inputs.options, inputs.media, inputs.transcript
+        cut = speaker_to_cut(options, inputs.host)
+        geometry = output_geometry(media.width, media.height, options.aspect_ratio)
+        fps = float(output_rate(media))
+        selection, plans = splice_plans(inputs.selection, transcript, cut, fps, options)
+        clips = []
+        for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1):
+            spliced = cut is not None and (
+                len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
+            window = transcript.words_between(m.start, m.end)
+            if spliced:
+                words, c0, c1 = tuple(clip_words(transcript.words, segments, fps)), 0.0, spliced_duration(segments, fps)
+            else:
+                segments, words, c0, c1 = (), tuple(window), m.start, m.end
+            clips.append(ClipPlan(i, m, tuple(segments), words, c0, c1,
+                                  tuple(window) if inputs.diarization.available else ()))
+        ctx.progress(1.0, f"{len(clips)} clips planned")
+        return JobPlan(inputs.job_id, media, options.to_json(), inputs.span, geometry, fps, tuple(clips), selection,
+                       transcript, speaker_analysis(inputs.diarization, inputs.host, cut is not None),
+                       layout_notes(options, geometry))

@@ -1,0 +1,399 @@
+"""diarize: who spoke each word, from speaker embeddings of an offline model.
+
+The embeddings come from Resemblyzer's GE2E voice encoder, whose weights (``pretrained.pt``)
+ship inside the PyPI wheel, so nothing is fetched at run time. It needs torch, so it lives
+in the optional ``interviews`` extra; without it the stage returns ``available=False`` with
+a note, and the rest of the job goes on without speaker turns.
+
+1. Speech regions are the transcript's words merged across short pauses, cut again where
+   the audio is silent for a quarter second (ASR word times stretch over pauses); each region is
+   cut into 1.6 s windows every 0.4 s (a shorter region is one shorter window), and every
+   window is embedded (256-d, unit length) from one mel spectrogram of the whole track.
+2. The number of speakers is estimated, not assumed: spherical k-means for k = 2..6,
+   scored by the silhouette on cosine distance (see :func:`estimate_speakers` for when a
+   split counts as another voice). Tiny clusters (stray windows) are folded into their
+   nearest neighbour.
+3. Each word takes the centroid nearest to the mean of the windows that cover it,
+   weighted by overlap and by how centred the word is in each window; runs shorter than
+   ``MIN_RUN_S`` between two runs of one other speaker are relabelled to it, and turns
+   are the runs of one speaker.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.stage import Resources, Stage, StageContext
+from engine.types import AnalysisAudio, Diarization, SpeakerTurn, Transcript, Word
+from stages.media import load_audio
+
+FRAME_S = 0.01  # the encoder's mel hop
+WINDOW_FRAMES = 160  # 1.6 s, the encoder's partial-utterance length
+HOP_FRAMES = 40
+MIN_WINDOW_FRAMES = 50
+REGION_GAP_S = 0.3
+MAX_SPEAKERS = 6
+MIN_SILHOUETTE = 0.2
+SILHOUETTE_STEP = 0.05
+MIN_SPEAKER_S = 4.0
+SAME_VOICE_COS = 0.91  # centroids this similar are one voice (measured: one espeak voice split
+# into two gives 0.917-0.934; two espeak voices 0.857-0.904; two real voices 0.835-0.854)
+MIN_CLUSTER_SHARE = 0.04
+MIN_RUN_S = 0.6
+METHOD = "resemblyzer-ge2e + spherical k-means"
+
+
+# -- the model -----------------------------------------------------------------------------
+
+
+def load_voice_encoder() -> tuple[Any, str]:
+    """(encoder, "") or (None, why it is unavailable). Never raises."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+            from resemblyzer import VoiceEncoder
+    except Exception as exc:  # ImportError, or torch failing to load its libraries
+        return None, (f"speaker diarization unavailable: {type(exc).__name__}: {exc} "
+                      "(install the 'interviews' extra: pip install -e '.[interviews]')")
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+        return VoiceEncoder("cpu", verbose=False), ""
+    except Exception as exc:
+        return None, f"speaker diarization unavailable: the voice encoder failed to load: {exc}"
+
+
+def mel_frames(samples: np.ndarray, rate: int) -> np.ndarray:
+    """The encoder's mel spectrogram (frames, 40) of volume-normalised 16 kHz audio."""
+    from resemblyzer import audio as raudio
+
+    if rate != 16_000:
+        raise ValueError("the voice encoder expects 16 kHz audio")
+    wav = raudio.normalize_volume(samples.astype(np.float32), -30, increase_only=True)
+    return raudio.wav_to_mel_spectrogram(wav)
+
+
+def embed_windows(encoder: Any, mel: np.ndarray, windows: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Unit embeddings (N, 256) of mel frame windows [a, b); full windows run as one batch."""
+    import torch
+
+    out = np.zeros((len(windows), 256), np.float32)
+    full = [i for i, (a, b) in enumerate(windows) if b - a == WINDOW_FRAMES]
+    with torch.no_grad():
+        for k in range(0, len(full), 256):
+            idx = full[k:k + 256]
+            batch = np.stack([mel[windows[i][0]:windows[i][1]] for i in idx])
+            out[idx] = encoder(torch.from_numpy(batch)).cpu().numpy()
+        for i, (a, b) in enumerate(windows):
+            if b - a != WINDOW_FRAMES:
+                out[i] = encoder(torch.from_numpy(mel[a:b][None])).cpu().numpy()[0]
+    return out
+
+
+# -- windows -------------------------------------------------------------------------------
+
+
+def speech_regions(words: Sequence[Word], gap: float = REGION_GAP_S) -> list[tuple[float, float]]:
+    regions: list[tuple[float, float]] = []
+    for w in words:
+        if regions and w.start - regions[-1][1] <= gap:
+            regions[-1] = (regions[-1][0], max(regions[-1][1], w.end))
+        else:
+            regions.append((w.start, w.end))
+    return regions
+
+
+def split_at_silence(regions: Sequence[tuple[float, float]], energy: np.ndarray, origin: float,
+                     min_gap: float = 0.25) -> list[tuple[float, float]]:
+    """Regions cut wherever the audio itself is silent for ``min_gap`` s (ASR word times
+    often stretch over a pause, which would put two speakers into one region)."""
+    if not len(energy):
+        return list(regions)
+    quiet = energy < 1e-3 * max(float(np.percentile(energy, 95)), 1e-12)
+    need = int(round(min_gap / FRAME_S))
+    out: list[tuple[float, float]] = []
+    for r0, r1 in regions:
+        a = max(0, int(round((r0 - origin) / FRAME_S)))
+        b = min(len(energy), int(round((r1 - origin) / FRAME_S)))
+        start, run = a, 0
+        for i in range(a, b):
+            run = run + 1 if quiet[i] else 0
+            if run == need:
+                if i - need + 1 > start:
+                    out.append((origin + start * FRAME_S, origin + (i - need + 1) * FRAME_S))
+                start = i + 1
+            elif run > need:
+                start = i + 1
+        if b > start:
+            out.append((origin + start * FRAME_S, origin + b * FRAME_S))
+    return out
+
+
+def region_windows(regions: Sequence[tuple[float, float]], origin: float, n_frames: int) -> list[tuple[int, int]]:
+    """Mel-frame windows [a, b) covering each region (times relative to ``origin``)."""
+    out: list[tuple[int, int]] = []
+    for r0, r1 in regions:
+        a = max(0, int(round((r0 - origin) / FRAME_S)))
+        b = min(n_frames, int(round((r1 - origin) / FRAME_S)))
+        if b - a < MIN_WINDOW_FRAMES:
+            continue
+        if b - a <= WINDOW_FRAMES:
+            out.append((a, b))
+            continue
+        starts = list(range(a, b - WINDOW_FRAMES + 1, HOP_FRAMES))
+        if starts[-1] != b - WINDOW_FRAMES:
+            starts.append(b - WINDOW_FRAMES)
+        out += [(s, s + WINDOW_FRAMES) for s in starts]
+    return out
+
+
+# -- clustering ----------------------------------------------------------------------------
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+
+
+def spherical_kmeans(x: np.ndarray, k: int, seed: int = 0, n_init: int = 6,
+                     iters: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and unit centroids maximising total cosine similarity (k-means++ starts)."""
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(n_init):
+        cents = [x[rng.integers(len(x))]]
+        for _ in range(1, k):
+            d = np.clip(1.0 - np.max(x @ np.stack(cents).T, axis=1), 0.0, None) ** 2
+            p = d / d.sum() if d.sum() > 0 else None
+            cents.append(x[rng.choice(len(x), p=p)])
+        c = np.stack(cents)
+        labels = np.zeros(len(x), np.int64)
+        for it in range(iters):
+            new = np.argmax(x @ c.T, axis=1)
+            if it and np.array_equal(new, labels):
+                break
+            labels = new
+            for j in range(k):
+                members = x[labels == j]
+                c[j] = _normalise(members.sum(0)) if len(members) else x[rng.integers(len(x))]
+        score = float(np.sum(np.max(x @ c.T, axis=1)))
+        if best is None or score > best[0]:
+            best = (score, labels.copy(), c.copy())
+    assert best is not None
+    return best[1], best[2]
+
+
+def silhouette(x: np.ndarray, labels: np.ndarray, max_n: int = 2000, seed: int = 0) -> float:
+    """Mean silhouette on cosine distance (a seeded subsample past ``max_n`` points)."""
+    if len(set(labels.tolist())) < 2:
+        return 0.0
+    if len(x) > max_n:
+        idx = np.random.default_rng(seed).choice(len(x), max_n, replace=False)
+        x, labels = x[idx], labels[idx]
+    d = 1.0 - x @ x.T
+    ks = np.unique(labels)
+    mean_to = np.stack([d[:, labels == k].mean(axis=1) for k in ks], axis=1)  # (n, k)
+    own = np.searchsorted(ks, labels)
+    counts = np.array([(labels == k).sum() for k in ks])
+    a = mean_to[np.arange(len(x)), own] * counts[own] / np.maximum(counts[own] - 1, 1)
+    mean_to[np.arange(len(x)), own] = np.inf
+    b = mean_to.min(axis=1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-9)
+    s[counts[own] == 1] = 0.0
+    return float(s.mean())
+
+
+def estimate_speakers(x: np.ndarray, speech_s: float,
+                      max_speakers: int = MAX_SPEAKERS) -> tuple[np.ndarray, np.ndarray, float]:
+    """(labels, centroids, silhouette) with the number of speakers chosen from the data.
+
+    ``speech_s`` is the speech the windows cover. A split is a real second (third, ...)
+    voice only when its silhouette reaches ``MIN_SILHOUETTE``, every cluster holds at
+    least ``MIN_SPEAKER_S`` of speech, no two centroids are as alike as ``SAME_VOICE_COS``,
+    and each added speaker raises the silhouette by
+    ``SILHOUETTE_STEP`` (GE2E windows of one noisy voice also split, but into small,
+    barely better-separated parts).
+    """
+    one = (np.zeros(len(x), np.int64), _normalise(x.sum(0, keepdims=True)), 0.0)
+    if len(x) < 6:
+        return one
+    best = one
+    for k in range(2, min(max_speakers, len(x) // 3) + 1):
+        labels, cents = spherical_kmeans(x, k)
+        labels, cents = _fold_small(x, labels, cents)
+        if len(cents) < k:
+            break  # a cluster was only stray windows: no support for k voices
+        shares = np.bincount(labels, minlength=k) / len(labels)
+        if shares.min() * speech_s < MIN_SPEAKER_S:
+            break
+        sims = cents @ cents.T
+        np.fill_diagonal(sims, -1.0)
+        if sims.max() >= SAME_VOICE_COS:
+            break
+        sil = silhouette(x, labels)
+        need = MIN_SILHOUETTE if best[2] == 0.0 else best[2] + SILHOUETTE_STEP
+        if sil < need:
+            break
+        best = (labels, cents, sil)
+    return best
+
+
+def _fold_small(x: np.ndarray, labels: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    share = np.bincount(labels, minlength=len(cents)) / len(labels)
+    keep = np.nonzero(share >= MIN_CLUSTER_SHARE)[0]
+    if len(keep) == len(cents):
+        return labels, cents
+    c = cents[keep]
+    labels = np.argmax(x @ c.T, axis=1)
+    c = np.stack([_normalise(x[labels == j].sum(0)) for j in range(len(c))])
+    return labels, c
+
+
+# -- words and turns -----------------------------------------------------------------------
+
+
+def label_words(words: Sequence[Word], spans: np.ndarray, emb: np.ndarray, cents: np.ndarray) -> list[int]:
+    """Speaker index per word (-1 when no window covers it and no neighbour helps)."""
+    out: list[int] = []
+    for w in words:
+        ov = np.clip(np.minimum(spans[:, 1], w.end) - np.maximum(spans[:, 0], w.start), 0.0, None)
+        if ov.sum() <= 0:
+            out.append(-1)
+            continue
+        # windows centred on the word count most: one that only grazes it mostly holds
+        # the neighbours' speech (at a turn change, the other speaker's)
+        half = np.maximum((spans[:, 1] - spans[:, 0]) / 2, 1e-3)
+        centred = np.clip(1.0 - np.abs((w.start + w.end) / 2 - (spans[:, 0] + spans[:, 1]) / 2) / half, 0.05, 1.0)
+        v = (emb * (ov * centred ** 2)[:, None]).sum(0)
+        out.append(int(np.argmax(cents @ v)))
+    # words no window reached (isolated short words) take the nearer labelled neighbour
+    for i, lab in enumerate(out):
+        if lab == -1:
+            prev = next((j for j in range(i - 1, -1, -1) if out[j] != -1), None)
+            nxt = next((j for j in range(i + 1, len(out)) if out[j] != -1), None)
+            cand = [j for j in (prev, nxt) if j is not None]
+            if cand:
+                j = min(cand, key=lambda j: abs(words[j].start - words[i].start))
+                out[i] = out[j]
+    return out
+
+
+def smooth_labels(words: Sequence[Word], labels: list[int], min_run_s: float = MIN_RUN_S) -> list[int]:
+    """Relabel short runs sandwiched between two runs of one other speaker."""
+    labels = list(labels)
+    changed = True
+    while changed:
+        changed = False
+        runs = _runs(labels)
+        for r, (a, b, lab) in enumerate(runs):
+            if 0 < r < len(runs) - 1 and runs[r - 1][2] == runs[r + 1][2] != lab:
+                if words[b - 1].end - words[a].start < min_run_s:
+                    labels[a:b] = [runs[r - 1][2]] * (b - a)
+                    changed = True
+                    break
+    return labels
+
+
+def _runs(labels: Sequence[int]) -> list[tuple[int, int, int]]:
+    runs: list[tuple[int, int, int]] = []
+    for i, lab in enumerate(labels):
+        if runs and runs[-1][2] == lab:
+            runs[-1] = (runs[-1][0], i + 1, lab)
+        else:
+            runs.append((i, i + 1, lab))
+    return runs
+
+
+def turns_from_words(words: Sequence[Word], speakers: Sequence[str]) -> tuple[SpeakerTurn, ...]:
+    turns: list[SpeakerTurn] = []
+    for w, s in zip(words, speakers, strict=True):
+        if not s:
+            continue
+        if turns and turns[-1].speaker == s:
+            turns[-1] = SpeakerTurn(turns[-1].start, w.end, s)
+        else:
+            turns.append(SpeakerTurn(w.start, w.end, s))
+    return tuple(turns)
+
+
+def diarize(encoder: Any, samples: np.ndarray, rate: int, origin: float, words: Sequence[Word]) -> Diarization:
+    """Speaker turns of ``words`` (source times) over ``samples`` that start at ``origin``."""
+    mel = mel_frames(samples, rate)
+    regions = split_at_silence(speech_regions(words), mel.sum(axis=1), origin)
+    windows = region_windows(regions, origin, len(mel))
+    if not windows:
+        return Diarization(True, METHOD, note="no speech long enough to tell voices apart")
+    emb = _normalise(embed_windows(encoder, mel, windows))
+    spans = origin + np.array(windows, np.float64) * FRAME_S
+    speech_s = sum(b - a for a, b in speech_regions(words))
+    labels, cents, quality = estimate_speakers(emb, speech_s)
+    per_word = smooth_labels(words, label_words(words, spans, emb, cents))
+    # name speakers S1, S2, ... in order of first appearance
+    order: dict[int, str] = {}
+    for lab in per_word:
+        if lab >= 0 and lab not in order:
+            order[lab] = f"S{len(order) + 1}"
+    names = tuple(order.get(lab, "") for lab in per_word)
+    return Diarization(True, METHOD, speakers=tuple(order.values()), turns=turns_from_words(words, names),
+                       word_speakers=names, quality=round(quality, 3))
+
+
+def with_speakers(transcript: Transcript, diarization: Diarization) -> Transcript:
+    """The transcript with each word's ``speaker`` set (unchanged when diarization is missing)."""
+    if len(diarization.word_speakers) != len(transcript.words):
+        return transcript
+    words = tuple(
+        Word(w.start, w.end, w.text, w.probability, s or None)
+        for w, s in zip(transcript.words, diarization.word_speakers, strict=True)
+    )
+    return Transcript(words=words, language=transcript.language, audio_duration=transcript.audio_duration)
+
+
+# -- the stage -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiarizeRequest:
+    audio: AnalysisAudio | None
+    transcript: Transcript
+
+
+class DiarizeStage(Stage[DiarizeRequest, Diarization]):
+    name = "diarize"
+    resources = Resources(cpus=1.0)
+
+    def __init__(self) -> None:
+        self._encoder: Any = None
+        self._why_not = ""
+
+    def setup(self, ctx: StageContext) -> None:
+        if self._encoder is None and not self._why_not:
+            self._encoder, self._why_not = load_voice_encoder()
+            if self._why_not:
+                ctx.log.warning(self._why_not)
+            else:  # librosa compiles its mel code on first use (~7 s): pay that at load, not in a job
+                try:
+                    noise = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.01
+                    mel_frames(noise, 16_000)
+                except Exception as exc:  # a warm-up only: the job's own call reports real trouble
+                    ctx.log.warning("speaker model warm-up failed: %s", exc)
+
+    def process(self, inputs: DiarizeRequest, ctx: StageContext) -> Diarization:
+        if inputs.audio is None or not inputs.transcript.words:
+            ctx.progress(1.0, "no speech: no speaker turns")
+            return Diarization(True, METHOD, note="no speech")
+        if self._encoder is None and not self._why_not:
+            raise RuntimeError("the diarize stage was not set up")
+        if self._encoder is None:
+            ctx.progress(1.0, "speaker model unavailable")
+            return Diarization(False, "unavailable", note=self._why_not)
+        samples = load_audio(inputs.audio)
+        result = diarize(self._encoder, samples, inputs.audio.sample_rate, inputs.audio.start,
+                         inputs.transcript.words)
+        ctx.progress(1.0, f"{len(result.speakers)} speakers, {len(result.turns)} turns")
+        return result

