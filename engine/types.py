@@ -45,6 +45,10 @@ class AudioAnalysis:
     features: AudioFeatures
 
 
+#: punctuation that ends a sentence (captions break groups there; moments split sentences there)
+SENTENCE_END = (".", "?", "!")
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     start: float

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from kernels.xp import array_module
+
 # BT.709 luma weights; limited range puts Y in [16, 235] and Cb/Cr in [16, 240].
 _KR, _KB = 0.2126, 0.0722
 _KG = 1.0 - _KR - _KB
@@ -38,16 +40,6 @@ _YUV_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float32)
 _YUV_TO_RGB = np.linalg.inv(_RGB_TO_YUV.astype(np.float64)).astype(np.float32)
 
 
-def _xp(arr: Any) -> Any:
-    if isinstance(arr, np.ndarray):  # skip the (failing, not cached by Python) cupy import
-        return np
-    try:
-        import cupy  # type: ignore[import-not-found]
-    except ImportError:
-        return np
-    return cupy.get_array_module(arr)
-
-
 def _pad_even(img: Any, xp: Any, fill: int | None) -> Any:
     """Pad H and W up to even; ``fill=None`` repeats the edge, else pads with ``fill``."""
     h, w = img.shape[:2]
@@ -71,7 +63,7 @@ def _box2_sum(x: Any) -> Any:
 
 def rgb_to_yuv420(rgb: Any) -> tuple[Any, Any, Any]:
     """(H, W, 3) uint8 RGB -> Y (H', W'), U, V (H'/2, W'/2) uint8; H', W' = H, W padded to even."""
-    xp = _xp(rgb)
+    xp = array_module(rgb)
     rgb = _pad_even(rgb, xp, None)
     rgbf = rgb.astype(xp.float32)
     m = xp.asarray(_RGB_TO_YUV)
@@ -83,7 +75,7 @@ def rgb_to_yuv420(rgb: Any) -> tuple[Any, Any, Any]:
 
 def yuv420_to_rgb(y: Any, u: Any, v: Any) -> Any:
     """Y (H, W), U, V (H/2, W/2) uint8 BT.709 limited range -> (H, W, 3) uint8 RGB."""
-    xp = _xp(y)
+    xp = array_module(y)
     h, w = y.shape
     uu = xp.repeat(xp.repeat(u, 2, axis=0), 2, axis=1)[:h, :w]
     vv = xp.repeat(xp.repeat(v, 2, axis=0), 2, axis=1)[:h, :w]
@@ -98,7 +90,7 @@ def rgba_to_yuva420(rgba: Any) -> tuple[Any, Any, Any, Any, Any]:
     weighted by alpha so the colour of transparent pixels (often black) does not bleed into
     the edges of glyphs; ``a2`` is the plain mean alpha of each block.
     """
-    xp = _xp(rgba)
+    xp = array_module(rgba)
     rgba = _pad_even(rgba, xp, 0)
     if xp is np:
         return _rgba_to_yuva420_cpu(np.ascontiguousarray(rgba))

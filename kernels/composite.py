@@ -13,14 +13,7 @@ from typing import Any
 
 import numpy as np
 
-
-def array_module(arr: Any) -> Any:
-    """NumPy, or CuPy when ``arr`` is a CuPy array (and CuPy is importable)."""
-    try:
-        import cupy  # type: ignore[import-not-found]
-    except ImportError:
-        return np
-    return cupy.get_array_module(arr)
+from kernels.xp import array_module
 
 
 @dataclass(eq=False)

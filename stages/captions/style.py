@@ -15,7 +15,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
-from engine.types import Word
+from engine.types import SENTENCE_END, Word
 
 FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"  # stages/fonts (package data)
 
@@ -26,7 +26,6 @@ BLACK: RGB = (0, 0, 0)
 PAUSE_BREAK_S = 0.6  # a silence longer than this starts a new group
 HOLD_S = 0.3  # a group stays up this long after its last word when nothing follows soon
 POP_LEVELS = 2  # pop animation quantised to this many scale steps (sprites are cached per step)
-_SENTENCE_END = (".", "?", "!")
 _STOPWORDS = frozenset(
     {
         "about", "after", "again", "also", "because", "been", "before", "being", "could", "didn",
@@ -169,7 +168,7 @@ def group_words(words: Sequence[Word], style: CaptionStyle) -> list[CaptionGroup
             prev = cur[-1]
             brk = (
                 len(cur) >= style.max_words
-                or prev.text.strip().endswith(_SENTENCE_END)
+                or prev.text.strip().endswith(SENTENCE_END)
                 or w.start - prev.end > PAUSE_BREAK_S
             )
             if not brk:

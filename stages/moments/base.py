@@ -27,6 +27,12 @@ from engine.errors import ClipporaError
 from engine.options import ProcessOptions
 from engine.types import AudioFeatures, FaceSample, MomentSelection, Transcript
 
+#: every provider's windows: seconds of silence kept before the first word and after the last,
+#: and the least gap between two chosen windows
+LEAD_IN = 0.15
+LEAD_OUT = 0.35
+MIN_GAP = 0.2
+
 
 @dataclass(frozen=True)
 class MomentRequest:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.types import ClipMetadata, Moment, MomentSelection, Word
-from stages.moments.base import MomentRequest
+from stages.moments.base import LEAD_IN, LEAD_OUT, MIN_GAP, MomentRequest
 from stages.moments.embeddings import SentenceEncoder, shared_encoder
 from stages.moments.genre import GENRE_WEIGHTS, resolve_genre
 from stages.moments.text import (
@@ -43,9 +43,6 @@ from stages.moments.text import (
     topic_segments,
 )
 
-LEAD_IN = 0.15  # seconds of silence kept before the first word
-LEAD_OUT = 0.35  # and after the last
-MIN_GAP = 0.2  # between two chosen windows
 PROMPT_SHARE = 0.5  # weight of relevance when the job has a prompt
 
 

@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.types import Word
+from engine.types import SENTENCE_END, Word
 
 _TOKEN = re.compile(r"[a-z0-9']+")
-_END = (".", "?", "!")
 SENTENCE_PAUSE = 0.7  # seconds of silence that end a sentence even without punctuation
 
 STOPWORDS = frozenset(
@@ -101,11 +100,11 @@ def split_sentences(words: Sequence[Word], max_len: float) -> list[Sentence]:
             out.append(Sentence(tuple(cur), first, True, False))
             cur, first = [], i
         cur.append(w)
-        if w.text.endswith(_END):
+        if w.text.endswith(SENTENCE_END):
             out.append(Sentence(tuple(cur), first, True, True))
             cur, first = [], i + 1
     if cur:
-        out.append(Sentence(tuple(cur), first, True, cur[-1].text.endswith(_END)))
+        out.append(Sentence(tuple(cur), first, True, cur[-1].text.endswith(SENTENCE_END)))
     units: list[Sentence] = []
     for s in out:
         units.extend(_split_long(s, max_len))

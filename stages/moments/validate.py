@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.types import Word
+from stages.moments.base import LEAD_IN, LEAD_OUT, MIN_GAP
 
-LEAD_IN = 0.15
-LEAD_OUT = 0.35
-MIN_GAP = 0.2
 _END = (".", "?", "!")
 
 
