@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from stages.captions.layout import (
-    even_ceil,
-    even_floor,
-)
-from stages.captions.stage import (
+from stages.captions.layout import SAFE_WIDTH, even_ceil, even_floor
+from stages.captions.stage import CaptionsRequest, CaptionsStage, CaptionTrack, build_caption_track
+from stages.captions.style import (
     BLACK,
     FONTS_DIR,
     HOLD_S,
@@ -14,32 +12,19 @@ from stages.captions.stage import (
     POP_LEVELS,
     PRESETS,
     RGB,
-    SAFE_WIDTH,
     WHITE,
     CaptionGroup,
-    CaptionsRequest,
-    CaptionsStage,
     CaptionStyle,
-    CaptionTrack,
     FontInfo,
-    build_caption_track,
     display_text,
     font_info,
     group_words,
-)
-from stages.captions.style import (
     load_font,
 )
 
 __all__ = [
     "BLACK",
-    "CaptionGroup",
-    "CaptionStyle",
-    "CaptionTrack",
-    "CaptionsRequest",
-    "CaptionsStage",
     "FONTS_DIR",
-    "FontInfo",
     "HOLD_S",
     "PAUSE_BREAK_S",
     "POP_LEVELS",
@@ -47,6 +32,12 @@ __all__ = [
     "RGB",
     "SAFE_WIDTH",
     "WHITE",
+    "CaptionGroup",
+    "CaptionStyle",
+    "CaptionTrack",
+    "CaptionsRequest",
+    "CaptionsStage",
+    "FontInfo",
     "build_caption_track",
     "display_text",
     "even_ceil",

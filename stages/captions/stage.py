@@ -27,48 +27,17 @@ from engine.stage import Resources, Stage, StageContext
 from engine.storage import write_text_atomic
 from engine.types import Word
 from kernels.composite import Sprite, sprite_from_rgba
-from stages.captions.layout import SAFE_WIDTH, base_em_px, centre_y, even_ceil, even_floor, fit_layout, vertical_extent
+from stages.captions.layout import base_em_px, centre_y, even_ceil, even_floor, fit_layout, vertical_extent
 from stages.captions.sprites import GlyphMasks, rasterise
 from stages.captions.style import (
-    BLACK,
-    FONTS_DIR,
-    HOLD_S,
-    PAUSE_BREAK_S,
     POP_LEVELS,
     PRESETS,
     RGB,
-    WHITE,
     CaptionGroup,
     CaptionStyle,
-    FontInfo,
-    display_text,
-    font_info,
     group_words,
     is_keyword,
 )
-
-# the public caption API; style, layout and sprite names are re-exported from their modules
-__all__ = [
-    "BLACK",
-    "FONTS_DIR",
-    "HOLD_S",
-    "PAUSE_BREAK_S",
-    "POP_LEVELS",
-    "PRESETS",
-    "RGB",
-    "SAFE_WIDTH",
-    "WHITE",
-    "CaptionGroup",
-    "CaptionStyle",
-    "CaptionTrack",
-    "CaptionsRequest",
-    "CaptionsStage",
-    "FontInfo",
-    "build_caption_track",
-    "display_text",
-    "font_info",
-    "group_words",
-]
 
 
 class CaptionTrack:
