@@ -29,10 +29,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from engine.config import Settings
 from engine.events import EventBus, JobEvent
 from engine.graph import JobGraph, JobInput, Scope, Step
 from engine.stage import Stage, StageContext
@@ -134,6 +136,11 @@ class Pipeline:
         self.bus = bus
         self.ready = ready
         self.units_at_once = max(1, units_at_once)
+        # units side by side share the cores: each unit's stages get their share of the threads
+        cores = ctx.settings.cpu_threads
+        self.unit_settings = (replace(ctx.settings, threads=max(1, cores // self.units_at_once))
+                              if self.units_at_once > 1 else ctx.settings)
+        self._stop_units = threading.Event()
         self.plan = ProgressPlan(graph.progress_weights())
         self._clip_weights = _cumulative([s.weight for s in graph.clip])
         self._min_interval = min_event_interval
@@ -162,7 +169,7 @@ class Pipeline:
     # -- steps ----------------------------------------------------------------------------------
 
     def _step(self, step: Step, scope: Scope, cache: StepCache | None, *, phase: str, part: int = 0,
-              parts: int = 1, within: tuple[float, float] = (0.0, 1.0)) -> Any:
+              parts: int = 1, within: tuple[float, float] = (0.0, 1.0), settings: Settings | None = None) -> Any:
         self.ctx.check_cancelled()
         request = step.request(scope)
         key = fingerprint(request) if cache is not None and step.cache else ""
@@ -174,7 +181,7 @@ class Pipeline:
                 if step.report:
                     self.emit(step.name, 1.0, "reused from an earlier attempt", force=True, **where)
                 return hit
-        ctx = self.ctx.for_stage(step.name, scope.workdir)
+        ctx = self.ctx.for_stage(step.name, scope.workdir, settings)
         if step.report:
             ctx.report = lambda _s, f, m: self.emit(step.name, f, m, **where)
             self.emit(step.name, 0.0, "started", force=True, **where)
@@ -217,13 +224,18 @@ class Pipeline:
             return tuple(self._unit(scope, c, i, n) for i, c in enumerate(plan.clips))
         with ThreadPoolExecutor(max_workers=min(self.units_at_once, n), thread_name_prefix="clipora-clip") as pool:
             futures = [pool.submit(self._unit, scope, c, i, n) for i, c in enumerate(plan.clips)]
-            try:
-                return tuple(f.result() for f in futures)
-            except BaseException:
-                self.ctx.cancel_event.set()  # one unit failed: the others stop at their next check
-                raise
+            for f in as_completed(futures):
+                if f.exception() is not None:
+                    self._stop_units.set()  # one unit failed: the others stop at their next step
+                    break
+        errors = [e for f in futures if (e := f.exception()) is not None]
+        if errors:  # the unit's own error, not the stops it caused in the others
+            raise next((e for e in errors if not isinstance(e, _UnitsStopped)), errors[0])
+        return tuple(f.result() for f in futures)
 
     def _unit(self, job_scope: Scope, clip: ClipPlan, part: int, parts: int) -> ClipResult:
+        if self._stop_units.is_set():
+            raise _UnitsStopped()
         folder = self.workdir / CLIPS_DIR / f"{clip.index:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         cache = StepCache(folder, job_scope.job.job_id)
@@ -237,8 +249,10 @@ class Pipeline:
             return done
         scope = Scope(job_scope.job, folder, job_scope.results, job_scope.plan, clip)
         for step, within in zip(self.graph.clip, self._clip_weights, strict=True):
+            if self._stop_units.is_set():
+                raise _UnitsStopped()
             scope.clip_results[step.name] = self._step(step, scope, cache, phase="clips", part=part, parts=parts,
-                                                       within=within)
+                                                       within=within, settings=self.unit_settings)
         result = self.graph.clip_result(scope)
         missing = [f for f in result.files if not (folder / f).is_file()]
         if missing:
@@ -255,6 +269,10 @@ class Pipeline:
             with contextlib.suppress(FileNotFoundError):
                 (folder / "result.json").unlink()  # its files have moved on: the unit is no longer cached
         publish(final / "manifest.json", out_dir / "manifest.json")
+
+
+class _UnitsStopped(Exception):
+    """A clip unit stopped because another unit of the same job failed."""
 
 
 def _cumulative(weights: Sequence[float]) -> list[tuple[float, float]]:

@@ -69,12 +69,12 @@ class StageContext:
     def __post_init__(self) -> None:
         self.log = logging.LoggerAdapter(logging.getLogger("clipora"), {"job_id": self.job_id})
 
-    def for_stage(self, name: str, workdir: Path | None = None) -> StageContext:
-        """This context for one step: its stage name on every log record, its own workdir."""
+    def for_stage(self, name: str, workdir: Path | None = None, settings: Settings | None = None) -> StageContext:
+        """This context for one step: its stage name on every log record, its own workdir (and settings)."""
         ctx = StageContext(
             job_id=self.job_id,
             workdir=self.workdir if workdir is None else workdir,
-            settings=self.settings,
+            settings=self.settings if settings is None else settings,
             backend=self.backend,
             report=self.report,
             cancel_event=self.cancel_event,

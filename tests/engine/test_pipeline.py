@@ -304,3 +304,23 @@ def test_the_one_retry_policy_retries_the_whole_job_resuming_from_its_cache(tmp_
                        bus2, policy=RetryPolicy(max_attempts=3, backoff_s=0.01))
         assert len(calls) == tries
         assert [e.type for e in events2 if e.type != "progress"] == ["status", "failed"]
+
+
+def test_units_side_by_side_share_the_cores_and_one_failure_is_the_jobs_error(tmp_path):
+    fakes = Fakes(clips=4, unit_cpus=2.0)
+    threads_seen: list[int] = []
+
+    def render(req, ctx):
+        threads_seen.append(ctx.settings.threads)
+        if req.path.name == "clip_03.mp4":
+            raise InvalidMedia("clip 3's frames are unreadable")
+        time.sleep(0.05)
+        return write(req, ctx)
+
+    fakes.render.fn = render
+    worker = Worker(fakes.graph(), Settings(cache_dir=tmp_path / "c", threads=8, backend="cpu"))
+    assert worker.units_at_once == 4
+    with pytest.raises(InvalidMedia, match="clip 3"):
+        worker.run(job(tmp_path), tmp_path / "out", EventBus())
+    assert threads_seen and set(threads_seen) == {2}  # 8 cores, 4 units at once: 2 threads each
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
