@@ -127,19 +127,14 @@ class CaptionTrack:
             self._cache.popitem(last=False)
         return sprite
 
-    def rgba_at(self, t: float) -> tuple[np.ndarray, int, int] | None:
-        """The RGBA image (and its x, y) shown at ``t``; for posters and previews."""
-        key = self.state_at(t) if self.style is not None else None
-        return None if key is None else self._rasterise(*key)
-
     def _render(self, gi: int, active: int, step: int) -> Sprite | None:
-        got = self._rasterise(gi, active, step)
+        got = self.rasterise_state(gi, active, step)
         if got is None:
             return None
         rgba, x, y = got
         return sprite_from_rgba(rgba, x, y)
 
-    def _rasterise(self, gi: int, active: int, step: int) -> tuple[np.ndarray, int, int] | None:
+    def rasterise_state(self, gi: int, active: int, step: int) -> tuple[np.ndarray, int, int] | None:
         """The state's straight-alpha RGBA, cropped to its visible pixels (even-aligned), at (x, y)."""
         style = self.style
         assert style is not None

@@ -15,7 +15,6 @@ from stages.framing.faces import (
     nms,
 )
 from stages.framing.geometry import (
-    face_center_in_output,
     is_split_aspect,
     output_geometry,
     render_geometry,
@@ -53,7 +52,6 @@ __all__ = [
     "decode_outputs",
     "default_centerface_source",
     "detection_size",
-    "face_center_in_output",
     "is_split_aspect",
     "max_speed_px_per_frame",
     "nms",

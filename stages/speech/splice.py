@@ -103,11 +103,6 @@ def to_clip_time(t: float, segments: Sequence[Segment], fps: float) -> float | N
     return None
 
 
-def kept_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -> list[Word]:
-    """Words (source times) whose midpoint plays in the clip."""
-    return [w for w in words if to_clip_time(_mid(w), segments, fps) is not None]
-
-
 def clip_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -> list[Word]:
     """Kept words moved onto the clip timeline (each clamped inside its own segment)."""
     out: list[Word] = []

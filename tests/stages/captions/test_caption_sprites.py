@@ -132,7 +132,7 @@ def test_sprites_match_reference(preset: str, out_w: int, out_h: int) -> None:
     worst = {"Y": 0, "A": 0, "U": 0, "V": 0}
     for key in sorted(states):
         ref = _reference_rgba(track, *key)
-        got = track._rasterise(*key)
+        got = track.rasterise_state(*key)
         assert (ref is None) == (got is None)
         if ref is None:
             continue

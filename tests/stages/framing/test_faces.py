@@ -26,7 +26,6 @@ from stages.framing import (
     decode_outputs,
     default_centerface_source,
     detection_size,
-    face_center_in_output,
     max_speed_px_per_frame,
     nms,
     output_geometry,
@@ -34,6 +33,7 @@ from stages.framing import (
 )
 from stages.media import probe_media
 from tests.judges import check
+from tests.stages.framing.oracle import face_center_in_output
 
 MEDIA = Path(__file__).resolve().parents[2] / "media"
 

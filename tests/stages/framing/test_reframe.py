@@ -14,12 +14,12 @@ from engine.types import FaceBox, FaceSample, OutputGeometry
 from stages.framing import (
     DEFAULT_TRIPOD,
     choose_subject,
-    face_center_in_output,
     max_speed_px_per_frame,
     output_geometry,
     plan_crop_path,
     track_faces,
 )
+from tests.stages.framing.oracle import face_center_in_output
 
 FPS = 30.0
 

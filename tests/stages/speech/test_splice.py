@@ -8,7 +8,6 @@ from engine.types import CropPath, Word
 from stages.speech import (
     CROSSFADE_S,
     clip_words,
-    kept_words,
     plan_segments,
     segment_frames,
     splice_crop_path,
@@ -17,6 +16,11 @@ from stages.speech import (
 )
 
 FPS = 25.0
+
+
+def kept_words(words, segments, fps):
+    """Words (source times) whose midpoint plays in the clip."""
+    return [w for w in words if to_clip_time((w.start + w.end) / 2, segments, fps) is not None]
 
 
 def words(spec: list[tuple[float, float, str, str]]) -> list[Word]:
