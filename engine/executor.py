@@ -162,6 +162,9 @@ class InProcessExecutor:
         for flag, _ in list(self._cancels.values()):
             flag.set()
         self._wake.set()
+        for task in self._tasks:
+            if task.get_name() == "lease-reaper":
+                task.cancel()  # it only sleeps between sweeps: nothing to finish
         _, pending = await asyncio.wait(self._tasks, timeout=grace_s) if self._tasks else (set(), set())
         for task in pending:
             task.cancel()

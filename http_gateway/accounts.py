@@ -34,6 +34,7 @@ KEY_LENGTH = len(KEY_PREFIX) + 43  # 32 random bytes as unpadded base64url
 MAX_ACTIVE_KEYS = 10
 MIN_PASSWORD_LENGTH = 10
 T = TypeVar("T")
+MAX_EMAIL_LENGTH = 320  # RFC 5321's longest address; checked before the address is parsed or used as a key
 MAX_PASSWORD_LENGTH = 1024  # argon2 prehashes, but an unbounded body is still a cheap DoS
 KEY_TOUCH_INTERVAL_MS = 60_000  # last_used_at is for display; one write a minute per key is plenty
 

@@ -25,6 +25,7 @@ from engine.service import JobService
 from engine.workers import ProcessExecutor
 from http_gateway import auth, openapi
 from http_gateway.accounts import AccountStore
+from http_gateway.bodies import JSON_BODY_LIMIT
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.ingest import PROBE_COMMAND
 from http_gateway.middleware import error_middleware, security_headers_middleware
@@ -33,7 +34,6 @@ from http_gateway.routes import clips, jobs, ops, pages, upload_url, uploads, ws
 log = logging.getLogger("clipora.gateway")
 
 DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
-JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies (auth, keys); uploads stream and count on their own
 
 
 def database_for(settings: GatewaySettings) -> Database:

@@ -26,7 +26,7 @@ from http_gateway.accounts import AccountStore
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, Unauthorized
 from http_gateway.models import Session, User
-from http_gateway.ratelimit import LoginLimiter, SignupLimiter, make_storage
+from http_gateway.ratelimit import ConcurrencyCap, LoginLimiter, SignupLimiter, make_storage
 
 SESSION_COOKIE = "reels_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -49,6 +49,9 @@ ACCOUNTS: web.AppKey[AccountStore] = web.AppKey("accounts", AccountStore)
 TRUST_PROXY: web.AppKey[bool] = web.AppKey("trust_proxy", bool)
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter", LoginLimiter)
 SIGNUP_LIMITER: web.AppKey[SignupLimiter] = web.AppKey("signup_limiter", SignupLimiter)
+#: password verifies (argon2, on its own pool) running at once per client IP
+VERIFYING: web.AppKey[ConcurrencyCap] = web.AppKey("verifying", ConcurrencyCap)
+MAX_VERIFIES_PER_IP = 4
 
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 _COOKIE_LOOKUP: web.RequestKey[tuple[User, Session] | None] = web.RequestKey("cookie_session")
@@ -210,6 +213,8 @@ def setup_routes(app: web.Application) -> None:
         if SIGNUP_LIMITER not in app:
             per_hour = settings.signups_per_ip_per_hour if settings else 10
             app[SIGNUP_LIMITER] = SignupLimiter(per_hour, 3600, storage=storage)
+    if VERIFYING not in app:
+        app[VERIFYING] = ConcurrencyCap(MAX_VERIFIES_PER_IP)
     auth_routes.setup(app)
     key_routes.setup(app)
     billing_routes.setup(app)

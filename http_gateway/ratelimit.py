@@ -15,8 +15,10 @@ whose entries have all expired, at most once per ``sweep_every_s``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -99,6 +101,18 @@ class LoginLimiter(_Windows):
         """Whole seconds to wait (0: go ahead)."""
         return max(self.wait(self.by_ip, ip), self.wait(self.by_email, email.lower()))
 
+    def attempt(self, ip: str, email: str) -> int:
+        """Count a login attempt *before* its password is checked: 0 to go ahead, else seconds to wait.
+
+        Counting first means parallel guesses are limited as they arrive, not after their
+        verifies finish; a success clears the email's count (``succeeded``).
+        """
+        if not self.limiter.hit(self.by_ip, ip):
+            return self.wait(self.by_ip, ip)
+        if not self.limiter.hit(self.by_email, email.lower()):
+            return self.wait(self.by_email, email.lower())
+        return 0
+
     def failed(self, ip: str, email: str) -> None:
         self.limiter.hit(self.by_ip, ip)
         self.limiter.hit(self.by_email, email.lower())
@@ -106,6 +120,36 @@ class LoginLimiter(_Windows):
     def succeeded(self, email: str) -> None:
         # the IP count stays: one correct password must not launder guesses at other accounts
         self.limiter.clear(self.by_email, email.lower())
+
+
+class ConcurrencyCap:
+    """At most ``per_key`` operations at once per key (one event loop): ``with cap.slot(ip): ...``.
+
+    Past the cap ``slot`` raises ``Busy`` at once; keys are forgotten when their count is back
+    to zero, so memory holds only what is running.
+    """
+
+    class Busy(Exception):
+        pass
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = per_key
+        self._running: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def slot(self, key: str) -> Iterator[None]:
+        n = self._running.get(key, 0)
+        if n >= self.per_key:
+            raise ConcurrencyCap.Busy(key)
+        self._running[key] = n + 1
+        try:
+            yield
+        finally:
+            left = self._running[key] - 1
+            if left:
+                self._running[key] = left
+            else:
+                del self._running[key]
 
 
 class SignupLimiter(_Windows):

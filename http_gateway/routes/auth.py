@@ -12,20 +12,23 @@ from typing import Any
 
 from aiohttp import web
 
-from http_gateway.accounts import normalize_email
+from http_gateway.accounts import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, normalize_email
 from http_gateway.auth import (
     ACCOUNTS,
     LOGIN_LIMITER,
     SESSION_COOKIE,
     SIGNUP_LIMITER,
+    VERIFYING,
     clear_session_cookie,
     client_ip,
     current_session,
     require_user,
     set_session_cookie,
 )
+from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, TooManyRequests, Unauthorized
 from http_gateway.models import Session, User
+from http_gateway.ratelimit import ConcurrencyCap
 
 NO_STORE = {"Cache-Control": "no-store"}  # bodies carry the CSRF token
 
@@ -34,15 +37,16 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "plan": user.plan, "createdAt": user.created_at}
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or 400."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("request body must be JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
+def credentials(body: dict[str, Any]) -> tuple[str, str]:
+    """(email, password) of an auth body, lengths checked before anything else looks at them."""
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        raise BadRequest("email and password required")
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise BadRequest(f"email must be at most {MAX_EMAIL_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise BadRequest(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    return email, password
 
 
 def _signed_in(request: web.Request, user: User, cookie: str, session: Session, status: int) -> web.Response:
@@ -53,10 +57,7 @@ def _signed_in(request: web.Request, user: User, cookie: str, session: Session, 
 
 
 async def signup(request: web.Request) -> web.Response:
-    body = await json_object(request)
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise BadRequest("email and password required")
+    email, password = credentials(await json_object(request, limit=AUTH_BODY_LIMIT))
     wait = request.config_dict[SIGNUP_LIMITER].attempt(client_ip(request))
     if wait:
         raise TooManyRequests("too many sign-ups from this address; try again later", wait)
@@ -67,23 +68,25 @@ async def signup(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    body = await json_object(request)
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str):
-        raise BadRequest("email and password required")
+    email, password = credentials(await json_object(request, limit=AUTH_BODY_LIMIT))
     try:
         email_key = normalize_email(email)
     except BadRequest:  # cannot be an account; still verified (below) so it costs the same
         email_key = email.strip().lower()
     limiter = request.config_dict[LOGIN_LIMITER]
     ip = client_ip(request)
-    wait = limiter.retry_after(ip, email_key)
+    # the attempt is counted before the password is checked: parallel guesses cannot all get in
+    # while the first ones are still being verified; a success clears the email's count
+    wait = limiter.attempt(ip, email_key)
     if wait:
         raise TooManyRequests("too many failed login attempts; try again later", wait)
     store = request.config_dict[ACCOUNTS]
-    user = await store.authenticate(email_key, password)
+    try:
+        with request.config_dict[VERIFYING].slot(ip):
+            user = await store.authenticate(email_key, password)
+    except ConcurrencyCap.Busy:
+        raise TooManyRequests("too many logins in progress from this address; try again in a moment", 1) from None
     if user is None:
-        limiter.failed(ip, email_key)
         raise Unauthorized("invalid email or password")
     limiter.succeeded(email_key)
     old = request.cookies.get(SESSION_COOKIE)

@@ -7,9 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from http_gateway.auth import ACCOUNTS, require_session
+from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, NotFoundError
 from http_gateway.models import ApiKey
-from http_gateway.routes.auth import json_object
 
 MAX_NAME_LENGTH = 100  # the column's width
 
@@ -35,7 +35,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def create_key(request: web.Request) -> web.Response:
     principal = require_session(request)
-    body = await json_object(request)
+    body = await json_object(request, limit=AUTH_BODY_LIMIT)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name required")

@@ -29,6 +29,7 @@ from engine.errors import PermanentError
 from engine.options import ProcessOptions
 from engine.service import JobService
 from http_gateway.auth import require_user
+from http_gateway.bodies import JSON_BODY_LIMIT, json_object
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
@@ -173,12 +174,8 @@ async def upload_url(request: web.Request) -> web.Response:
     downloads = request.config_dict[DOWNLOADS]
     if request.content_type != "application/json":
         raise BadRequest('send a JSON body: {"url": "https://…", "options": {…}}')
-    try:
-        body = await request.json()
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest('the body must be a JSON object: {"url": "https://…", "options": {…}}')
+    body = await json_object(request, limit=JSON_BODY_LIMIT, not_json="the body is not valid JSON",
+                             not_object='the body must be a JSON object: {"url": "https://…", "options": {…}}')
     url = body.get("url")
     if not isinstance(url, str) or not url.strip():
         raise BadRequest("url required")

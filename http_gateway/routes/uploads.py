@@ -9,7 +9,6 @@ only display text and never reaches a path.
 
 from __future__ import annotations
 
-import json
 import secrets
 import unicodedata
 from pathlib import Path
@@ -17,10 +16,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.options import ProcessOptions
 from engine.types import MediaInfo
 from http_gateway.auth import require_user
+from http_gateway.bodies import loads
 from http_gateway.config import SERVICE, SETTINGS
 from http_gateway.errors import BadRequest, PayloadTooLarge
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
@@ -77,10 +78,7 @@ async def _read_options(part: BodyPartReader) -> dict[str, Any]:
     text = raw.decode("utf-8", errors="replace").strip()
     if not text:
         return {}
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise BadRequest("options must be a JSON object, e.g. {\"numClips\": 3}") from None
+    data = loads(text, "options must be a JSON object, e.g. {\"numClips\": 3}")
     if not isinstance(data, dict):
         raise BadRequest("options must be a JSON object, e.g. {\"numClips\": 3}")
     return data
@@ -103,7 +101,7 @@ async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int 
                 raw_options = await _read_options(part)
             else:
                 await part.release()  # unknown fields are read past, not stored
-    except (ValueError, AssertionError):  # aiohttp's multipart parser on a malformed body
+    except (ValueError, AssertionError, HttpProcessingError):  # aiohttp's parser on a malformed body/part header
         raise BadRequest("malformed multipart/form-data body") from None
     return size, name, raw_options
 

@@ -177,7 +177,8 @@ def only_terminal_free(events: list[JobEvent]) -> bool:
 def test_progress_carries_the_stage_fraction_and_a_monotonic_job_fraction(tmp_path, settings):
     fakes = Fakes(clips=3)
     bus, events = collect()
-    Worker(fakes.graph(), settings).run(job(tmp_path), tmp_path / "out", bus)
+    one_core = Settings(cache_dir=tmp_path / "cache", threads=1, backend="cpu")  # clip units one after another
+    Worker(fakes.graph(), one_core).run(job(tmp_path), tmp_path / "out", bus)
     progress = [e for e in events if e.type == "progress"]
     overall = [e.progress for e in progress]
     assert overall == sorted(overall) and overall[-1] == pytest.approx(1.0)

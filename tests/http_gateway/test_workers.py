@@ -64,7 +64,7 @@ async def test_sigkill_of_a_worker_mid_job_the_job_runs_again_and_the_gateway_ke
     _check_outputs(server, job)
     replacement = workers_of(server)
     assert len(replacement) == 1 and replacement[0] != victim
-    assert "exited with -9; starting another" in server.log()
+    assert "exited with -9; starting another" in server.log_path.read_text(errors="replace")
 
 
 async def test_the_gateway_never_decodes_and_relays_a_workers_progress(start_server):
