@@ -70,7 +70,7 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     app[SERVICE] = service
     app[ops.METRICS] = metrics
     app[auth.ACCOUNTS] = AccountStore(db)
-    app[auth.TRUST_PROXY] = settings.trust_proxy
+    app[auth.TRUST_PROXY] = settings.proxies()
     # untrusted files are probed by the probe stage in a child process (killable, sandboxed by
     # FFmpeg whitelists); the factory names it so the routes never import a stage
     app[PROBE_COMMAND] = (sys.executable, "-m", "stages.media.probe")

@@ -26,6 +26,7 @@ from http_gateway.accounts import AccountStore
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, Unauthorized
 from http_gateway.models import Session, User
+from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import ConcurrencyCap, LoginLimiter, SignupLimiter, make_storage
 
 SESSION_COOKIE = "reels_session"
@@ -46,7 +47,7 @@ class Principal:
 
 ACCOUNTS: web.AppKey[AccountStore] = web.AppKey("accounts", AccountStore)
 # Honour X-Forwarded-Proto / -For / -Host only behind a proxy the operator vouches for.
-TRUST_PROXY: web.AppKey[bool] = web.AppKey("trust_proxy", bool)
+TRUST_PROXY: web.AppKey[TrustedProxies] = web.AppKey("trust_proxy", TrustedProxies)
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter", LoginLimiter)
 SIGNUP_LIMITER: web.AppKey[SignupLimiter] = web.AppKey("signup_limiter", SignupLimiter)
 #: password verifies (argon2, on its own pool) running at once per client IP
@@ -85,7 +86,7 @@ def current_session(request: web.Request) -> Session | None:
 # -- request facts ------------------------------------------------------------------------------
 
 def _trusted(request: web.Request) -> bool:
-    return bool(request.config_dict.get(TRUST_PROXY, False))
+    return bool(request.config_dict.get(TRUST_PROXY, TrustedProxies()))
 
 
 def is_https(request: web.Request) -> bool:
@@ -96,11 +97,10 @@ def is_https(request: web.Request) -> bool:
 
 
 def client_ip(request: web.Request) -> str:
-    if _trusted(request):
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
+    """The client's address: the peer, or behind trusted proxies the rightmost hop none of them owns."""
+    proxies = request.config_dict.get(TRUST_PROXY)
+    if proxies:
+        return proxies.client(request.remote, request.headers.get("X-Forwarded-For", ""))
     return request.remote or "unknown"
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.executor import ExecutorConfig
+from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import storage_problem
 
 if TYPE_CHECKING:
@@ -61,8 +62,10 @@ class GatewaySettings:
     worker_warm: bool = True
     #: queued jobs accepted before uploads get 503 (CLIPORA_QUEUE_BOUND)
     queue_bound: int = 100
-    #: honour X-Forwarded-* headers; only behind a proxy you control (CLIPORA_TRUST_PROXY)
+    #: honour X-Forwarded-* headers; only behind a proxy you control (CLIPORA_TRUST_PROXY): one proxy
     trust_proxy: bool = False
+    #: the proxies in front (CLIPORA_TRUSTED_PROXIES): how many, or their addresses/CIDRs; see proxies.py
+    trusted_proxies: str = ""
     #: destinations POST /api/upload/url may reach although not public: hostnames, *.suffixes, IPs, CIDRs,
     #: comma-separated (CLIPORA_URL_ALLOWLIST); empty = public addresses only
     url_allowlist: tuple[str, ...] = ()
@@ -96,7 +99,7 @@ class GatewaySettings:
             "host": str, "port": int, "data_dir": Path, "max_upload_bytes": int, "database_url": str,
             "concurrency": int, "workers": int, "lease_s": float, "heartbeat_s": float, "worker_nice": int,
             "worker_warm": _bool,
-            "queue_bound": int, "trust_proxy": _bool,
+            "queue_bound": int, "trust_proxy": _bool, "trusted_proxies": str,
             "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
             "max_duration_s": float, "probe_timeout_s": float, "max_downloads": int, "max_downloads_per_user": int,
@@ -122,6 +125,7 @@ class GatewaySettings:
             raise ValueError("CLIPORA_MAX_UPLOAD_BYTES must be positive")
         if self.concurrency < 1:
             raise ValueError("CLIPORA_CONCURRENCY must be at least 1")
+        self.proxies()  # raises ValueError naming the bad entry
         if self.workers < 0:
             raise ValueError("CLIPORA_WORKERS must not be negative")
         if not 0 < self.heartbeat_s < self.lease_s:
@@ -144,6 +148,11 @@ class GatewaySettings:
             raise ValueError("CLIPORA_SIGNUPS_PER_IP_PER_HOUR must be at least 1")
         if problem := storage_problem(self.rate_limit_storage):
             raise ValueError(f"CLIPORA_RATE_LIMIT_STORAGE {problem}")
+
+    def proxies(self) -> TrustedProxies:
+        """Who stands in front: CLIPORA_TRUSTED_PROXIES, else one proxy when CLIPORA_TRUST_PROXY is on."""
+        parsed = TrustedProxies.parse(self.trusted_proxies)
+        return parsed if parsed else TrustedProxies(count=1 if self.trust_proxy else 0)
 
     def executor_config(self) -> ExecutorConfig:
         return ExecutorConfig(concurrency=self.concurrency, lease_s=self.lease_s, heartbeat_s=self.heartbeat_s)

@@ -31,6 +31,7 @@ from http_gateway.auth import ACCOUNTS, TRUST_PROXY, Principal, current_session,
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, NotFoundError
 from http_gateway.openapi import build_document
+from http_gateway.proxies import TrustedProxies
 from http_gateway.routes.jobs import owned_job
 from http_gateway.shapes import job_json
 from http_gateway.web import STATIC_DIR, TEMPLATES_DIR
@@ -71,7 +72,7 @@ def _login_redirect(request: web.Request) -> web.HTTPFound:
 def base_url(request: web.Request) -> str:
     """This server as the visitor reaches it (for curl examples that work when pasted)."""
     host = request.host
-    if request.config_dict.get(TRUST_PROXY, False) and request.headers.get("X-Forwarded-Host"):
+    if request.config_dict.get(TRUST_PROXY, TrustedProxies()) and request.headers.get("X-Forwarded-Host"):
         host = request.headers["X-Forwarded-Host"].split(",")[0].strip()
     return f"{'https' if is_https(request) else 'http'}://{host}"
 

@@ -32,6 +32,7 @@ from http_gateway.auth import (
 from http_gateway.config import SETTINGS, GatewaySettings
 from http_gateway.errors import ApiError
 from http_gateway.models import Session
+from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import LoginLimiter
 
 PASSWORD = "Correct-Horse-7"
@@ -51,14 +52,16 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response({"userId": principal.user_id, "via": principal.via})
 
 
-def build_app(db: Database, *, trust_proxy: bool = False, settings: GatewaySettings | None = None) -> web.Application:
+def build_app(db: Database, *, trust_proxy: bool | TrustedProxies = False,
+              settings: GatewaySettings | None = None) -> web.Application:
     app = web.Application(middlewares=[errors, csrf_middleware, auth_middleware])
     if settings is not None:
         app[SETTINGS] = settings
     app[ACCOUNTS] = AccountStore(db, session_ttl_s=3600,
                                  hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     app[LOGIN_LIMITER] = LoginLimiter(per_email=5, per_ip=20, window_s=60)
-    app[TRUST_PROXY] = trust_proxy
+    app[TRUST_PROXY] = (trust_proxy if isinstance(trust_proxy, TrustedProxies)
+                        else TrustedProxies(count=1 if trust_proxy else 0))
     setup_routes(app)
     app.router.add_post("/api/test/echo", echo)
     return app
@@ -189,12 +192,48 @@ async def test_signup_limit_is_a_setting_and_keyed_on_the_trusted_client_ip(aioh
     async def from_ip(ip: str, email: str):
         proxied.session.cookie_jar.clear()
         return await proxied.post("/api/auth/signup", json={"email": email, "password": PASSWORD},
-                                  headers={**origin(proxied), "X-Forwarded-For": f"{ip}, 10.0.0.1"})
+                                  headers={**origin(proxied), "X-Forwarded-For": ip})  # as the proxy appends it
 
     assert (await from_ip("198.51.100.1", "a@example.com")).status == 201
     second = await from_ip("198.51.100.1", "b@example.com")
     assert second.status == 429 and await second.json() == SIGNUP_LIMITED and "Retry-After" in second.headers
     assert (await from_ip("198.51.100.2", "b@example.com")).status == 201  # another client, own budget
+
+
+async def test_behind_an_appending_proxy_a_client_cannot_choose_its_address(aiohttp_client, db):
+    """The proxy appends the address it saw; whatever the client wrote stays to its left and is ignored."""
+    proxied = await aiohttp_client(build_app(db, trust_proxy=True,
+                                             settings=GatewaySettings(signups_per_ip_per_hour=1)))
+
+    async def spoofing(fake: str, email: str):
+        proxied.session.cookie_jar.clear()
+        return await proxied.post("/api/auth/signup", json={"email": email, "password": PASSWORD},
+                                  headers={**origin(proxied), "X-Forwarded-For": f"{fake}, 198.51.100.7"})
+
+    assert (await spoofing("203.0.113.1", "a@example.com")).status == 201
+    for i in range(2, 5):  # a new made-up address each time: still the same client
+        assert (await spoofing(f"203.0.113.{i}", f"b{i}@example.com")).status == 429
+
+
+@pytest.mark.parametrize(("proxies", "forwarded", "peer", "client"), [
+    ("1", "203.0.113.9, 198.51.100.7", "10.0.0.2", "198.51.100.7"),
+    ("2", "203.0.113.9, 198.51.100.7, 10.0.0.3", "10.0.0.2", "198.51.100.7"),
+    ("2", "", "10.0.0.2", "10.0.0.2"),  # fewer hops than proxies: the leftmost there is
+    ("10.0.0.0/8", "203.0.113.9, 198.51.100.7, 10.0.0.3", "10.0.0.2", "198.51.100.7"),
+    ("10.0.0.0/8, ::1", "198.51.100.7", "::1", "198.51.100.7"),
+    ("10.0.0.0/8", "10.1.1.1", "10.0.0.2", "10.1.1.1"),  # all trusted: the leftmost
+    ("", "203.0.113.9", "10.0.0.2", "10.0.0.2"),  # nothing trusted: the peer
+])
+def test_the_client_is_the_rightmost_hop_no_trusted_proxy_owns(proxies, forwarded, peer, client):
+    assert TrustedProxies.parse(proxies).client(peer, forwarded) == client
+
+
+def test_trusted_proxies_setting():
+    assert GatewaySettings.from_env({"CLIPORA_TRUST_PROXY": "1"}).proxies() == TrustedProxies(count=1)
+    assert GatewaySettings.from_env({"CLIPORA_TRUSTED_PROXIES": "2"}).proxies().count == 2
+    assert len(GatewaySettings.from_env({"CLIPORA_TRUSTED_PROXIES": "10.0.0.0/8,fd00::/8"}).proxies().networks) == 2
+    with pytest.raises(ValueError, match="neither a proxy count"):
+        GatewaySettings.from_env({"CLIPORA_TRUSTED_PROXIES": "proxy.internal"})
 
 
 async def test_cookie_flags_and_secure_only_over_https(aiohttp_client, db):
