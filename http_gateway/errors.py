@@ -8,6 +8,7 @@ middleware (the only place errors map to responses).
     ├── NotFoundError (404)
     ├── Conflict (409)          email exists, 11th key
     ├── PayloadTooLarge (413)
+    ├── RangeNotSatisfiable (416) carries Content-Range: bytes */size
     ├── TooManyRequests (429)   carries Retry-After seconds
     └── ServiceUnavailable (503)
 
@@ -90,3 +91,10 @@ class TooManyRequests(ApiError):
 
 class ServiceUnavailable(ApiError):
     status = 503
+
+
+class RangeNotSatisfiable(ApiError):
+    status = 416
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message, headers={"Content-Range": f"bytes */{size}"})

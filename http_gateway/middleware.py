@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.errors import ClipporaError
+from http_gateway.auth import is_https
 from http_gateway.errors import ApiError, engine_status
 
 log = logging.getLogger("clipora.gateway")
@@ -39,8 +40,17 @@ def request_job_id(request: web.Request) -> str | None:
     return request.match_info.get("jobId") or request.query.get("jobId") or None
 
 
+#: an error names what was wrong, not all of it: a rejected 56 KB prompt is not echoed back whole
+MAX_ERROR_CHARS = 300
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
     response = web.json_response({"error": message}, status=status, headers=headers)
+    response.headers.setdefault("Cache-Control", "no-store")  # an error is about this request only
+    if status == 401:  # RFC 9110: a 401 names the scheme it wants (API keys are bearer tokens)
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="clipora"')
     add_security_headers(response)
     return response
 
@@ -65,7 +75,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return error_response(500, "internal server error")
         return error_response(status, exc.message)
     except web.HTTPException as exc:
-        if exc.status < 400:  # redirects and the like pass through untouched
+        if exc.status < 400:  # redirects and the like pass through, with the security headers
+            add_security_headers(exc)
             raise
         message = _REASONS.get(exc.status, exc.reason.lower() if exc.reason else "error")
         if exc.status == 413:
@@ -85,4 +96,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     add_security_headers(response)
+    if is_https(request) and not response.prepared:  # served over TLS (or a trusted TLS proxy): stay there
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

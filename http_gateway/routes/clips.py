@@ -11,7 +11,7 @@ from aiohttp import web
 from engine.jobs import JobRecord, JobStatus
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE
-from http_gateway.errors import NotFoundError
+from http_gateway.errors import NotFoundError, RangeNotSatisfiable
 from http_gateway.routes.jobs import NO_STORE, owned_job
 
 CONTENT_TYPES = {
@@ -44,6 +44,7 @@ async def get_artifact(request: web.Request) -> web.FileResponse:
     _ready(job)
     filename = request.match_info["filename"]
     path = request.config_dict[SERVICE].artifact(job.id, filename)  # NotFound for any other name
+    _check_range(request, path.stat().st_size)
     headers = {
         "Content-Type": CONTENT_TYPES[path.suffix],
         "Cache-Control": IMMUTABLE,
@@ -51,6 +52,18 @@ async def get_artifact(request: web.Request) -> web.FileResponse:
         "Content-Disposition": f'inline; filename="{filename}"',
     }
     return web.FileResponse(path, headers=headers)
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    """A Range that no byte of the file satisfies is a JSON 416 (aiohttp's own would carry the file's
+    Content-Type and cache headers over an empty body)."""
+    try:
+        wanted = request.http_range
+    except ValueError:
+        raise RangeNotSatisfiable("malformed Range header", size) from None
+    start = wanted.start
+    if start is not None and (start >= size if start >= 0 else size == 0):
+        raise RangeNotSatisfiable(f"range starts past the end of the file ({size} bytes)", size)
 
 
 def setup(app: web.Application) -> None:

@@ -11,6 +11,8 @@ from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, NotFoundError
 from http_gateway.models import ApiKey
 
+NO_STORE = {"Cache-Control": "no-store"}
+
 MAX_NAME_LENGTH = 100  # the column's width
 
 
@@ -30,7 +32,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 async def list_keys(request: web.Request) -> web.Response:
     principal = require_session(request)
     keys = await request.config_dict[ACCOUNTS].list_keys(principal.user_id)
-    return web.json_response({"keys": [key_json(k) for k in keys]})
+    return web.json_response({"keys": [key_json(k) for k in keys]}, headers=NO_STORE)
 
 
 async def create_key(request: web.Request) -> web.Response:
@@ -40,6 +42,8 @@ async def create_key(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name required")
     name = name.strip()
+    if any(not c.isprintable() for c in name):
+        raise BadRequest("name must not contain control characters")
     if len(name) > MAX_NAME_LENGTH:
         raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters")
     plaintext, key = await request.config_dict[ACCOUNTS].create_key(principal.user_id, name)
@@ -53,7 +57,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     key = await request.config_dict[ACCOUNTS].revoke_key(principal.user_id, request.match_info["key_id"])
     if key is None:  # someone else's key is as unknown as a missing one: ids are not probeable
         raise NotFoundError("API key not found")
-    return web.json_response(key_json(key))
+    return web.json_response(key_json(key), headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -135,3 +135,70 @@ async def test_a_malformed_multipart_part_header_is_a_400(gateway, part_header):
         "X-API-Key": gateway.key, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert r.status == 400, (r.status, await r.text())
     assert set(await r.json()) == {"error"}
+
+
+# -- smaller gaps (item 8) ---------------------------------------------------------------------------
+
+
+async def test_errors_are_not_cached_name_their_scheme_and_do_not_echo_everything(gateway):
+    r = await gateway.get("/api/jobs")
+    assert r.status == 401
+    assert r.headers["Cache-Control"] == "no-store" and r.headers["WWW-Authenticate"].startswith("Bearer")
+    r = await gateway.get("/api/jobs/doesnotexist1", headers={"X-API-Key": gateway.key})
+    assert r.status == 404 and r.headers["Cache-Control"] == "no-store"
+    form = aiohttp.FormData()
+    form.add_field("video", VIDEO.read_bytes(), filename="v.mp4", content_type="video/mp4")
+    form.add_field("options", '{"captionPreset": "' + "x" * 50_000 + '"}')
+    r = await gateway.post("/api/upload", data=form, headers={"X-API-Key": gateway.key})
+    message = (await r.json())["error"]
+    assert r.status == 400 and "captionPreset" in message and len(message) <= 300
+
+
+async def test_key_names_refuse_control_characters_and_key_listings_are_not_cached(gateway):
+    await gateway.post("/api/auth/login", json={"email": "ann@example.com", "password": PASSWORD})
+    r = await gateway.post("/api/keys", json={"name": "laptop\x07\x1b[2J"}, headers=gateway.origin)
+    assert r.status == 400 and "control characters" in (await r.json())["error"]
+    r = await gateway.get("/api/keys")
+    assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+
+
+async def test_redirects_carry_the_security_headers_and_https_gets_hsts(aiohttp_client, tmp_path):
+    app = create_app(GatewaySettings(data_dir=tmp_path, workers=0, trust_proxy=True), run=lambda *a: {})
+    client = await aiohttp_client(app)
+    r = await client.get("/", allow_redirects=False)
+    assert r.status in (301, 302, 303, 307, 308) and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in r.headers
+    r = await client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_an_unsatisfiable_range_is_a_json_416(aiohttp_client, tmp_path):
+    def run(job, source, out_dir, work, bus, cancel):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for ext in ("mp4", "jpg", "ass"):
+            (out_dir / f"clip_01.{ext}").write_bytes(b"x" * 1000)
+        (out_dir / "manifest.json").write_text('{"clipCount": 1, "clips": []}')
+        return {"clipCount": 1}
+
+    app = create_app(GatewaySettings(data_dir=tmp_path, workers=0), run=run)
+    app[ACCOUNTS].hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    client = await aiohttp_client(app)
+    origin = {"Origin": f"http://{client.host}:{client.port}"}
+    await client.post("/api/auth/signup", json={"email": "ben@example.com", "password": PASSWORD}, headers=origin)
+    key = (await (await client.post("/api/keys", json={"name": "k"}, headers=origin)).json())["key"]
+    client.session.cookie_jar.clear()
+    form = aiohttp.FormData()
+    form.add_field("video", VIDEO.read_bytes(), filename="v.mp4", content_type="video/mp4")
+    job_id = (await (await client.post("/api/upload", data=form, headers={"X-API-Key": key})).json())["jobId"]
+    for _ in range(100):
+        if (await (await client.get(f"/api/jobs/{job_id}", headers={"X-API-Key": key})).json())["status"] == \
+                "completed":
+            break
+        await asyncio.sleep(0.05)
+    url = f"/api/clips/{job_id}/clip_01.mp4"
+    r = await client.get(url, headers={"X-API-Key": key, "Range": "bytes=100-199"})
+    assert r.status == 206 and len(await r.read()) == 100
+    r = await client.get(url, headers={"X-API-Key": key, "Range": "bytes=5000-"})
+    assert r.status == 416 and r.headers["Content-Type"].startswith("application/json")
+    assert set(await r.json()) == {"error"} and r.headers["Content-Range"] == "bytes */1000"
+    assert r.headers["Cache-Control"] == "no-store"
