@@ -316,7 +316,7 @@ def _worker(settings: Any, migrate: bool = True) -> int:
             if migrate:
                 await db.migrate()
             await run_worker(JobStore(db), run, JobFolders(settings.data_dir).paths, settings.executor_config(),
-                             nice=settings.worker_nice)
+                             nice=settings.worker_nice, memory_mb=settings.worker_memory_mb)
         finally:
             await db.close()
 

@@ -9,6 +9,7 @@ Hierarchy (the gateway maps these to HTTP status codes, in http_gateway/errors.p
     ├── RetryableError            transient (network, out of memory); the job is attempted again
     ├── BackendUnavailable        the requested compute backend cannot run here
     ├── PipelineUnavailable       the executor is down or its queue is full
+    ├── QuotaExceeded             the account has as many jobs in flight as it may
     ├── NotFound                  no such job (or not visible to the caller)
     └── JobCancelled              the job was cancelled while running
 
@@ -62,6 +63,14 @@ class BackendUnavailable(ClipporaError):
 class PipelineUnavailable(ClipporaError):
     """The pipeline cannot take work now (executor stopped, queue at its bound)."""
 
+
+
+class QuotaExceeded(ClipporaError):
+    """The account has as many jobs in flight as it may; ``retry_after`` seconds is a fair guess."""
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(ClipporaError):

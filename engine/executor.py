@@ -54,6 +54,8 @@ class RetryPolicy:
 
 RETRY = RetryPolicy()
 
+OUT_OF_MEMORY = "the source needs more memory than this server allows for one job (CLIPORA_WORKER_MEMORY_MB)"
+
 
 def completed_event(job_id: str, clip_count: int | None) -> JobEvent:
     return JobEvent(job_id, "completed", status="completed", progress=1.0, message=clips_ready(clip_count),
@@ -237,6 +239,10 @@ class InProcessExecutor:
             return
         except ClipporaError as exc:
             await self._close(job, JobStatus.FAILED, error=exc.message)
+            return
+        except MemoryError:  # the worker's memory ceiling (or the machine's): the same source would hit it again
+            log.warning("job ran out of memory", extra={"job_id": job.id})
+            await self._close(job, JobStatus.FAILED, error=OUT_OF_MEMORY)
             return
         except Exception:
             log.exception("job crashed", extra={"job_id": job.id})

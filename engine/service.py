@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.db import Database
-from engine.errors import NotFound, PipelineUnavailable
+from engine.errors import NotFound, PipelineUnavailable, QuotaExceeded
 from engine.events import EventBus, JobEvent
 from engine.executor import Executor, ExecutorConfig, InProcessExecutor, JobFunction, failed_event
 from engine.jobs import JOB_ID, JobRecord, JobStatus, new_job_id
@@ -57,7 +57,8 @@ class JobService:
 
     def __init__(self, db: Database, data_dir: Path, run: JobFunction | None = None, *,
                  executor: Callable[[JobStore, EventBus], Executor] | None = None, concurrency: int = 1,
-                 queue_bound: int = 100, executor_config: ExecutorConfig | None = None) -> None:
+                 queue_bound: int = 100, max_jobs_per_user: int = 0,
+                 executor_config: ExecutorConfig | None = None) -> None:
         self.db = db
         self.data_dir = Path(data_dir)
         self.folders = JobFolders(self.data_dir)
@@ -66,6 +67,7 @@ class JobService:
         self.store = JobStore(db)
         self.bus = EventBus()
         self.queue_bound = queue_bound
+        self.max_jobs_per_user = max_jobs_per_user  # 0: no per-account cap
         self.executor: Executor
         if executor is not None:
             self.executor = executor(self.store, self.bus)
@@ -114,7 +116,7 @@ class JobService:
     async def submit(self, owner_id: str, source: Path, original_name: str, size_bytes: int,
                      options: ProcessOptions, container_ext: str = "mp4") -> JobRecord:
         """Adopt an uploaded file (moved, not copied) as a new queued job."""
-        await self.check_capacity()
+        await self.check_capacity(owner_id)
         job_id = new_job_id()
         d = self.job_dir(job_id)
         d.mkdir(parents=True)
@@ -133,7 +135,7 @@ class JobService:
     async def create_download(self, owner_id: str, source_url: str, original_name: str,
                               options: ProcessOptions) -> JobRecord:
         """A new job in ``downloading``, leased by this process until the file is handed over."""
-        await self.check_capacity()
+        await self.check_capacity(owner_id)
         job = await self.store.create(new_job_id(), owner_id, original_name, 0, options.to_json(),
                                       status=JobStatus.DOWNLOADING, source_url=source_url,
                                       lease_owner=self.executor.worker_id, lease_s=self.executor.config.lease_s)
@@ -173,14 +175,19 @@ class JobService:
         if await self.store.fail_download(job_id, self.executor.worker_id, error):
             self.bus.publish(failed_event(job_id, error))
 
-    async def check_capacity(self) -> None:
-        """PipelineUnavailable unless a new job can be taken (the one capacity rule: queued + downloading)."""
+    async def check_capacity(self, owner_id: str | None = None) -> None:
+        """Unless a new job can be taken: PipelineUnavailable (the queue: queued + downloading, all
+        accounts) or QuotaExceeded (this account's jobs in flight, ``max_jobs_per_user``)."""
         if not self.executor.running:
             raise PipelineUnavailable("the processing pipeline is not running")
         # a download becomes a queued job when it arrives: it counts against the bound already
         waiting = await self.store.count(JobStatus.QUEUED) + await self.store.count(JobStatus.DOWNLOADING)
         if waiting >= self.queue_bound:
             raise PipelineUnavailable("the processing queue is full; try again later")
+        if owner_id is not None and self.max_jobs_per_user > 0 \
+                and await self.store.active_for(owner_id) >= self.max_jobs_per_user:
+            raise QuotaExceeded(f"you have {self.max_jobs_per_user} jobs queued or running, the most an account "
+                                "may; submit more when one ends")
 
     async def get(self, job_id: str) -> JobRecord | None:
         return await self.store.get(job_id)

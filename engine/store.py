@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Integer, String, Text, delete, func, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from engine.db import Base, Database
 from engine.jobs import JobRecord, JobStatus, clips_ready
@@ -110,18 +110,34 @@ class JobStore:
             return int(await s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status == status.value))
                        or 0)
 
+    async def active_for(self, owner_id: str) -> int:
+        """An account's jobs not yet ended: downloading, queued or processing."""
+        async with self.db.session() as s:
+            return int(await s.scalar(select(func.count()).select_from(JobRow).where(
+                JobRow.owner_id == owner_id,
+                JobRow.status.in_([JobStatus.DOWNLOADING.value, JobStatus.QUEUED.value,
+                                   JobStatus.PROCESSING.value]))) or 0)
+
     async def counts_by_status(self) -> dict[str, int]:
         async with self.db.session() as s:
             rows = await s.execute(select(JobRow.status, func.count()).group_by(JobRow.status))
             return {status: int(n) for status, n in rows}
 
     async def lease_next(self, worker: str, lease_s: float) -> JobRecord | None:
-        """Take the oldest queued job for ``worker``, or None when the queue is empty."""
+        """Take a queued job for ``worker``, or None when the queue is empty.
+
+        Fair between accounts: the next job is the oldest queued job of the account served least
+        recently (whose latest start is oldest, or that never had one), so one account's 30 jobs
+        take turns with everyone else's instead of going first.
+        """
+        mine = aliased(JobRow)
+        last_start = (select(func.max(mine.started_at)).where(mine.owner_id == JobRow.owner_id)
+                      .correlate(JobRow).scalar_subquery())
         async with self.db.session() as s, s.begin():
             pick = (
                 select(JobRow.id).where(JobRow.status == JobStatus.QUEUED.value)
-                .order_by(JobRow.created_at, JobRow.id).limit(1)
-                .with_for_update(skip_locked=True)
+                .order_by(last_start.asc().nulls_first(), JobRow.created_at, JobRow.id).limit(1)
+                .with_for_update(skip_locked=True, of=JobRow)
             )
             job_id = await s.scalar(pick)
             if job_id is None:

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import resource
 import secrets
 import signal
 from collections.abc import Callable, Sequence
@@ -130,9 +131,19 @@ class ProcessExecutor:
         return [p.pid for p in self.procs.values() if p.returncode is None]
 
 
+def limit_memory(mb: int) -> None:
+    """Cap this process's address space (RLIMIT_AS): an allocation past it raises MemoryError, which
+    fails the job with a reason, instead of the kernel's OOM killer taking the worker (or more)."""
+    if mb > 0:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        want = mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+
+
 async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[str], tuple[Path, Path, Path]],
-                     config: ExecutorConfig, *, nice: int = 0) -> None:
+                     config: ExecutorConfig, *, nice: int = 0, memory_mb: int = 0) -> None:
     """A worker process: lease and run jobs until SIGTERM/SIGINT (or the gateway goes away)."""
+    limit_memory(memory_mb)
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)  # rendering yields the CPU to the gateway's requests

@@ -56,12 +56,13 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     db = database_for(settings)
     if worker_command is not None and settings.workers > 0:
         command = list(worker_command)
-        service = JobService(db, settings.data_dir, queue_bound=settings.queue_bound, executor=lambda store, bus:
+        service = JobService(db, settings.data_dir, queue_bound=settings.queue_bound,
+                             max_jobs_per_user=settings.max_jobs_per_user, executor=lambda store, bus:
                              ProcessExecutor(store, bus, command, settings.workers, settings.executor_config(),
                                              embedded=db.is_sqlite))
     elif run is not None:
         service = JobService(db, settings.data_dir, run, executor_config=settings.executor_config(),
-                             queue_bound=settings.queue_bound)
+                             queue_bound=settings.queue_bound, max_jobs_per_user=settings.max_jobs_per_user)
     else:
         raise ValueError("create_app needs a job function or a worker command")
     metrics = ops.GatewayMetrics()

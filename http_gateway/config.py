@@ -62,6 +62,11 @@ class GatewaySettings:
     worker_warm: bool = True
     #: queued jobs accepted before uploads get 503 (CLIPORA_QUEUE_BOUND)
     queue_bound: int = 100
+    #: an account's jobs downloading, queued or running at once (CLIPORA_MAX_JOBS_PER_USER; more: 429)
+    max_jobs_per_user: int = 10
+    #: address-space ceiling of each worker process in MiB (CLIPORA_WORKER_MEMORY_MB; 0 = none): a job that
+    #: needs more fails with that reason instead of taking the machine down
+    worker_memory_mb: int = 0
     #: honour X-Forwarded-* headers; only behind a proxy you control (CLIPORA_TRUST_PROXY): one proxy
     trust_proxy: bool = False
     #: the proxies in front (CLIPORA_TRUSTED_PROXIES): how many, or their addresses/CIDRs; see proxies.py
@@ -99,6 +104,7 @@ class GatewaySettings:
             "host": str, "port": int, "data_dir": Path, "max_upload_bytes": int, "database_url": str,
             "concurrency": int, "workers": int, "lease_s": float, "heartbeat_s": float, "worker_nice": int,
             "worker_warm": _bool,
+            "max_jobs_per_user": int, "worker_memory_mb": int,
             "queue_bound": int, "trust_proxy": _bool, "trusted_proxies": str,
             "url_allowlist": _words, "url_ports": _ports, "fetch_connect_timeout_s": float,
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
@@ -126,6 +132,8 @@ class GatewaySettings:
         if self.concurrency < 1:
             raise ValueError("CLIPORA_CONCURRENCY must be at least 1")
         self.proxies()  # raises ValueError naming the bad entry
+        if self.max_jobs_per_user < 0 or self.worker_memory_mb < 0:
+            raise ValueError("CLIPORA_MAX_JOBS_PER_USER and CLIPORA_WORKER_MEMORY_MB must not be negative")
         if self.workers < 0:
             raise ValueError("CLIPORA_WORKERS must not be negative")
         if not 0 < self.heartbeat_s < self.lease_s:

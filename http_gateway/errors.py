@@ -26,6 +26,7 @@ from engine.errors import (
     NotFound,
     PermanentError,
     PipelineUnavailable,
+    QuotaExceeded,
     RetryableError,
 )
 
@@ -35,6 +36,7 @@ ENGINE_STATUS: dict[type[ClipporaError], int] = {
     PermanentError: 400,  # InvalidMedia, a refused URL
     NotFound: 404,
     JobCancelled: 409,
+    QuotaExceeded: 429,
     RetryableError: 503,
     BackendUnavailable: 503,
     PipelineUnavailable: 503,

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.errors import ClipporaError
+from engine.errors import ClipporaError, QuotaExceeded
 from http_gateway.auth import is_https
 from http_gateway.errors import ApiError, engine_status
 
@@ -73,7 +73,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status >= 500 and status != 503:
             log.error("engine error: %s", exc.message, extra={"job_id": request_job_id(request)})
             return error_response(500, "internal server error")
-        return error_response(status, exc.message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QuotaExceeded) else None
+        return error_response(status, exc.message, headers)
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like pass through, with the security headers
             add_security_headers(exc)

@@ -116,7 +116,7 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("video file required (send multipart/form-data with a 'video' file field)")
     # refuse before the client spends an upload on a queue that cannot take it
-    await service.check_capacity()  # the same check submit makes once the file is here
+    await service.check_capacity(principal.user_id)  # the same check submit makes once the file is here
 
     service.uploads_dir.mkdir(parents=True, exist_ok=True)
     path = service.uploads_dir / f"{secrets.token_hex(16)}.part"

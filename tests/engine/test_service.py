@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.db import Database
-from engine.errors import InvalidMedia, JobCancelled, PipelineUnavailable, RetryableError
+from engine.errors import InvalidMedia, JobCancelled, PipelineUnavailable, QuotaExceeded, RetryableError
 from engine.events import JobEvent
 from engine.executor import ExecutorConfig
 from engine.jobs import JobStatus
@@ -48,6 +50,8 @@ class Script:
             raise RetryableError("network hiccup")
         if outcome == "crash":
             raise KeyError("/secret/internal/path")
+        if outcome == "huge":
+            raise MemoryError()
         out_dir.mkdir(parents=True, exist_ok=True)
         manifest = {"jobId": job.id, "clipCount": 2, "clips": []}
         (out_dir / "manifest.json").write_text(json.dumps(manifest))
@@ -167,6 +171,37 @@ async def test_a_full_queue_refuses_work(tmp_path):
     await svc.stop()
     with pytest.raises(PipelineUnavailable, match="not running"):
         await submit(svc, tmp_path, "b.mp4")
+
+
+async def test_an_account_may_have_only_so_many_jobs_in_flight(tmp_path):
+    script = Script()
+    script.plan = {"slow.mp4": ["slow"]}
+    svc = await make_service(tmp_path, script, max_jobs_per_user=2)
+    first = await submit(svc, tmp_path, "slow.mp4")
+    await submit(svc, tmp_path, "slow.mp4")
+    with pytest.raises(QuotaExceeded, match="2 jobs queued or running") as info:
+        await submit(svc, tmp_path, "a.mp4")
+    assert info.value.retry_after > 0
+    await svc.delete(first.id)  # one ends: room for another
+    await submit(svc, tmp_path, "a.mp4")
+    await svc.stop()
+
+
+async def test_a_job_that_runs_out_of_memory_fails_with_that_reason_and_is_not_retried(tmp_path):
+    script = Script()
+    script.plan = {"huge.mp4": ["huge"]}
+    svc = await make_service(tmp_path, script)
+    job = await wait_terminal(svc, (await submit(svc, tmp_path, "huge.mp4")).id)
+    assert job.status == JobStatus.FAILED and job.attempts == 1
+    assert "needs more memory than this server allows" in job.error
+    await svc.stop()
+
+
+def test_the_worker_memory_ceiling_turns_a_huge_allocation_into_memory_error():
+    code = ("from engine.workers import limit_memory; import numpy as np; limit_memory(1024)\n"
+            "try:\n    np.ones(4 * 1024**3, np.uint8)\nexcept MemoryError:\n    print('MemoryError')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "MemoryError", out.stderr[-2000:]
 
 
 def test_artifact_names_are_a_closed_set(tmp_path):

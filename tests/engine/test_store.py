@@ -90,3 +90,21 @@ async def test_counts_and_delete(db):
     assert await store.count(JobStatus.QUEUED) == 1
     assert (await store.get(leased.id)).error == "bad input"
     assert await store.delete(leased.id) and not await store.delete(leased.id)
+
+
+async def test_the_queue_takes_turns_between_accounts(db):
+    store = JobStore(db)
+    busy, quiet = await make_user(db, "busy"), await make_user(db, "quiet")
+    for i in range(5):
+        await store.create(f"busy{i:04d}", busy, "a.mp4", 1, {})
+    await store.create("quiet0001", quiet, "b.mp4", 1, {})  # submitted last
+    order = []
+    for _ in range(6):
+        job = await store.lease_next("w1", 30)
+        assert job is not None
+        order.append(job.owner_id)
+        await store.finish(job.id, "w1", JobStatus.COMPLETED, clip_count=1)
+        await asyncio.sleep(0.002)  # distinct start times
+    # the first account's first job, then the other account (never served), then the rest
+    assert order == ["busy", "quiet", "busy", "busy", "busy", "busy"]
+    assert await store.active_for(busy) == 0

@@ -7,6 +7,7 @@ they cost anything; deeply nested JSON and malformed multipart part headers are 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +15,7 @@ import pytest
 from argon2 import PasswordHasher
 from limits import RateLimitItemPerSecond
 
+from engine.errors import InvalidMedia
 from http_gateway.app import create_app
 from http_gateway.auth import ACCOUNTS, LOGIN_LIMITER
 from http_gateway.config import SERVICE, GatewaySettings
@@ -202,3 +204,32 @@ async def test_an_unsatisfiable_range_is_a_json_416(aiohttp_client, tmp_path):
     assert r.status == 416 and r.headers["Content-Type"].startswith("application/json")
     assert set(await r.json()) == {"error"} and r.headers["Content-Range"] == "bytes */1000"
     assert r.headers["Cache-Control"] == "no-store"
+
+
+async def test_one_account_cannot_fill_the_queue(aiohttp_client, tmp_path):
+    release = threading.Event()
+
+    def run(job, source, out_dir, work, bus, cancel):
+        release.wait(10)
+        raise InvalidMedia("not really processed")
+
+    app = create_app(GatewaySettings(data_dir=tmp_path, workers=0, max_jobs_per_user=2), run=run)
+    app[ACCOUNTS].hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    client = await aiohttp_client(app)
+    origin = {"Origin": f"http://{client.host}:{client.port}"}
+    await client.post("/api/auth/signup", json={"email": "cat@example.com", "password": PASSWORD}, headers=origin)
+    key = {"X-API-Key": (await (await client.post("/api/keys", json={"name": "k"}, headers=origin)).json())["key"]}
+    client.session.cookie_jar.clear()
+
+    def video() -> aiohttp.FormData:
+        form = aiohttp.FormData()
+        form.add_field("video", VIDEO.read_bytes(), filename="v.mp4", content_type="video/mp4")
+        return form
+
+    try:
+        assert [(await client.post("/api/upload", data=video(), headers=key)).status for _ in range(2)] == [200, 200]
+        r = await client.post("/api/upload", data=video(), headers=key)
+        assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+        assert "2 jobs queued or running" in (await r.json())["error"]
+    finally:
+        release.set()
