@@ -138,11 +138,11 @@ def build_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/auth/signup": {"post": _op(
             "Create an account; sets the reels_session cookie", {"201": _json(_ref("SignedIn"), "Created")},
-            tag=auth, errors=(400, 403, 409), security=False,
+            tag=auth, errors=(400, 403, 409, 413, 429), security=False,
             requestBody={"required": True, "content": {"application/json": {"schema": CREDENTIALS}}})},
         "/api/auth/login": {"post": _op(
             "Sign in (rotates the session cookie)", {"200": _json(_ref("SignedIn"))}, tag=auth,
-            errors=(400, 401, 403, 429), security=False,
+            errors=(400, 401, 403, 413, 429), security=False,
             requestBody={"required": True, "content": {"application/json": {"schema": CREDENTIALS}}})},
         "/api/auth/logout": {"post": _op("Sign out", {"200": _json({"type": "object"})}, tag=auth,
                                          errors=(403,), security=False)},
@@ -156,7 +156,7 @@ def build_document() -> dict[str, Any]:
             "post": _op("Create an API key; the plaintext `key` (ck_live_…) is returned once",
                         {"201": _json({"allOf": [_ref("ApiKey"), {"type": "object", "properties": {
                             "key": {"type": "string"}}}]}, "Created")},
-                        tag=keys, errors=(400, 401, 403, 409), session_only=True,
+                        tag=keys, errors=(400, 401, 403, 409, 413), session_only=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["name"],
                             "properties": {"name": {"type": "string", "maxLength": 100}}}}}}),
@@ -170,7 +170,7 @@ def build_document() -> dict[str, Any]:
             tag="billing", security=False)},
         "/api/upload": {"post": _op(
             "Upload a video (multipart); returns the new job", {"200": _json(_ref("UploadResponse"))}, tag=j,
-            errors=(400, 401, 403, 413, 503),
+            errors=(400, 401, 403, 413, 429, 503),
             requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["video"],
                 "properties": {"video": {"type": "string", "format": "binary",
@@ -180,7 +180,7 @@ def build_document() -> dict[str, Any]:
                                            "contentSchema": _ref("ProcessOptions")}}}}}})},
         "/api/upload/url": {"post": _op(
             "Submit a video by URL; returns the new job at once (status downloading while it arrives)",
-            {"200": _json(_ref("UploadResponse"))}, tag=j, errors=(400, 401, 403, 503),
+            {"200": _json(_ref("UploadResponse"))}, tag=j, errors=(400, 401, 403, 413, 429, 503),
             requestBody={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["url"],
                 "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
@@ -207,7 +207,9 @@ def build_document() -> dict[str, Any]:
                     "text/x-ssa": {"schema": {"type": "string"}},
                     "application/json": {"schema": _ref("Manifest")}}},
                 "206": {"description": "Partial content (Range)"},
-                "416": {"description": "Range not satisfiable"}},
+                "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
+                "416": {"description": "Range not satisfiable: `{\"error\": …}` with Content-Range: bytes */size",
+                        "content": {"application/json": {"schema": _ref("Error")}}}},
             tag=j, errors=(401, 403, 404),
             parameters=[JOB_ID_PARAM, {"name": "filename", "in": "path", "required": True, "schema": {
                 "type": "string", "pattern": r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$"}}])},
@@ -228,8 +230,10 @@ def build_document() -> dict[str, Any]:
     codes = (400, 401, 403, 404, 409, 413, 429, 500, 503)
     names = {400: "Bad request / missing field", 401: "Not authenticated",
              403: "Forbidden (not your resource)",
-             404: "Resource not found", 409: "Conflict (e.g. email exists)", 413: "Upload too large",
-             429: "Too many requests; see Retry-After", 500: "Internal server error",
+             404: "Resource not found", 409: "Conflict (e.g. email exists)",
+             413: "Body too large (uploads: CLIPORA_MAX_UPLOAD_BYTES; auth and key bodies: 16 KiB; other JSON: 1 MiB)",
+             429: "Too many requests (sign-ups, logins, downloads, or an account's jobs in flight); wait Retry-After "
+                  "seconds", 500: "Internal server error",
              503: "Pipeline unavailable"}
     return {
         "openapi": "3.1.0",

@@ -48,3 +48,15 @@ def test_job_events_have_the_websocket_shape():
                                 "message": "2 clips ready", "clipCount": 2}
     # an event crosses a process boundary unchanged
     assert JobEvent.from_record("j1", progress.to_record()) == progress
+
+
+def test_the_openapi_document_lists_the_statuses_these_routes_answer_with():
+    from http_gateway.openapi import build_document
+
+    paths = build_document()["paths"]
+    assert {"413", "429"} <= set(paths["/api/auth/signup"]["post"]["responses"])
+    assert {"413", "429"} <= set(paths["/api/auth/login"]["post"]["responses"])
+    assert {"413", "429", "503"} <= set(paths["/api/upload"]["post"]["responses"])
+    assert {"413", "429"} <= set(paths["/api/upload/url"]["post"]["responses"])
+    artifact = paths["/api/clips/{jobId}/{filename}"]["get"]["responses"]
+    assert {"206", "304", "416"} <= set(artifact) and "application/json" in artifact["416"]["content"]
