@@ -37,22 +37,38 @@ MIN_CONFIDENCE = 0.6  # below this, nothing is removed
 WEIGHTS = {"questions": 2.0, "short_turns": 0.6, "small_share": 0.8, "synthetic": 1.2}
 
 
+#: frames analysed at once by pitch_track: its memory is bounded by this, not by the turn's length
+#: (2048 frames of 640 samples: ~60 MB of frames, spectra and autocorrelations at a time)
+PITCH_CHUNK_FRAMES = 2048
+
+
 def pitch_track(x: np.ndarray, rate: int = 16_000, hop: int = 160, win: int = 640,
-                fmin: float = 70.0, fmax: float = 400.0) -> np.ndarray:
-    """F0 (Hz) per hop-spaced frame by normalised autocorrelation; 0 where unvoiced."""
+                fmin: float = 70.0, fmax: float = 400.0, chunk: int = PITCH_CHUNK_FRAMES) -> np.ndarray:
+    """F0 (Hz) per hop-spaced frame by normalised autocorrelation; 0 where unvoiced.
+
+    Frames are analysed ``chunk`` at a time (each frame on its own, so chunking changes no
+    value); only three numbers per frame are kept until the end, where the energy gate is
+    taken against the loudest frame of the whole input.
+    """
     if len(x) < win:
         return np.zeros(0)
     n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    frames = x[idx].astype(np.float64)
-    frames -= frames.mean(axis=1, keepdims=True)
-    spec = np.fft.rfft(frames * np.hanning(win), n=2 * win)
-    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :win]
-    ac /= np.maximum(ac[:, :1], 1e-12)
     lo, hi = int(rate / fmax), int(rate / fmin)
-    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
-    peak = ac[np.arange(n), lag]
-    energy = np.sqrt(np.mean(frames ** 2, axis=1))
+    window = np.hanning(win)
+    lag = np.empty(n, dtype=np.int64)
+    peak = np.empty(n)
+    energy = np.empty(n)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        idx = np.arange(win)[None, :] + hop * np.arange(a, b)[:, None]
+        frames = x[idx].astype(np.float64)
+        frames -= frames.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(frames * window, n=2 * win)
+        ac = np.fft.irfft(np.abs(spec) ** 2)[:, :win]
+        ac /= np.maximum(ac[:, :1], 1e-12)
+        lag[a:b] = lo + np.argmax(ac[:, lo:hi], axis=1)
+        peak[a:b] = ac[np.arange(b - a), lag[a:b]]
+        energy[a:b] = np.sqrt(np.mean(frames ** 2, axis=1))
     voiced = (peak > 0.45) & (energy > 0.01 * max(float(energy.max()), 1e-9))
     return np.where(voiced, rate / lag, 0.0)
 
