@@ -113,10 +113,6 @@ class LoginLimiter(_Windows):
             return self.wait(self.by_email, email.lower())
         return 0
 
-    def failed(self, ip: str, email: str) -> None:
-        self.limiter.hit(self.by_ip, ip)
-        self.limiter.hit(self.by_email, email.lower())
-
     def succeeded(self, email: str) -> None:
         # the IP count stays: one correct password must not launder guesses at other accounts
         self.limiter.clear(self.by_email, email.lower())

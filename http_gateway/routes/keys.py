@@ -10,8 +10,7 @@ from http_gateway.auth import ACCOUNTS, require_session
 from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, NotFoundError
 from http_gateway.models import ApiKey
-
-NO_STORE = {"Cache-Control": "no-store"}
+from http_gateway.routes.auth import NO_STORE
 
 MAX_NAME_LENGTH = 100  # the column's width
 

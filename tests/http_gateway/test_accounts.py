@@ -210,22 +210,22 @@ def test_memory_storage_forgets_idle_keys(clock):
     limiter = LoginLimiter(per_email=2, per_ip=3, window_s=60)
     storage = limiter.storage
     for i in range(500):
-        limiter.failed(f"10.0.{i // 256}.{i % 256}", f"user{i}@x.com")
+        limiter.attempt(f"10.0.{i // 256}.{i % 256}", f"user{i}@x.com")
     assert len(storage.events) == 1000
     clock[0] += 61  # every entry expired; the next hit sweeps the idle keys
-    limiter.failed("9.9.9.9", "last@x.com")
+    limiter.attempt("9.9.9.9", "last@x.com")
     assert set(storage.events) == {limiter.by_ip.key_for("9.9.9.9"), limiter.by_email.key_for("last@x.com")}
 
 
 def test_login_limiter_per_email_and_per_ip(clock):
     t0 = clock[0]
     limiter = LoginLimiter(per_email=2, per_ip=3, window_s=60)
-    limiter.failed("1.1.1.1", "A@x.com")
-    limiter.failed("2.2.2.2", "a@x.com")
+    limiter.attempt("1.1.1.1", "A@x.com")
+    limiter.attempt("2.2.2.2", "a@x.com")
     assert limiter.retry_after("3.3.3.3", "a@x.com") == 60  # email locked from any IP
-    limiter.failed("9.9.9.9", "b@x.com")
-    limiter.failed("9.9.9.9", "c@x.com")
-    limiter.failed("9.9.9.9", "d@x.com")
+    limiter.attempt("9.9.9.9", "b@x.com")
+    limiter.attempt("9.9.9.9", "c@x.com")
+    limiter.attempt("9.9.9.9", "d@x.com")
     assert limiter.retry_after("9.9.9.9", "fresh@x.com") == 60  # IP locked for any email
     assert limiter.retry_after("8.8.8.8", "fresh@x.com") == 0
     limiter.succeeded("a@x.com")
