@@ -75,10 +75,12 @@ class EventSender:
 class EventReceiver:
     """The store's job events -> this gateway's bus (polled every ``interval`` seconds)."""
 
-    def __init__(self, store: JobStore, bus: EventBus, interval: float = 0.1, keep_s: float = 600.0) -> None:
+    def __init__(self, store: JobStore, bus: EventBus, interval: float = 0.1, idle_interval: float = 0.5,
+                 keep_s: float = 600.0) -> None:
         self.store = store
         self.bus = bus
-        self.interval = interval
+        self.interval = interval  # while events flow
+        self.idle_interval = idle_interval  # after a few empty polls: an idle gateway reads less
         self.keep_ms = int(keep_s * 1000)
         self._last = 0
         self._task: asyncio.Task[None] | None = None
@@ -88,7 +90,7 @@ class EventReceiver:
         self._task = asyncio.create_task(self._loop(), name="event-receiver")
 
     async def _loop(self) -> None:
-        polls = 0
+        polls = empty = 0
         while True:
             try:
                 rows = await self.store.events_after(self._last)
@@ -101,8 +103,9 @@ class EventReceiver:
             except Exception:  # keep relaying; a database blip must not end the loop
                 log.exception("could not read job events")
                 rows = []
+            empty = 0 if rows else empty + 1
             if not rows:
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(self.interval if empty < 20 else self.idle_interval)
 
     async def stop(self) -> None:
         if self._task is not None:
