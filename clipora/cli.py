@@ -259,10 +259,9 @@ def _server_logging() -> None:
 
 
 def _serve(settings: Any) -> int:
-    from aiohttp import web
-
     from engine.config import Settings
     from http_gateway.app import create_app
+    from http_gateway.server import serve
 
     _server_logging()
     try:
@@ -284,8 +283,7 @@ def _serve(settings: Any) -> int:
                                               settings.port, settings.data_dir)
     # SIGTERM/SIGINT: stop accepting, close WebSockets, stop the pipeline (running jobs go back
     # to the queue), then exit
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=15.0,
-                access_log_format='%a "%r" %s %b %Tfs')
+    serve(app, settings.host, settings.port, shutdown_timeout=15.0, access_log_format='%a "%r" %s %b %Tfs')
     return 0
 
 

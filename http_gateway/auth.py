@@ -14,6 +14,7 @@ request so auth does not repeat it.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from http_gateway.accounts import AccountStore
 from http_gateway.config import SETTINGS
-from http_gateway.errors import Forbidden, Unauthorized
+from http_gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from http_gateway.models import Session, User
 from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import ConcurrencyCap, LoginLimiter, SignupLimiter, make_storage
@@ -53,6 +54,8 @@ SIGNUP_LIMITER: web.AppKey[SignupLimiter] = web.AppKey("signup_limiter", SignupL
 #: password verifies (argon2, on its own pool) running at once per client IP
 VERIFYING: web.AppKey[ConcurrencyCap] = web.AppKey("verifying", ConcurrencyCap)
 MAX_VERIFIES_PER_IP = 4
+#: requests without credentials in flight at once per client IP (CLIPORA_MAX_ANONYMOUS_PER_IP)
+ANONYMOUS: web.AppKey[ConcurrencyCap] = web.AppKey("anonymous", ConcurrencyCap)
 
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
 _COOKIE_LOOKUP: web.RequestKey[tuple[User, Session] | None] = web.RequestKey("cookie_session")
@@ -195,7 +198,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if found is not None:
             principal = Principal(found[0].id, found[0].email, "session", None)
     request[PRINCIPAL] = principal
-    return await handler(request)
+    cap = request.config_dict.get(ANONYMOUS)
+    if principal is not None or cap is None:
+        return await handler(request)
+    # without credentials nothing else bounds a client: its stalled or slow requests count here
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(cap.slot(client_ip(request)))
+        except ConcurrencyCap.Busy:
+            raise TooManyRequests("too many requests in progress from this address; try again in a moment",
+                                  1) from None
+        return await handler(request)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -215,6 +228,8 @@ def setup_routes(app: web.Application) -> None:
             app[SIGNUP_LIMITER] = SignupLimiter(per_hour, 3600, storage=storage)
     if VERIFYING not in app:
         app[VERIFYING] = ConcurrencyCap(MAX_VERIFIES_PER_IP)
+    if ANONYMOUS not in app:
+        app[ANONYMOUS] = ConcurrencyCap(settings.max_anonymous_per_ip if settings else 32)
     auth_routes.setup(app)
     key_routes.setup(app)
     billing_routes.setup(app)

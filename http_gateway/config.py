@@ -90,6 +90,18 @@ class GatewaySettings:
     #: (CLIPORA_MAX_DOWNLOADS_PER_USER; more get 429)
     max_downloads: int = 4
     max_downloads_per_user: int = 2
+    #: an upload that sends no byte for this long is dropped and its temporary file removed (408;
+    #: CLIPORA_UPLOAD_IDLE_TIMEOUT_S); JSON bodies (auth, keys, URL ingest) must arrive whole within
+    #: CLIPORA_BODY_TIMEOUT_S
+    upload_idle_timeout_s: float = 60.0
+    body_timeout_s: float = 10.0
+    #: uploads an account may stream at once (CLIPORA_MAX_UPLOADS_PER_USER; more get 429)
+    max_uploads_per_user: int = 4
+    #: requests without credentials in flight at once per client IP (CLIPORA_MAX_ANONYMOUS_PER_IP; more
+    #: get 429): sign-ups, logins, pages and assets
+    max_anonymous_per_ip: int = 32
+    #: WebSockets an account may hold open at once (CLIPORA_MAX_SOCKETS_PER_USER; more get 429)
+    max_sockets_per_user: int = 50
     #: sign-ups per client IP per hour, each an argon2 hash (CLIPORA_SIGNUPS_PER_IP_PER_HOUR; more get 429)
     signups_per_ip_per_hour: int = 10
     #: where login/sign-up limits are counted (CLIPORA_RATE_LIMIT_STORAGE): memory:// in this process, or
@@ -110,6 +122,8 @@ class GatewaySettings:
             "fetch_read_timeout_s": float, "fetch_total_timeout_s": float, "fetch_max_redirects": int,
             "max_duration_s": float, "probe_timeout_s": float, "max_downloads": int, "max_downloads_per_user": int,
             "signups_per_ip_per_hour": int, "rate_limit_storage": str,
+            "upload_idle_timeout_s": float, "body_timeout_s": float, "max_uploads_per_user": int,
+            "max_anonymous_per_ip": int, "max_sockets_per_user": int,
         }
         for name, parse in parsers.items():
             raw = env.get(f"CLIPORA_{name.upper()}")
@@ -152,6 +166,11 @@ class GatewaySettings:
             raise ValueError("CLIPORA_FETCH_MAX_REDIRECTS must not be negative")
         if self.max_downloads < 1 or self.max_downloads_per_user < 1:
             raise ValueError("CLIPORA_MAX_DOWNLOADS and CLIPORA_MAX_DOWNLOADS_PER_USER must be at least 1")
+        if self.upload_idle_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ValueError("CLIPORA_UPLOAD_IDLE_TIMEOUT_S and CLIPORA_BODY_TIMEOUT_S must be positive")
+        if min(self.max_uploads_per_user, self.max_anonymous_per_ip, self.max_sockets_per_user) < 1:
+            raise ValueError("CLIPORA_MAX_UPLOADS_PER_USER, CLIPORA_MAX_ANONYMOUS_PER_IP and "
+                             "CLIPORA_MAX_SOCKETS_PER_USER must be at least 1")
         if self.signups_per_ip_per_hour < 1:
             raise ValueError("CLIPORA_SIGNUPS_PER_IP_PER_HOUR must be at least 1")
         if problem := storage_problem(self.rate_limit_storage):

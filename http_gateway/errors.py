@@ -7,6 +7,7 @@ middleware (the only place errors map to responses).
     ├── Forbidden (403)         not yours, or an API key where only a session is accepted
     ├── NotFoundError (404)
     ├── Conflict (409)          email exists, 11th key
+    ├── RequestTimeout (408)    a body that stalled; sent with Connection: close
     ├── PayloadTooLarge (413)
     ├── RangeNotSatisfiable (416) carries Content-Range: bytes */size
     ├── TooManyRequests (429)   carries Retry-After seconds
@@ -77,6 +78,14 @@ class NotFoundError(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class RequestTimeout(ApiError):
+    status = 408
+
+    def __init__(self, message: str) -> None:
+        # the rest of the body will not come: the connection is closed after this answer
+        super().__init__(message, headers={"Connection": "close"})
 
 
 class PayloadTooLarge(ApiError):

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from engine.errors import ClipporaError, QuotaExceeded
 from http_gateway.auth import is_https
-from http_gateway.errors import ApiError, engine_status
+from http_gateway.errors import ApiError, RequestTimeout, engine_status
 
 log = logging.getLogger("clipora.gateway")
 
@@ -39,6 +39,10 @@ def request_job_id(request: web.Request) -> str | None:
     """The job a request is about, for log lines (path parameter or ?jobId=)."""
     return request.match_info.get("jobId") or request.query.get("jobId") or None
 
+
+#: the status a request that its client abandoned is logged and counted under (nginx's convention);
+#: nobody receives it
+CLIENT_CLOSED_REQUEST = 499
 
 #: an error names what was wrong, not all of it: a rejected 56 KB prompt is not echoed back whole
 MAX_ERROR_CHARS = 300
@@ -66,6 +70,14 @@ def add_security_headers(response: web.StreamResponse) -> None:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RequestTimeout as exc:
+        # the rest of the body is not coming: answer, then close at once rather than let aiohttp
+        # linger (up to 10 s) reading a body that a stalled client will never send
+        response = error_response(exc.status, exc.message, exc.headers)
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.headers)
     except ClipporaError as exc:
@@ -84,9 +96,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "request body too large"
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
         return error_response(exc.status, message, headers)
-    except ConnectionResetError as exc:
+    except ConnectionResetError as exc:  # the client left mid-request (aiohttp fails the body read so)
         log.info("client went away: %s %s (%s)", request.method, request.path, type(exc).__name__)
-        raise
+        return web.Response(status=CLIENT_CLOSED_REQUEST)  # written nowhere; logged and counted as such
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path,
                       extra={"job_id": request_job_id(request)})

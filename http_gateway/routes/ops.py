@@ -8,6 +8,7 @@ template (never the raw path, which would carry job ids).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from engine.events import JobEvent
 from engine.jobs import JobStatus
 from engine.service import JobService
 from http_gateway.config import SERVICE
+from http_gateway.middleware import CLIENT_CLOSED_REQUEST
 
 STAGE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -98,6 +100,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:  # aiohttp cancels a handler whose client left (handler_cancellation)
+        status = CLIENT_CLOSED_REQUEST
         raise
     finally:
         metrics = request.config_dict.get(METRICS)

@@ -5,10 +5,14 @@ in the service's uploads folder and the gateway counts the bytes itself, so the 
 whatever Content-Length says (chunked uploads have none). Past the limit: 413 and the partial
 file is removed. The container is decided by probing the content; the client's file name is
 only display text and never reaches a path.
+
+An upload that sends no byte for CLIPORA_UPLOAD_IDLE_TIMEOUT_S is dropped (408, file removed),
+and an account streams at most CLIPORA_MAX_UPLOADS_PER_USER uploads at once (more: 429).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import unicodedata
 from pathlib import Path
@@ -21,15 +25,19 @@ from aiohttp.http_exceptions import HttpProcessingError
 from engine.options import ProcessOptions
 from engine.types import MediaInfo
 from http_gateway.auth import require_user
-from http_gateway.bodies import loads
+from http_gateway.bodies import loads, receiving
 from http_gateway.config import SERVICE, SETTINGS
-from http_gateway.errors import BadRequest, PayloadTooLarge
+from http_gateway.errors import BadRequest, PayloadTooLarge, TooManyRequests
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
+from http_gateway.ratelimit import ConcurrencyCap
 
 CHUNK = 256 * 1024
 MAX_OPTIONS_BYTES = 64 * 1024
 MULTIPART_SLACK = 1024 * 1024  # boundaries, part headers and the options part around the video
 MAX_NAME = 255
+
+#: uploads streaming at once, per account
+UPLOADING: web.AppKey[ConcurrencyCap] = web.AppKey("uploading", ConcurrencyCap)
 
 
 def display_name(filename: str | None) -> str:
@@ -108,6 +116,17 @@ async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int 
 
 async def upload(request: web.Request) -> web.Response:
     principal = require_user(request)
+    cap = request.config_dict[UPLOADING]
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(cap.slot(principal.user_id))
+        except ConcurrencyCap.Busy:
+            raise TooManyRequests(f"at most {cap.per_key} uploads at once per account; wait for one to finish",
+                                  5) from None
+        return await _upload(request, principal.user_id)
+
+
+async def _upload(request: web.Request, user_id: str) -> web.Response:
     settings = request.config_dict[SETTINGS]
     service = request.config_dict[SERVICE]
     limit = settings.max_upload_bytes
@@ -116,19 +135,20 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("video file required (send multipart/form-data with a 'video' file field)")
     # refuse before the client spends an upload on a queue that cannot take it
-    await service.check_capacity(principal.user_id)  # the same check submit makes once the file is here
+    await service.check_capacity(user_id)  # the same check submit makes once the file is here
 
     service.uploads_dir.mkdir(parents=True, exist_ok=True)
     path = service.uploads_dir / f"{secrets.token_hex(16)}.part"
     try:
-        size, name, raw_options = await _read_form(request, path, limit)
+        async with receiving(request, idle_s=settings.upload_idle_timeout_s):
+            size, name, raw_options = await _read_form(request, path, limit)
         if size is None:
             raise BadRequest("video file required")
         options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
         # InvalidMedia (400) when it is not a usable video, a media bomb, or too long
         info = await probe_untrusted(request.config_dict[PROBE_COMMAND], path, settings.probe_timeout_s,
                                      settings.max_duration_s)
-        job = await service.submit(principal.user_id, path, name, size, options, container_ext(info))
+        job = await service.submit(user_id, path, name, size, options, container_ext(info))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -142,4 +162,5 @@ async def upload(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[UPLOADING] = ConcurrencyCap(app[SETTINGS].max_uploads_per_user)
     app.router.add_post("/api/upload", upload)

@@ -10,6 +10,11 @@ the upgrade, so refusals are ordinary JSON errors (400/401/403/404). Messages (J
 
 Several clients may watch one job; each gets every event. The server closes after the final
 message (or with 1001 when it shuts down).
+
+Bounded: an account holds at most CLIPORA_MAX_SOCKETS_PER_USER sockets at once (more: 429 before
+the upgrade), and each socket buffers at most ``QUEUE_BOUND`` undelivered events: a client that
+reads slower than its job progresses is disconnected (it can reconnect and gets the current
+state first), never buffered without end.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from aiohttp import WSMsgType, web
 from engine.events import JobEvent
 from engine.jobs import JobRecord, JobStatus, clips_ready
 from http_gateway.auth import origin_matches, require_user
-from http_gateway.config import SERVICE
-from http_gateway.errors import BadRequest, Forbidden
+from http_gateway.config import SERVICE, SETTINGS
+from http_gateway.errors import BadRequest, Forbidden, TooManyRequests
+from http_gateway.ratelimit import ConcurrencyCap
 from http_gateway.routes.jobs import JOB_ID, owned_job
 from http_gateway.shapes import event_json
 
@@ -34,6 +40,10 @@ class OpenSockets(set[web.WebSocketResponse]):
 
 
 SOCKETS: web.AppKey[OpenSockets] = web.AppKey("sockets", OpenSockets)
+#: open sockets per account
+WATCHING: web.AppKey[ConcurrencyCap] = web.AppKey("watching", ConcurrencyCap)
+#: events waiting for one socket's client before it is dropped as too slow
+QUEUE_BOUND = 256
 RECHECK_S = 15.0  # with no event for this long, re-read the row (the job may have ended elsewhere)
 
 
@@ -66,14 +76,31 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     if principal.via == "session" and origin_matches(request) is False:
         raise Forbidden("cross-site WebSocket rejected: Origin does not match this host")
     job = await owned_job(request, job_id, principal)
-    service = request.config_dict[SERVICE]
+    cap = request.config_dict[WATCHING]
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(cap.slot(principal.user_id))
+        except ConcurrencyCap.Busy:
+            raise TooManyRequests(f"at most {cap.per_key} open WebSockets per account; close one first", 5) from None
+        return await _stream(request, job)
 
+
+async def _stream(request: web.Request, job: JobRecord) -> web.WebSocketResponse:
+    service = request.config_dict[SERVICE]
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[JobEvent] = asyncio.Queue()
+    queue: asyncio.Queue[JobEvent] = asyncio.Queue(QUEUE_BOUND)
     # subscribe before reading the state, so no event falls between the snapshot and the stream
 
+    def enqueue(event: JobEvent) -> None:
+        try:
+            queue.put_nowait(event)
+        except asyncio.QueueFull:  # the client is not reading: drop it (its pending sends included)
+            transport = request.transport
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+
     def deliver(event: JobEvent) -> None:  # may be called from a worker thread
-        loop.call_soon_threadsafe(queue.put_nowait, event)
+        loop.call_soon_threadsafe(enqueue, event)
 
     unsubscribe = service.subscribe(job.id, deliver)
     ws = web.WebSocketResponse(heartbeat=30.0)
@@ -113,7 +140,7 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
             await ws.send_json(event_json(event))
             if event.type in ("completed", "failed"):
                 return ws
-    except ConnectionResetError:
+    except ConnectionError:  # the client went away (or was dropped as too slow)
         return ws
     finally:
         unsubscribe()
@@ -135,5 +162,6 @@ async def _close_sockets(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[SOCKETS] = OpenSockets()
+    app[WATCHING] = ConcurrencyCap(app[SETTINGS].max_sockets_per_user)
     app.on_shutdown.append(_close_sockets)
     app.router.add_get("/ws", watch)
