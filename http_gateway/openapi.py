@@ -30,7 +30,9 @@ Server messages (JSON text frames), in order:
    or `{"type":"failed","jobId":"…","status":"failed","message":"…","error":"…"}`; then the
    server closes the socket (1000). When the server shuts down it closes with 1001.
 
-Several clients may watch one job. Clients send nothing."""
+Several clients may watch one job. Clients send nothing. An account holds at most
+CLIPORA_MAX_SOCKETS_PER_USER (50) sockets at once (more: 429 before the upgrade); a client that
+falls 256 events behind is disconnected and may reconnect (it gets the current state first)."""
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -42,8 +44,9 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    """References to the shared error responses; every route may answer 500."""
-    return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in (*codes, 500)}
+    """References to the shared error responses. Every route may answer 500, and 429 to a client
+    without credentials that has CLIPORA_MAX_ANONYMOUS_PER_IP requests in flight already."""
+    return {str(c): {"$ref": f"#/components/responses/E{c}"} for c in sorted({*codes, 429, 500})}
 
 
 def _op(summary: str, responses: dict[str, Any], *, tag: str, errors: tuple[int, ...] = (),
@@ -138,11 +141,11 @@ def build_document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/auth/signup": {"post": _op(
             "Create an account; sets the reels_session cookie", {"201": _json(_ref("SignedIn"), "Created")},
-            tag=auth, errors=(400, 403, 409, 413, 429), security=False,
+            tag=auth, errors=(400, 403, 408, 409, 413, 429), security=False,
             requestBody={"required": True, "content": {"application/json": {"schema": CREDENTIALS}}})},
         "/api/auth/login": {"post": _op(
             "Sign in (rotates the session cookie)", {"200": _json(_ref("SignedIn"))}, tag=auth,
-            errors=(400, 401, 403, 413, 429), security=False,
+            errors=(400, 401, 403, 408, 413, 429), security=False,
             requestBody={"required": True, "content": {"application/json": {"schema": CREDENTIALS}}})},
         "/api/auth/logout": {"post": _op("Sign out", {"200": _json({"type": "object"})}, tag=auth,
                                          errors=(403,), security=False)},
@@ -156,7 +159,7 @@ def build_document() -> dict[str, Any]:
             "post": _op("Create an API key; the plaintext `key` (ck_live_…) is returned once",
                         {"201": _json({"allOf": [_ref("ApiKey"), {"type": "object", "properties": {
                             "key": {"type": "string"}}}]}, "Created")},
-                        tag=keys, errors=(400, 401, 403, 409, 413), session_only=True,
+                        tag=keys, errors=(400, 401, 403, 408, 409, 413), session_only=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["name"],
                             "properties": {"name": {"type": "string", "maxLength": 100}}}}}}),
@@ -170,7 +173,7 @@ def build_document() -> dict[str, Any]:
             tag="billing", security=False)},
         "/api/upload": {"post": _op(
             "Upload a video (multipart); returns the new job", {"200": _json(_ref("UploadResponse"))}, tag=j,
-            errors=(400, 401, 403, 413, 429, 503),
+            errors=(400, 401, 403, 408, 413, 429, 503),
             requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["video"],
                 "properties": {"video": {"type": "string", "format": "binary",
@@ -180,7 +183,7 @@ def build_document() -> dict[str, Any]:
                                            "contentSchema": _ref("ProcessOptions")}}}}}})},
         "/api/upload/url": {"post": _op(
             "Submit a video by URL; returns the new job at once (status downloading while it arrives)",
-            {"200": _json(_ref("UploadResponse"))}, tag=j, errors=(400, 401, 403, 413, 429, 503),
+            {"200": _json(_ref("UploadResponse"))}, tag=j, errors=(400, 401, 403, 408, 413, 429, 503),
             requestBody={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["url"],
                 "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048,
@@ -215,7 +218,7 @@ def build_document() -> dict[str, Any]:
                 "type": "string", "pattern": r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$"}}])},
         "/ws": {"get": _op(
             "Job progress over WebSocket", {"101": {"description": "Switching protocols"}}, tag=j,
-            errors=(400, 401, 403, 404), description=WS_DESCRIPTION,
+            errors=(400, 401, 403, 404, 429), description=WS_DESCRIPTION,
             parameters=[{"name": "jobId", "in": "query", "required": True, "schema": {"type": "string"}}])},
         "/healthz": {"get": _op("Liveness", {"200": _json({"type": "object"})}, tag=ops, security=False)},
         "/readyz": {"get": _op("Readiness: 503 while the pipeline is not running",
@@ -227,19 +230,22 @@ def build_document() -> dict[str, Any]:
         "/api/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})}, tag=ops,
                                          security=False)},
     }
-    codes = (400, 401, 403, 404, 409, 413, 429, 500, 503)
+    codes = (400, 401, 403, 404, 408, 409, 413, 429, 500, 503)
     names = {400: "Bad request / missing field", 401: "Not authenticated",
              403: "Forbidden (not your resource)",
              404: "Resource not found", 409: "Conflict (e.g. email exists)",
+             408: "The request body stalled (an upload sent nothing for CLIPORA_UPLOAD_IDLE_TIMEOUT_S; a JSON "
+                  "body did not arrive within CLIPORA_BODY_TIMEOUT_S); the connection is closed",
              413: "Body too large (uploads: CLIPORA_MAX_UPLOAD_BYTES; auth and key bodies: 16 KiB; other JSON: 1 MiB)",
-             429: "Too many requests (sign-ups, logins, downloads, or an account's jobs in flight); wait Retry-After "
+             429: "Too many requests: sign-ups or logins per address, an account's jobs, uploads, downloads or "
+                  "WebSockets at once, or requests without credentials in flight per address; wait Retry-After "
                   "seconds", 500: "Internal server error",
              503: "Pipeline unavailable"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Clipora API", "version": "1.0.0",
                  "description": "Long videos in, face-aware captioned short clips out. Every error is "
-                                "`{\"error\": \"...\"}`."},
+                                "`{\"error\": \"...\"}`, a request aiohttp cannot parse (400) included."},
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}, {"bearer": []}, {"session": []}],
         "paths": paths,
