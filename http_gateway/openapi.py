@@ -162,7 +162,9 @@ def build_document() -> dict[str, Any]:
                         tag=keys, errors=(400, 401, 403, 408, 409, 413), session_only=True,
                         requestBody={"required": True, "content": {"application/json": {"schema": {
                             "type": "object", "required": ["name"],
-                            "properties": {"name": {"type": "string", "maxLength": 100}}}}}}),
+                            "properties": {"name": {
+                                "type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S",
+                                "description": "display text: printable characters, not only spaces"}}}}}}),
         },
         "/api/keys/{keyId}": {"delete": _op(
             "Revoke an API key", {"200": _json(_ref("ApiKey"))}, tag=keys, errors=(401, 403, 404),
@@ -219,7 +221,8 @@ def build_document() -> dict[str, Any]:
         "/ws": {"get": _op(
             "Job progress over WebSocket", {"101": {"description": "Switching protocols"}}, tag=j,
             errors=(400, 401, 403, 404, 429), description=WS_DESCRIPTION,
-            parameters=[{"name": "jobId", "in": "query", "required": True, "schema": {"type": "string"}}])},
+            parameters=[{"name": "jobId", "in": "query", "required": True,
+                         "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}}])},
         "/healthz": {"get": _op("Liveness", {"200": _json({"type": "object"})}, tag=ops, security=False)},
         "/readyz": {"get": _op("Readiness: 503 while the pipeline is not running",
                                {"200": _json({"type": "object"})}, tag=ops, errors=(503,), security=False)},

@@ -76,6 +76,8 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     if principal.via == "session" and origin_matches(request) is False:
         raise Forbidden("cross-site WebSocket rejected: Origin does not match this host")
     job = await owned_job(request, job_id, principal)
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise BadRequest("a WebSocket upgrade is required (Connection: Upgrade, Upgrade: websocket)")
     cap = request.config_dict[WATCHING]
     with contextlib.ExitStack() as held:
         try:
