@@ -79,18 +79,30 @@ class ProcessExecutor:
         self.running = True
 
     async def _supervise(self, slot: int) -> None:
+        """Keep one worker running. A worker that dies before it is ready (a crash loop: bad settings,
+        a broken install) is restarted after 1, 2, 4 ... 30 s; one that was ready and serving (killed
+        by an operator or the OOM killer, a crash inside a job) is restarted after the base delay."""
         backoff = self.restart_backoff_s
+        loop = asyncio.get_running_loop()
         while not self._stopping:
-            proc = await asyncio.create_subprocess_exec(*self.command, env=self.env, preexec_fn=_die_with_parent)
+            ready_r, ready_w = os.pipe()  # the worker writes one line to it once it is ready
+            env = dict(self.env if self.env is not None else os.environ, **{READY_FD: str(ready_w)})
+            try:
+                proc = await asyncio.create_subprocess_exec(*self.command, env=env, pass_fds=(ready_w,),
+                                                            preexec_fn=_die_with_parent)
+            finally:
+                os.close(ready_w)
             self.procs[slot] = proc
             log.info("worker %d started (pid %d)", slot, proc.pid)
-            started = asyncio.get_running_loop().time()
+            ready = loop.run_in_executor(None, os.read, ready_r, 64)  # b"" once the worker is gone
             code = await proc.wait()
+            became_ready = bool(await ready)
+            os.close(ready_r)
             if self._stopping:
                 return
             log.warning("worker %d (pid %d) exited with %s; starting another", slot, proc.pid, code)
-            if asyncio.get_running_loop().time() - started > 60:
-                backoff = self.restart_backoff_s  # it ran a while: not a crash loop
+            if became_ready:
+                backoff = self.restart_backoff_s  # it was serving: not a crash loop
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 
@@ -131,6 +143,19 @@ class ProcessExecutor:
         return [p.pid for p in self.procs.values() if p.returncode is None]
 
 
+#: the environment variable naming the pipe a worker reports readiness on (set by ProcessExecutor)
+READY_FD = "CLIPORA_READY_FD"
+
+
+def tell_ready() -> None:
+    """Tell the supervising gateway (if any) that this worker is ready: its restarts reset their backoff."""
+    fd = os.environ.pop(READY_FD, None)
+    if fd and fd.isdigit():
+        with contextlib.suppress(OSError):
+            os.write(int(fd), b"ready\n")
+            os.close(int(fd))
+
+
 def limit_memory(mb: int) -> None:
     """Cap this process's address space (RLIMIT_AS): an allocation past it raises MemoryError, which
     fails the job with a reason, instead of the kernel's OOM killer taking the worker (or more)."""
@@ -166,6 +191,7 @@ async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[str], t
     await sender.start()
     await executor.start()
     log.info("worker ready (pid %d)", os.getpid())
+    tell_ready()
     try:
         await stop.wait()
     finally:
