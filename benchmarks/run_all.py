@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, have_ffmpeg, read_result
 
-BENCHMARKS = ("render_vs_ffmpeg", "asr_rtf", "end_to_end", "memory", "moments_local", "gateway_latency")
+BENCHMARKS = ("render_vs_ffmpeg", "asr_rtf", "end_to_end", "memory", "moments_local", "gateway_latency", "load")
 DOC = ROOT / "BENCHMARKS.md"
 
 

@@ -89,3 +89,6 @@ def test_the_served_openapi_document_holds_under_fuzzing(served, scheme, tmp_pat
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-12000:]
     assert "Tested: 19" in output or "Tested: 18" in output, output[-3000:]  # every operation was exercised
+    lines = [line.strip() for line in output.splitlines()]
+    cases = lines[lines.index("Test cases:") + 1] if "Test cases:" in lines else "?"  # "N generated, ..."
+    print(f"\nschemathesis ({scheme}): {cases}")  # the reliability table in BENCHMARKS.md quotes this
