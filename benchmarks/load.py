@@ -69,7 +69,7 @@ async def _timed(tally: Tally, kind: str, expect: int, call) -> Any:
             ms = (time.perf_counter() - t0) * 1000
             tally.add(kind, ms, None if r.status == expect else f"{r.status} {body[:120]!r}")
             return r.status, body
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         tally.add(kind, (time.perf_counter() - t0) * 1000, type(exc).__name__)
         return None, b""
 
@@ -168,7 +168,8 @@ def _cpu_s(pid: int) -> float:
 def run(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
     seconds = seconds or (15.0 if quick else 60.0)
     rec = Recorder(NAME, quick, {"seconds": seconds, "pollers": POLLERS, "subscribers": SUBSCRIBERS,
-                                 "uploaders": UPLOADERS, "poll_rest_s": POLL_REST_S, "video": VIDEO.name, "options": OPTIONS})
+                                 "uploaders": UPLOADERS, "poll_rest_s": POLL_REST_S, "video": VIDEO.name,
+                                 "options": OPTIONS})
     with tempfile.TemporaryDirectory(prefix="clipora-load-") as tmp:
         proc, url = start(Path(tmp) / "data", {"CLIPORA_THREADS": "2", "XDG_CACHE_HOME": str(Path(tmp) / "cache"),
                                                "CLIPORA_MAX_SOCKETS_PER_USER": "250"})
