@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from stages.media.audio import (
+    AudioFile,
     AudioRequest,
+    AudioSpan,
     AudioStage,
-    load_audio,
 )
 from stages.media.decode import (
     frame_at,
@@ -25,6 +26,8 @@ from stages.media.probe import (
 
 __all__ = [
     "AudioClipper",
+    "AudioFile",
+    "AudioSpan",
     "AudioRequest",
     "AudioStage",
     "ProbeRequest",
@@ -32,7 +35,6 @@ __all__ = [
     "frame_at",
     "i420_frame",
     "iter_video_frames",
-    "load_audio",
     "probe_media",
     "sample_frames_with_previous",
     "upright_i420",

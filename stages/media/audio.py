@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,5 +99,78 @@ def rms_db(samples: np.ndarray, hop: float = ENERGY_HOP, rate: int = SAMPLE_RATE
     return np.round(20 * np.log10(np.maximum(rms, 1e-5)), 2).astype(np.float32)
 
 
-def load_audio(audio: AnalysisAudio) -> np.ndarray:
-    return np.load(audio.path)
+class AudioFile:
+    """Ranges of the analysis audio (an ``.npy`` of float32 samples), read from disk as asked.
+
+    Nothing is kept: a stage that walks a 4-hour source in one-minute pieces holds one piece
+    (3.7 MiB) at a time. Reads go through the file (not a memory map), so what was read does
+    not stay in the process's resident set. ``samples[a:b]`` works as on an array.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = header(fh)
+            self._offset = fh.tell()
+        if len(shape) != 1 or fortran:
+            raise ValueError(f"{self.path} is not 1-D audio")
+        self.dtype = np.dtype(dtype)
+        self.n = int(shape[0])
+
+    @classmethod
+    def of(cls, audio: AnalysisAudio) -> AudioFile:
+        return cls(audio.path)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Samples [lo, hi) clipped to the file, as float32."""
+        lo, hi = max(0, min(lo, self.n)), max(0, min(hi, self.n))
+        if hi <= lo:
+            return np.zeros(0, np.float32)
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset + lo * self.dtype.itemsize)
+            return np.fromfile(fh, self.dtype, hi - lo).astype(np.float32, copy=False)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("AudioFile supports contiguous slices only")
+        lo, hi, _ = key.indices(self.n)
+        return self.read(lo, hi)
+
+    def span(self, lo: int, hi: int) -> AudioSpan:
+        """[lo, hi) of the file as a sliceable view (nothing is read until it is sliced)."""
+        lo, hi = max(0, min(lo, self.n)), max(0, min(hi, self.n))
+        return AudioSpan(self, lo, max(lo, hi))
+
+    def pieces(self, size: int, lo: int = 0, hi: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(first sample, samples) of [lo, hi) in pieces of at most ``size`` samples."""
+        hi = self.n if hi is None else min(hi, self.n)
+        for a in range(max(0, lo), hi, size):
+            yield a, self.read(a, min(a + size, hi))
+
+    def mean_square(self, piece: int = 16_000 * 60) -> float:
+        """mean(x^2) over the whole file, accumulated in float64 piece by piece."""
+        total = 0.0
+        for _, x in self.pieces(piece):
+            total += float(np.dot(x.astype(np.float64), x.astype(np.float64)))
+        return total / self.n if self.n else 0.0
+
+
+class AudioSpan:
+    """A contiguous range of an :class:`AudioFile`; ``len()`` and slices, relative to its start."""
+
+    def __init__(self, file: AudioFile, lo: int, hi: int) -> None:
+        self.file, self.lo, self.hi = file, lo, hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("AudioSpan supports contiguous slices only")
+        a, b, _ = key.indices(len(self))
+        return self.file.read(self.lo + a, self.lo + b)

@@ -8,7 +8,8 @@ a note, and the rest of the job goes on without speaker turns.
 1. Speech regions are the transcript's words merged across short pauses, cut again where
    the audio is silent for a quarter second (ASR word times stretch over pauses); each region is
    cut into 1.6 s windows every 0.4 s (a shorter region is one shorter window), and every
-   window is embedded (256-d, unit length) from one mel spectrogram of the whole track.
+   window is embedded (256-d, unit length) from one mel spectrogram of the whole track
+   (computed a minute at a time from the audio on disk).
 2. The number of speakers is estimated, not assumed: spherical k-means for k = 2..6,
    scored by the silhouette on cosine distance (see :func:`estimate_speakers` for when a
    split counts as another voice). Tiny clusters (stray windows) are folded into their
@@ -30,7 +31,7 @@ import numpy as np
 
 from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Diarization, SpeakerTurn, Transcript, Word
-from stages.media import load_audio
+from stages.media import AudioFile
 
 FRAME_S = 0.01  # the encoder's mel hop
 WINDOW_FRAMES = 160  # 1.6 s, the encoder's partial-utterance length
@@ -69,14 +70,55 @@ def load_voice_encoder() -> tuple[Any, str]:
         return None, f"speaker diarization unavailable: the voice encoder failed to load: {exc}"
 
 
-def mel_frames(samples: np.ndarray, rate: int) -> np.ndarray:
-    """The encoder's mel spectrogram (frames, 40) of volume-normalised 16 kHz audio."""
-    from resemblyzer import audio as raudio
+#: the encoder's mel analysis (Resemblyzer's hparams): 25 ms windows every 10 ms, 40 bands
+MEL_N_FFT, MEL_HOP, MEL_BANDS = 400, 160, 40
+#: mel frames computed at once (60 s): the STFT of a piece, not of the whole track, is in memory
+MEL_PIECE_FRAMES = 6000
+
+
+def volume_gain(mean_square: float, target_dbfs: float = -30.0) -> float:
+    """Resemblyzer's ``normalize_volume(wav, -30, increase_only=True)`` as a factor, from mean(wav^2)."""
+    if mean_square <= 0:
+        return 1.0
+    change = target_dbfs - 10 * np.log10(mean_square)
+    return 1.0 if change < 0 else float(10 ** (change / 20))
+
+
+def mel_frames(samples: np.ndarray | AudioFile, rate: int, piece: int = MEL_PIECE_FRAMES) -> np.ndarray:
+    """The encoder's mel spectrogram (frames, 40) of volume-normalised 16 kHz audio.
+
+    The same frames as Resemblyzer's ``wav_to_mel_spectrogram`` of the whole track (centred
+    25 ms windows, zero padding at both ends), computed ``piece`` frames at a time from
+    ``samples`` (an array or the analysis audio on disk): memory holds the result (16 KB per
+    second of audio) and one piece's spectrum, not the whole track's STFT (~160 KB per second).
+    """
+    import librosa
 
     if rate != 16_000:
         raise ValueError("the voice encoder expects 16 kHz audio")
-    wav = raudio.normalize_volume(samples.astype(np.float32), -30, increase_only=True)
-    return raudio.wav_to_mel_spectrogram(wav)
+    n = len(samples)
+    if isinstance(samples, AudioFile):
+        mean_square = samples.mean_square()
+    else:
+        x = np.asarray(samples, np.float64)
+        mean_square = float(np.dot(x, x) / n) if n else 0.0
+    gain = np.float32(volume_gain(mean_square))
+    n_frames = 1 + n // MEL_HOP
+    out = np.empty((n_frames, MEL_BANDS), np.float32)
+    half = MEL_N_FFT // 2
+    for f0 in range(0, n_frames, piece):
+        f1 = min(f0 + piece, n_frames)
+        lo, hi = f0 * MEL_HOP - half, (f1 - 1) * MEL_HOP + half  # the samples frames f0..f1-1 see
+        seg = np.zeros(hi - lo, np.float32)
+        a, b = max(lo, 0), min(hi, n)
+        if b > a:
+            seg[a - lo:b - lo] = np.asarray(samples[a:b], np.float32)
+        if gain != 1.0:
+            seg *= gain
+        mel = librosa.feature.melspectrogram(y=seg, sr=rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
+                                             n_mels=MEL_BANDS, center=False)
+        out[f0:f1] = mel.astype(np.float32).T
+    return out
 
 
 def embed_windows(encoder: Any, mel: np.ndarray, windows: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -321,7 +363,8 @@ def turns_from_words(words: Sequence[Word], speakers: Sequence[str]) -> tuple[Sp
     return tuple(turns)
 
 
-def diarize(encoder: Any, samples: np.ndarray, rate: int, origin: float, words: Sequence[Word]) -> Diarization:
+def diarize(encoder: Any, samples: np.ndarray | AudioFile, rate: int, origin: float,
+            words: Sequence[Word]) -> Diarization:
     """Speaker turns of ``words`` (source times) over ``samples`` that start at ``origin``."""
     mel = mel_frames(samples, rate)
     regions = split_at_silence(speech_regions(words), mel.sum(axis=1), origin)
@@ -392,7 +435,7 @@ class DiarizeStage(Stage[DiarizeRequest, Diarization]):
         if self._encoder is None:
             ctx.progress(1.0, "speaker model unavailable")
             return Diarization(False, "unavailable", note=self._why_not)
-        samples = load_audio(inputs.audio)
+        samples = AudioFile.of(inputs.audio)  # read a minute at a time, never held whole
         result = diarize(self._encoder, samples, inputs.audio.sample_rate, inputs.audio.start,
                          inputs.transcript.words)
         ctx.progress(1.0, f"{len(result.speakers)} speakers, {len(result.turns)} turns")

@@ -19,6 +19,7 @@ sounds clearly more synthetic than the others. ``confidence`` grows with the hos
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import numpy as np
 
 from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Diarization, HostDecision, SpeakerTurn, Transcript, Word
-from stages.media import load_audio
+from stages.media import AudioFile, AudioSpan
 
 QUESTION_OPENERS = frozenset(
     "what why how when where who which whom whose do does did is are was were can could would "
@@ -42,12 +43,13 @@ WEIGHTS = {"questions": 2.0, "short_turns": 0.6, "small_share": 0.8, "synthetic"
 PITCH_CHUNK_FRAMES = 2048
 
 
-def pitch_track(x: np.ndarray, rate: int = 16_000, hop: int = 160, win: int = 640,
+def pitch_track(x: np.ndarray | AudioSpan, rate: int = 16_000, hop: int = 160, win: int = 640,
                 fmin: float = 70.0, fmax: float = 400.0, chunk: int = PITCH_CHUNK_FRAMES) -> np.ndarray:
     """F0 (Hz) per hop-spaced frame by normalised autocorrelation; 0 where unvoiced.
 
     Frames are analysed ``chunk`` at a time (each frame on its own, so chunking changes no
-    value); only three numbers per frame are kept until the end, where the energy gate is
+    value), each chunk's samples sliced from ``x`` as it comes (an array, or an AudioSpan read
+    from disk); only three numbers per frame are kept until the end, where the energy gate is
     taken against the loudest frame of the whole input.
     """
     if len(x) < win:
@@ -60,8 +62,9 @@ def pitch_track(x: np.ndarray, rate: int = 16_000, hop: int = 160, win: int = 64
     energy = np.empty(n)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
-        idx = np.arange(win)[None, :] + hop * np.arange(a, b)[:, None]
-        frames = x[idx].astype(np.float64)
+        piece = np.asarray(x[a * hop:(b - 1) * hop + win])  # x may be an AudioSpan read from disk
+        idx = np.arange(win)[None, :] + hop * np.arange(b - a)[:, None]
+        frames = piece[idx].astype(np.float64)
         frames -= frames.mean(axis=1, keepdims=True)
         spec = np.fft.rfft(frames * window, n=2 * win)
         ac = np.fft.irfft(np.abs(spec) ** 2)[:, :win]
@@ -102,27 +105,39 @@ def _stability(value: float, stable: float, natural: float) -> float:
     return float(np.clip((natural - value) / (natural - stable), 0.0, 1.0))
 
 
-def speaker_features(words: Sequence[Word], turns: Sequence[SpeakerTurn], samples: np.ndarray | None,
+def _levels_db(seg: np.ndarray | AudioSpan, block: int = 320, piece: int = 320 * 3000) -> np.ndarray:
+    """Level (dBFS) of each whole ``block`` of samples, read ``piece`` samples at a time."""
+    n = len(seg) // block
+    out = np.empty(n)
+    for a in range(0, n * block, piece):
+        x = np.asarray(seg[a:min(a + piece, n * block)]).astype(np.float64)
+        rms = np.sqrt(np.mean(x.reshape(-1, block) ** 2, axis=1))
+        out[a // block:a // block + len(rms)] = 20 * np.log10(np.maximum(rms, 1e-6))
+    return out
+
+
+def speaker_features(words: Sequence[Word], turns: Sequence[SpeakerTurn], samples: np.ndarray | AudioFile | None,
                      origin: float, rate: int = 16_000) -> dict[str, dict[str, float]]:
     total = sum(w.end - w.start for w in words) or 1.0
+    words = sorted(words, key=lambda w: w.start)  # ASR order; each turn's words found by bisection
+    starts = [w.start for w in words]
     out: dict[str, dict[str, float]] = {}
     for spk in sorted({t.speaker for t in turns}):
         mine = [t for t in turns if t.speaker == spk]
-        turn_words = [[w for w in words if w.speaker == spk and t.start <= w.start and w.end <= t.end]
-                      for t in mine]
+        turn_words = [[w for w in words[bisect.bisect_left(starts, t.start):bisect.bisect_right(starts, t.end)]
+                       if w.speaker == spk and w.end <= t.end] for t in mine]
         spoken = sum(w.end - w.start for tw in turn_words for w in tw)
         rates = [len(tw) / max(t.end - t.start, 0.3) for t, tw in zip(mine, turn_words, strict=True) if len(tw) >= 3]
         f0: list[np.ndarray] = []
         db: list[np.ndarray] = []
         if samples is not None:
             for t in mine:
-                seg = samples[max(0, int((t.start - origin) * rate)):max(0, int((t.end - origin) * rate))]
+                lo, hi = max(0, int((t.start - origin) * rate)), max(0, int((t.end - origin) * rate))
+                seg = samples.span(lo, hi) if isinstance(samples, AudioFile) else samples[lo:hi]
                 p = pitch_track(seg, rate)
                 f0.append(p[p > 0])
                 if len(seg) >= 640:
-                    n = len(seg) // 320
-                    rms = np.sqrt(np.mean(seg[: n * 320].reshape(n, 320).astype(np.float64) ** 2, axis=1))
-                    level = 20 * np.log10(np.maximum(rms, 1e-6))
+                    level = _levels_db(seg)
                     db.append(level[level > level.max() - 25])
         f0_all = np.concatenate(f0) if f0 else np.zeros(0)
         pitch_st = _iqr(12 * np.log2(f0_all / np.median(f0_all))) if len(f0_all) >= 20 else 0.0
@@ -192,7 +207,7 @@ class HostStage(Stage[HostRequest, HostDecision]):
         if not inputs.diarization.available:
             ctx.progress(1.0, "no speaker turns")
             return HostDecision(False, None, 0.0, 0.0, {}, "speaker diarization unavailable")
-        samples = load_audio(inputs.audio) if inputs.audio is not None else None
+        samples = AudioFile.of(inputs.audio) if inputs.audio is not None else None
         origin = inputs.audio.start if inputs.audio is not None else 0.0
         feats = speaker_features(inputs.transcript.words, inputs.diarization.turns, samples, origin)
         decision = decide_host(feats, inputs.genre)

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.errors import PermanentError
 from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Transcript, Word
-from stages.media import load_audio
+from stages.media import AudioFile
 
 
 @dataclass(frozen=True)
@@ -70,33 +72,64 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
             return Transcript(words=(), audio_duration=0.0)
         if self._model is None:
             raise RuntimeError("the transcribe stage was not set up")
-        samples = load_audio(inputs.audio)
+        source = AudioFile.of(inputs.audio)
+        rate = inputs.audio.sample_rate
         total = max(inputs.audio.duration, 1e-6)
-        segments, info = self._model.transcribe(
-            samples,
-            language="en" if self._english_only else None,
-            vad_filter=True,
-            vad_parameters={"min_silence_duration_ms": 300},
-            word_timestamps=True,
-            beam_size=1,
-            condition_on_previous_text=False,
-        )
         words: list[Word] = []
-        offset = inputs.audio.start
-        for seg in segments:  # a generator: decoding happens while we iterate
-            for w in seg.words or ():
-                text = w.word.strip()
-                if not text:
-                    continue
-                start, end = offset + float(w.start), offset + float(w.end)
-                if end <= start:
-                    end = start + 0.01
-                words.append(Word(round(start, 3), round(end, 3), text, round(float(w.probability), 3)))
-            ctx.progress(float(seg.end) / total, f"{len(words)} words")
-            ctx.check_cancelled()
+        language = "en"
+        # a long source is transcribed a few minutes at a time, cut where it is quietest, so the
+        # model's features (~0.5 MB per second of speech) and the samples are held for one piece only
+        for a, b in piece_bounds(source, rate):
+            segments, info = self._model.transcribe(
+                source.read(a, b),
+                language="en" if self._english_only else None,
+                vad_filter=True,
+                vad_parameters={"min_silence_duration_ms": 300},
+                word_timestamps=True,
+                beam_size=1,
+                condition_on_previous_text=False,
+            )
+            language = info.language
+            offset = inputs.audio.start + a / rate
+            for seg in segments:  # a generator: decoding happens while we iterate
+                for w in seg.words or ():
+                    text = w.word.strip()
+                    if not text:
+                        continue
+                    start, end = offset + float(w.start), offset + float(w.end)
+                    if end <= start:
+                        end = start + 0.01
+                    words.append(Word(round(start, 3), round(end, 3), text, round(float(w.probability), 3)))
+                ctx.progress((a / rate + float(seg.end)) / total, f"{len(words)} words")
+                ctx.check_cancelled()
         words = _monotonic(words)
         ctx.progress(1.0, f"{len(words)} words")
-        return Transcript(words=tuple(words), language=info.language, audio_duration=total)
+        return Transcript(words=tuple(words), language=language, audio_duration=total)
+
+
+#: a source longer than this is transcribed in pieces of about this length (seconds)
+PIECE_S = 300.0
+#: each cut is placed at the quietest 50 ms within this many seconds of its nominal place
+CUT_SEARCH_S = 20.0
+
+
+def piece_bounds(source: AudioFile, rate: int, piece_s: float = PIECE_S,
+                 search_s: float = CUT_SEARCH_S) -> list[tuple[int, int]]:
+    """[a, b) sample ranges covering ``source``, ~``piece_s`` long, cut at the quietest 50 ms near
+    each nominal cut (between words, where a cut changes nothing the model hears)."""
+    n, size = len(source), int(piece_s * rate)
+    if n <= size + int(search_s * rate):
+        return [(0, n)]
+    hop = int(0.05 * rate)
+    cuts = [0]
+    while n - cuts[-1] > size + int(search_s * rate):
+        nominal = cuts[-1] + size
+        lo = max(cuts[-1] + size // 2, nominal - int(search_s * rate))
+        x = source.read(lo, nominal + int(search_s * rate)).astype(np.float64)
+        k = len(x) // hop
+        level = np.mean(x[: k * hop].reshape(k, hop) ** 2, axis=1)
+        cuts.append(lo + int(np.argmin(level)) * hop + hop // 2)
+    return list(zip(cuts, [*cuts[1:], n], strict=True))
 
 
 def _monotonic(words: list[Word]) -> list[Word]:
