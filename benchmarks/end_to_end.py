@@ -78,7 +78,7 @@ def warm_stages(settings: Any, work: Path) -> tuple[Any, dict[str, float]]:
     return stages, loads
 
 
-def job_once(source: Path, settings: Any, stages: Any, out: Path) -> dict[str, Any]:
+def job_once(source: Path, settings: Any, stages: Any, out: Path, on_event: Any = None) -> dict[str, Any]:
     from clipora.compose import run_job
     from engine.events import EventBus
     from engine.options import ProcessOptions
@@ -86,6 +86,8 @@ def job_once(source: Path, settings: Any, stages: Any, out: Path) -> dict[str, A
     clock = StageClock()
     bus = EventBus()
     bus.subscribe(clock)
+    if on_event is not None:
+        bus.subscribe(on_event)
     c0 = cpu_seconds()
     t0 = time.monotonic()
     manifest = run_job(

@@ -8,7 +8,8 @@ RSS at fork, so a child of a big parent would report the parent's size). The ffm
 rendering the same clip is the reference (its VmHWM, sampled until it exits).
 
 - render: 10 s, 40 s and 80 s clips (720p -> 9:16, beasty captions) of a 2-minute source.
-- jobs: ``run_job`` (3 medium clips, beasty) on a 2-minute and an 8-minute source. The
+- jobs: ``run_job`` (3 medium clips, beasty) on 1-, 10- and 60-minute sources (``--job-minutes``),
+  RSS sampled every 0.2 s and the largest value kept per stage. The
   analysis audio (16 kHz mono float32 = 64 KB per second of source) grows with the source
   by design; it is reported next to the measured growth.
 
@@ -81,20 +82,46 @@ def child_render(source: Path, seconds: float) -> dict[str, Any]:
     }
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def child_job(source: Path) -> dict[str, Any]:
+    import threading
+
     import clipora.compose  # noqa: F401 - the heavy imports belong to the baseline
     from benchmarks.end_to_end import OPTIONS, job_once, warm_stages
 
     base = peak_rss_mb()
     settings = bench_settings()
+    stage = ["models"]
+    by_stage: dict[str, float] = {}
+    done = threading.Event()
+
+    def on_event(event: Any) -> None:
+        if event.type == "progress" and event.stage:
+            stage[0] = event.stage
+
+    def sample() -> None:  # RSS every 0.2 s, the largest seen per stage
+        while not done.wait(0.2):
+            by_stage[stage[0]] = max(by_stage.get(stage[0], 0.0), _rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     with tempfile.TemporaryDirectory(prefix="clipora-bench-mem-") as tmp:
         stages, _ = warm_stages(settings, Path(tmp))
         after_models = peak_rss_mb()
-        job = job_once(source, settings, stages, Path(tmp) / "out")
+        job = job_once(source, settings, stages, Path(tmp) / "out", on_event=on_event)
+    done.set()
+    sampler.join()
     return {
         "baseline_rss_mb": base,
         "models_rss_mb": after_models,
         "peak_rss_mb": peak_rss_mb(),
+        "rss_by_stage_mb": {k: round(v, 1) for k, v in by_stage.items()},
         "wall_s": job["job_s"],
         "clips": len(job["clips"]),
         "options": OPTIONS,
@@ -118,9 +145,9 @@ def _ffmpeg_render_rss(source: Path, seconds: float, work: Path) -> float:
     return usage["peak_rss_mb"]
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, job_minutes: list[float] | None = None) -> dict[str, Any]:
     clip_lengths = [5.0, 20.0] if quick else [10.0, 40.0, 80.0]
-    job_minutes = [1.0, 2.0] if quick else [2.0, 8.0]
+    job_minutes = job_minutes or ([1.0, 2.0] if quick else [1.0, 10.0, 60.0])
     rec = Recorder(
         NAME,
         quick,
@@ -196,6 +223,7 @@ def table(data: dict[str, Any]) -> str:
             "after imports",
             "after model load",
             "analysis audio (MiB)",
+            "largest RSS by stage (MiB)",
         ),
         [
             (
@@ -204,6 +232,8 @@ def table(data: dict[str, Any]) -> str:
                 f"{x['baseline_rss_mb']:.0f}",
                 f"{x['models_rss_mb']:.0f}",
                 f"{x['analysis_audio_mb']:.1f}",
+                ", ".join(f"{k} {v:.0f}" for k, v in sorted(x.get("rss_by_stage_mb", {}).items(),
+                                                           key=lambda kv: -kv[1])[:4]),
             )
             for x in r["jobs"]
         ],
@@ -221,6 +251,7 @@ def table(data: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--job-minutes", help="comma-separated source lengths for the job cases (default 1,10,60)")
     p.add_argument("--child", nargs="+", metavar=("KIND", "ARGS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -232,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(got))
         return
-    print(table(run(args.quick)))
+    minutes = [float(m) for m in args.job_minutes.split(",")] if args.job_minutes else None
+    print(table(run(args.quick, minutes)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -35,24 +36,61 @@ class AudioStage(Stage[AudioRequest, AudioAnalysis]):
         if not media.has_audio:
             ctx.progress(1.0, "no audio stream: clips will have no captions")
             return AudioAnalysis(None, empty)
-        samples = decode_mono_16k(media, inputs.start, inputs.end, ctx)
         out = Path(ctx.workdir) / "audio_16k.npy"
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, samples)
-        ctx.progress(1.0, f"{samples.size / SAMPLE_RATE:.1f} s of audio")
+        with atomic_path(out) as tmp:  # written as it decodes: the track is never held whole
+            decode_mono_16k_to(tmp, media, inputs.start, inputs.end, ctx)
+        track = AudioFile(out)
+        ctx.progress(1.0, f"{len(track) / SAMPLE_RATE:.1f} s of audio")
         return AudioAnalysis(
-            AnalysisAudio(str(out), inputs.start, SAMPLE_RATE, samples.size / SAMPLE_RATE),
-            AudioFeatures(inputs.start, ENERGY_HOP, tuple(rms_db(samples))),
+            AnalysisAudio(str(out), inputs.start, SAMPLE_RATE, len(track) / SAMPLE_RATE),
+            AudioFeatures(inputs.start, ENERGY_HOP, tuple(rms_db(track))),
         )
+
+
+class _ArraySink:
+    def __init__(self, n: int) -> None:
+        self.samples = np.zeros(n, dtype=np.float32)
+        self.size = n
+
+    def write(self, lo: int, data: np.ndarray) -> None:
+        self.samples[lo:lo + len(data)] = data
+
+
+class _NpySink:
+    """A float32 ``.npy`` of ``n`` samples, zero until written, written in place piece by piece."""
+
+    def __init__(self, fh: BinaryIO, n: int) -> None:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+                                                  "fortran_order": False, "shape": (n,)})
+        self.fh, self.size, self.offset = fh, n, fh.tell()
+        fh.truncate(self.offset + 4 * n)  # zeros (a sparse file where nothing is written)
+
+    def write(self, lo: int, data: np.ndarray) -> None:
+        self.fh.seek(self.offset + 4 * lo)
+        self.fh.write(data.astype("<f4", copy=False).tobytes())
 
 
 def decode_mono_16k(
     media: MediaInfo, start: float, end: float, ctx: StageContext | None = None
 ) -> np.ndarray:
-    """Source audio in [start, end) as float32 mono at 16 kHz (zero-filled where missing)."""
-    n_total = max(0, int(round((end - start) * SAMPLE_RATE)))
-    out = np.zeros(n_total, dtype=np.float32)
+    """Source audio in [start, end) as float32 mono at 16 kHz (zero-filled where missing), in memory."""
+    sink = _ArraySink(max(0, int(round((end - start) * SAMPLE_RATE))))
+    _decode_into(sink, media, start, end, ctx)
+    return sink.samples
+
+
+def decode_mono_16k_to(path: str | Path, media: MediaInfo, start: float, end: float,
+                       ctx: StageContext | None = None) -> int:
+    """:func:`decode_mono_16k` written to an ``.npy`` at ``path`` as it decodes; the sample count."""
+    n = max(0, int(round((end - start) * SAMPLE_RATE)))
+    with open(path, "wb") as fh:
+        _decode_into(_NpySink(fh, n), media, start, end, ctx)
+    return n
+
+
+def _decode_into(sink: _ArraySink | _NpySink, media: MediaInfo, start: float, end: float,
+                 ctx: StageContext | None) -> None:
+    n_total = sink.size
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     with open_media(media.path) as container:
         stream = container.streams.audio[0]
@@ -66,16 +104,15 @@ def decode_mono_16k(
             if t >= end:
                 break
             for rf in resampler.resample(packet_frame):
-                pos = _place(out, rf, t, start, pos)
+                pos = _place(sink, rf, t, start, pos)
             if ctx is not None and n_total:
                 ctx.progress(min(1.0, (t - start) / max(end - start, 1e-6)), "decoding audio")
                 ctx.check_cancelled()
         for rf in resampler.resample(None):
-            pos = _place(out, rf, None, start, pos)
-    return out
+            pos = _place(sink, rf, None, start, pos)
 
 
-def _place(out: np.ndarray, rf: av.AudioFrame, t: float | None, start: float, pos: int | None) -> int:
+def _place(sink: _ArraySink | _NpySink, rf: av.AudioFrame, t: float | None, start: float, pos: int | None) -> int:
     data = rf.to_ndarray().reshape(-1).astype(np.float32, copy=False)
     if pos is None:
         # Anchor the first resampled frame on its source timestamp; then stay contiguous
@@ -83,20 +120,24 @@ def _place(out: np.ndarray, rf: av.AudioFrame, t: float | None, start: float, po
         pos = int(round(((t if t is not None else start) - start) * SAMPLE_RATE))
     lo, hi = pos, pos + data.size
     src_lo = max(0, -lo)
-    lo_c, hi_c = max(lo, 0), min(hi, out.size)
+    lo_c, hi_c = max(lo, 0), min(hi, sink.size)
     if hi_c > lo_c:
-        out[lo_c:hi_c] = data[src_lo : src_lo + (hi_c - lo_c)]
+        sink.write(lo_c, data[src_lo : src_lo + (hi_c - lo_c)])
     return hi
 
 
-def rms_db(samples: np.ndarray, hop: float = ENERGY_HOP, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """RMS level in dBFS per ``hop`` seconds."""
+def rms_db(samples: np.ndarray | AudioFile, hop: float = ENERGY_HOP, rate: int = SAMPLE_RATE,
+           piece_hops: int = 1200) -> np.ndarray:
+    """RMS level in dBFS per ``hop`` seconds, ``piece_hops`` hops (60 s) read at a time."""
     n = int(hop * rate)
-    if samples.size < n:
-        return np.zeros(0, dtype=np.float32)
-    frames = samples[: samples.size // n * n].reshape(-1, n)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
-    return np.round(20 * np.log10(np.maximum(rms, 1e-5)), 2).astype(np.float32)
+    count = len(samples) // n
+    out = np.zeros(count, dtype=np.float32)
+    for a in range(0, count, piece_hops):
+        b = min(count, a + piece_hops)
+        frames = np.asarray(samples[a * n:b * n]).astype(np.float64).reshape(-1, n)
+        rms = np.sqrt(np.mean(frames ** 2, axis=1))
+        out[a:b] = np.round(20 * np.log10(np.maximum(rms, 1e-5)), 2)
+    return out
 
 
 class AudioFile:
