@@ -84,57 +84,107 @@ def volume_gain(mean_square: float, target_dbfs: float = -30.0) -> float:
     return 1.0 if change < 0 else float(10 ** (change / 20))
 
 
-def mel_frames(samples: np.ndarray | AudioFile, rate: int, piece: int = MEL_PIECE_FRAMES) -> np.ndarray:
-    """The encoder's mel spectrogram (frames, 40) of volume-normalised 16 kHz audio.
+class Mel:
+    """The encoder's mel spectrogram of a track, computed on demand a piece at a time.
 
-    The same frames as Resemblyzer's ``wav_to_mel_spectrogram`` of the whole track (centred
-    25 ms windows, zero padding at both ends), computed ``piece`` frames at a time from
-    ``samples`` (an array or the analysis audio on disk): memory holds the result (16 KB per
-    second of audio) and one piece's spectrum, not the whole track's STFT (~160 KB per second).
+    Frames are those of Resemblyzer's ``wav_to_mel_spectrogram`` of the whole volume-normalised
+    track (centred 25 ms windows, zero padding at both ends), but only one piece (``piece``
+    frames, 60 s) is held at a time: ``frames(a, b)`` computes the piece that starts at ``a``
+    when [a, b) is not in the one held. Read in increasing order (as the windows are), each
+    frame is computed about once. ``samples`` is an array or the analysis audio on disk.
     """
-    import librosa
 
-    if rate != 16_000:
-        raise ValueError("the voice encoder expects 16 kHz audio")
-    n = len(samples)
-    if isinstance(samples, AudioFile):
-        mean_square = samples.mean_square()
-    else:
-        x = np.asarray(samples, np.float64)
-        mean_square = float(np.dot(x, x) / n) if n else 0.0
-    gain = np.float32(volume_gain(mean_square))
-    n_frames = 1 + n // MEL_HOP
-    out = np.empty((n_frames, MEL_BANDS), np.float32)
-    half = MEL_N_FFT // 2
-    for f0 in range(0, n_frames, piece):
-        f1 = min(f0 + piece, n_frames)
+    def __init__(self, samples: np.ndarray | AudioFile, rate: int, piece: int = MEL_PIECE_FRAMES) -> None:
+        if rate != 16_000:
+            raise ValueError("the voice encoder expects 16 kHz audio")
+        self.samples, self.rate, self.piece = samples, rate, piece
+        n = len(samples)
+        if isinstance(samples, AudioFile):
+            mean_square = samples.mean_square()
+        else:
+            x = np.asarray(samples, np.float64)
+            mean_square = float(np.dot(x, x) / n) if n else 0.0
+        self.gain = np.float32(volume_gain(mean_square))
+        self.n_frames = 1 + n // MEL_HOP
+        self._held = (0, 0)
+        self._mel = np.zeros((0, MEL_BANDS), np.float32)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def compute(self, f0: int, f1: int) -> np.ndarray:
+        """Frames [f0, f1) (clipped to the track), computed now."""
+        import librosa
+
+        f0, f1 = max(0, f0), min(f1, self.n_frames)
+        if f1 <= f0:
+            return np.zeros((0, MEL_BANDS), np.float32)
+        half, n = MEL_N_FFT // 2, len(self.samples)
         lo, hi = f0 * MEL_HOP - half, (f1 - 1) * MEL_HOP + half  # the samples frames f0..f1-1 see
         seg = np.zeros(hi - lo, np.float32)
         a, b = max(lo, 0), min(hi, n)
         if b > a:
-            seg[a - lo:b - lo] = np.asarray(samples[a:b], np.float32)
-        if gain != 1.0:
-            seg *= gain
-        mel = librosa.feature.melspectrogram(y=seg, sr=rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
+            seg[a - lo:b - lo] = np.asarray(self.samples[a:b], np.float32)
+        if self.gain != 1.0:
+            seg *= self.gain
+        mel = librosa.feature.melspectrogram(y=seg, sr=self.rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP,
                                              n_mels=MEL_BANDS, center=False)
-        out[f0:f1] = mel.astype(np.float32).T
+        return mel.astype(np.float32).T
+
+    def frames(self, a: int, b: int) -> np.ndarray:
+        held0, held1 = self._held
+        if not (held0 <= a and b <= held1):
+            self._held = (a, min(self.n_frames, max(b, a + self.piece)))
+            self._mel = self.compute(*self._held)
+        return self._mel[a - self._held[0]:b - self._held[0]]
+
+    def energy(self) -> np.ndarray:
+        """Each frame's summed mel power (float32, one value per frame), a piece at a time."""
+        out = np.empty(self.n_frames, np.float32)
+        for f0 in range(0, self.n_frames, self.piece):
+            out[f0:f0 + self.piece] = self.compute(f0, f0 + self.piece).sum(axis=1)
+        return out
+
+
+def mel_frames(samples: np.ndarray | AudioFile, rate: int, piece: int = MEL_PIECE_FRAMES) -> np.ndarray:
+    """The whole mel spectrogram (frames, 40) as one array, computed ``piece`` frames at a time."""
+    mel = Mel(samples, rate, piece)
+    out = np.empty((len(mel), MEL_BANDS), np.float32)
+    for f0 in range(0, len(mel), piece):
+        out[f0:f0 + piece] = mel.compute(f0, f0 + piece)
     return out
 
 
-def embed_windows(encoder: Any, mel: np.ndarray, windows: Sequence[tuple[int, int]]) -> np.ndarray:
-    """Unit embeddings (N, 256) of mel frame windows [a, b); full windows run as one batch."""
+def embed_windows(encoder: Any, mel: Mel | np.ndarray, windows: Sequence[tuple[int, int]],
+                  batch: int = 256) -> np.ndarray:
+    """Unit embeddings (N, 256) of mel frame windows [a, b), in order; full windows run in batches.
+
+    ``mel`` is a :class:`Mel` (frames computed a piece at a time as the windows advance) or the
+    whole spectrogram as an array.
+    """
     import torch
 
+    frames = mel.frames if isinstance(mel, Mel) else (lambda a, b: mel[a:b])
     out = np.zeros((len(windows), 256), np.float32)
-    full = [i for i, (a, b) in enumerate(windows) if b - a == WINDOW_FRAMES]
+    pending: list[int] = []
+    stacked: list[np.ndarray] = []
+
+    def flush() -> None:
+        if pending:
+            out[pending] = encoder(torch.from_numpy(np.stack(stacked))).cpu().numpy()
+            pending.clear()
+            stacked.clear()
+
     with torch.no_grad():
-        for k in range(0, len(full), 256):
-            idx = full[k:k + 256]
-            batch = np.stack([mel[windows[i][0]:windows[i][1]] for i in idx])
-            out[idx] = encoder(torch.from_numpy(batch)).cpu().numpy()
         for i, (a, b) in enumerate(windows):
-            if b - a != WINDOW_FRAMES:
-                out[i] = encoder(torch.from_numpy(mel[a:b][None])).cpu().numpy()[0]
+            if b - a == WINDOW_FRAMES:
+                pending.append(i)
+                stacked.append(np.array(frames(a, b)))  # a copy: the piece it came from may go
+                if len(pending) == batch:
+                    flush()
+            else:
+                out[i] = encoder(torch.from_numpy(np.array(frames(a, b))[None])).cpu().numpy()[0]
+        flush()
     return out
 
 
@@ -366,8 +416,8 @@ def turns_from_words(words: Sequence[Word], speakers: Sequence[str]) -> tuple[Sp
 def diarize(encoder: Any, samples: np.ndarray | AudioFile, rate: int, origin: float,
             words: Sequence[Word]) -> Diarization:
     """Speaker turns of ``words`` (source times) over ``samples`` that start at ``origin``."""
-    mel = mel_frames(samples, rate)
-    regions = split_at_silence(speech_regions(words), mel.sum(axis=1), origin)
+    mel = Mel(samples, rate)  # a piece at a time: two passes (energy, then the windows) instead of the whole track
+    regions = split_at_silence(speech_regions(words), mel.energy(), origin)
     windows = region_windows(regions, origin, len(mel))
     if not windows:
         return Diarization(True, METHOD, note="no speech long enough to tell voices apart")

@@ -127,7 +127,7 @@ async def test_a_stalled_upload_is_dropped_and_its_temporary_file_removed(aiohtt
         waited = time.monotonic() - started
         assert status == 408 and json.loads(body) == {"error": "no data received for 1 s; the request was dropped"}
         assert headers["connection"] == "close" and headers["cache-control"] == "no-store"
-        assert 0.9 <= waited <= 2.5, waited  # the idle timeout, noticed within a poll or so
+        assert 0.9 <= waited <= 4.0, waited  # the idle timeout (1 s), noticed within a poll or so
         assert _part_files(client) == []
         assert await asyncio.wait_for(reader.read(), 5) == b""  # and the connection is closed
     finally:

@@ -114,3 +114,19 @@ def test_one_long_turn_is_read_in_pieces(tmp_path):
     assert feats["S1"]["pitch_st"] > 0
     print(f"\nhost features, one 20 min turn from disk: peak traced allocations {peak / 2**20:.1f} MiB")
     assert peak / 2**20 < 150, peak / 2**20
+
+
+def test_mel_on_demand_serves_the_windows_of_the_whole_spectrogram(tmp_path):
+    """The diarizer never holds the whole spectrogram (16 KB per second, 230 MB for 4 h): windows
+    read in order from :class:`Mel` are the whole spectrogram's frames, and so is the energy."""
+    from stages.speech.diarize import HOP_FRAMES, WINDOW_FRAMES, Mel, mel_frames
+
+    x = voice(50.0, seed=2) * 0.05
+    f = _save(tmp_path, x)
+    whole = mel_frames(x, RATE)
+    mel = Mel(f, RATE, piece=700)
+    windows = [(a, a + WINDOW_FRAMES) for a in range(0, len(whole) - WINDOW_FRAMES, HOP_FRAMES)]
+    windows.insert(5, (windows[5][0], windows[5][0] + 60))  # a short window among them
+    for a, b in windows:
+        np.testing.assert_allclose(mel.frames(a, b), whole[a:b], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(mel.energy(), whole.sum(axis=1), rtol=1e-5)
