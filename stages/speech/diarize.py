@@ -352,16 +352,25 @@ def _fold_small(x: np.ndarray, labels: np.ndarray, cents: np.ndarray) -> tuple[n
 def label_words(words: Sequence[Word], spans: np.ndarray, emb: np.ndarray, cents: np.ndarray) -> list[int]:
     """Speaker index per word (-1 when no window covers it and no neighbour helps)."""
     out: list[int] = []
+    # only windows that overlap a word count, and no window is longer than WINDOW_FRAMES: the
+    # candidates are found by bisection on the window starts (sorted), not by scanning them all
+    # (every word against every window made a 4-hour source's diarization hours long)
+    order = np.argsort(spans[:, 0], kind="stable")
+    spans, emb = spans[order], emb[order]
+    starts = spans[:, 0]
+    longest = float((spans[:, 1] - spans[:, 0]).max()) if len(spans) else 0.0
     for w in words:
-        ov = np.clip(np.minimum(spans[:, 1], w.end) - np.maximum(spans[:, 0], w.start), 0.0, None)
+        lo, hi = np.searchsorted(starts, w.start - longest, "left"), np.searchsorted(starts, w.end, "left")
+        near, near_emb = spans[lo:hi], emb[lo:hi]
+        ov = np.clip(np.minimum(near[:, 1], w.end) - np.maximum(near[:, 0], w.start), 0.0, None)
         if ov.sum() <= 0:
             out.append(-1)
             continue
         # windows centred on the word count most: one that only grazes it mostly holds
         # the neighbours' speech (at a turn change, the other speaker's)
-        half = np.maximum((spans[:, 1] - spans[:, 0]) / 2, 1e-3)
-        centred = np.clip(1.0 - np.abs((w.start + w.end) / 2 - (spans[:, 0] + spans[:, 1]) / 2) / half, 0.05, 1.0)
-        v = (emb * (ov * centred ** 2)[:, None]).sum(0)
+        half = np.maximum((near[:, 1] - near[:, 0]) / 2, 1e-3)
+        centred = np.clip(1.0 - np.abs((w.start + w.end) / 2 - (near[:, 0] + near[:, 1]) / 2) / half, 0.05, 1.0)
+        v = (near_emb * (ov * centred ** 2)[:, None]).sum(0)
         out.append(int(np.argmax(cents @ v)))
     # words no window reached (isolated short words) take the nearer labelled neighbour
     for i, lab in enumerate(out):

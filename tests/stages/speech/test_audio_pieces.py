@@ -130,3 +130,30 @@ def test_mel_on_demand_serves_the_windows_of_the_whole_spectrogram(tmp_path):
     for a, b in windows:
         np.testing.assert_allclose(mel.frames(a, b), whole[a:b], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(mel.energy(), whole.sum(axis=1), rtol=1e-5)
+
+
+def test_words_are_labelled_from_the_windows_that_overlap_them_only():
+    """label_words finds each word's windows by bisection; the labels are those of weighing every
+    window (zero weight where a window misses the word), as it did before."""
+    from stages.speech.diarize import WINDOW_FRAMES, label_words
+
+    rng = np.random.default_rng(4)
+    starts = np.sort(rng.uniform(0, 300, 900))
+    lengths = np.where(rng.random(900) < 0.2, rng.uniform(0.5, 1.6, 900), WINDOW_FRAMES * 0.01)
+    spans = np.stack([starts, starts + lengths], axis=1)
+    emb = rng.standard_normal((900, 256)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cents = emb[rng.choice(900, 3, replace=False)]
+    words = [Word(float(t), float(t) + 0.3, "w", 0.9) for t in np.sort(rng.uniform(-2, 302, 700))]
+
+    def every_window(w: Word) -> int:
+        ov = np.clip(np.minimum(spans[:, 1], w.end) - np.maximum(spans[:, 0], w.start), 0.0, None)
+        if ov.sum() <= 0:
+            return -1
+        half = np.maximum((spans[:, 1] - spans[:, 0]) / 2, 1e-3)
+        centred = np.clip(1.0 - np.abs((w.start + w.end) / 2 - spans.mean(axis=1)) / half, 0.05, 1.0)
+        return int(np.argmax(cents @ (emb * (ov * centred ** 2)[:, None]).sum(0)))
+
+    got = label_words(words, spans, emb, cents)
+    brute = [every_window(w) for w in words]
+    assert [g for g, b in zip(got, brute, strict=True) if b != -1] == [b for b in brute if b != -1]
