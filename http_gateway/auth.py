@@ -14,7 +14,6 @@ request so auth does not repeat it.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from aiohttp import web
 
 from http_gateway.accounts import AccountStore
 from http_gateway.config import SETTINGS
-from http_gateway.errors import Forbidden, TooManyRequests, Unauthorized
+from http_gateway.errors import Forbidden, Unauthorized
 from http_gateway.models import Session, User
 from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import ConcurrencyCap, LoginLimiter, SignupLimiter, make_storage
@@ -202,12 +201,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if principal is not None or cap is None:
         return await handler(request)
     # without credentials nothing else bounds a client: its stalled or slow requests count here
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(cap.slot(client_ip(request)))
-        except ConcurrencyCap.Busy:
-            raise TooManyRequests("too many requests in progress from this address; try again in a moment",
-                                  1) from None
+    with cap.hold(client_ip(request), "too many requests in progress from this address; try again in a moment"):
         return await handler(request)
 
 

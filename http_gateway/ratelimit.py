@@ -24,6 +24,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from http_gateway.errors import TooManyRequests
+
 DEFAULT_STORAGE = "memory://"
 SUPPORTED_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel",
                      "valkey", "valkeys", "valkey+unix", "valkey+cluster", "valkey+sentinel",
@@ -121,8 +123,8 @@ class LoginLimiter(_Windows):
 class ConcurrencyCap:
     """At most ``per_key`` operations at once per key (one event loop): ``with cap.slot(ip): ...``.
 
-    Past the cap ``slot`` raises ``Busy`` at once; keys are forgotten when their count is back
-    to zero, so memory holds only what is running.
+    Past the cap ``slot`` raises ``Busy`` at once (``hold`` raises the 429 a route answers with);
+    keys are forgotten when their count is back to zero, so memory holds only what is running.
     """
 
     class Busy(Exception):
@@ -131,6 +133,15 @@ class ConcurrencyCap:
     def __init__(self, per_key: int) -> None:
         self.per_key = per_key
         self._running: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, key: str, message: str, retry_after: int = 1) -> Iterator[None]:
+        """``slot``, or TooManyRequests(``message``) when ``key`` is at its cap; only entering is
+        checked, so a Busy from inside the block is not mistaken for this cap's."""
+        if self._running.get(key, 0) >= self.per_key:  # one event loop: nothing runs between here and slot
+            raise TooManyRequests(message, retry_after)
+        with self.slot(key):
+            yield
 
     @contextlib.contextmanager
     def slot(self, key: str) -> Iterator[None]:

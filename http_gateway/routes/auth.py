@@ -28,7 +28,6 @@ from http_gateway.auth import (
 from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, TooManyRequests, Unauthorized
 from http_gateway.models import Session, User
-from http_gateway.ratelimit import ConcurrencyCap
 
 NO_STORE = {"Cache-Control": "no-store"}  # bodies carry the CSRF token
 
@@ -81,11 +80,9 @@ async def login(request: web.Request) -> web.Response:
     if wait:
         raise TooManyRequests("too many failed login attempts; try again later", wait)
     store = request.config_dict[ACCOUNTS]
-    try:
-        with request.config_dict[VERIFYING].slot(ip):
-            user = await store.authenticate(email_key, password)
-    except ConcurrencyCap.Busy:
-        raise TooManyRequests("too many logins in progress from this address; try again in a moment", 1) from None
+    busy = "too many logins in progress from this address; try again in a moment"
+    with request.config_dict[VERIFYING].hold(ip, busy):
+        user = await store.authenticate(email_key, password)
     if user is None:
         raise Unauthorized("invalid email or password")
     limiter.succeeded(email_key)

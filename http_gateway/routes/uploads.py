@@ -12,7 +12,6 @@ and an account streams at most CLIPORA_MAX_UPLOADS_PER_USER uploads at once (mor
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import unicodedata
 from pathlib import Path
@@ -27,7 +26,7 @@ from engine.types import MediaInfo
 from http_gateway.auth import require_user
 from http_gateway.bodies import loads, receiving
 from http_gateway.config import SERVICE, SETTINGS
-from http_gateway.errors import BadRequest, PayloadTooLarge, TooManyRequests
+from http_gateway.errors import BadRequest, PayloadTooLarge
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 from http_gateway.ratelimit import ConcurrencyCap
 
@@ -117,12 +116,7 @@ async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int 
 async def upload(request: web.Request) -> web.Response:
     principal = require_user(request)
     cap = request.config_dict[UPLOADING]
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(cap.slot(principal.user_id))
-        except ConcurrencyCap.Busy:
-            raise TooManyRequests(f"at most {cap.per_key} uploads at once per account; wait for one to finish",
-                                  5) from None
+    with cap.hold(principal.user_id, f"at most {cap.per_key} uploads at once per account; wait for one to finish", 5):
         return await _upload(request, principal.user_id)
 
 

@@ -29,7 +29,7 @@ from engine.events import JobEvent
 from engine.jobs import JobRecord, JobStatus, clips_ready
 from http_gateway.auth import origin_matches, require_user
 from http_gateway.config import SERVICE, SETTINGS
-from http_gateway.errors import BadRequest, Forbidden, TooManyRequests
+from http_gateway.errors import BadRequest, Forbidden
 from http_gateway.ratelimit import ConcurrencyCap
 from http_gateway.routes.jobs import JOB_ID, owned_job
 from http_gateway.shapes import event_json
@@ -76,18 +76,15 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     if principal.via == "session" and origin_matches(request) is False:
         raise Forbidden("cross-site WebSocket rejected: Origin does not match this host")
     job = await owned_job(request, job_id, principal)
-    if not web.WebSocketResponse().can_prepare(request).ok:
+    ws = web.WebSocketResponse(heartbeat=30.0)
+    if not ws.can_prepare(request).ok:
         raise BadRequest("a WebSocket upgrade is required (Connection: Upgrade, Upgrade: websocket)")
     cap = request.config_dict[WATCHING]
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(cap.slot(principal.user_id))
-        except ConcurrencyCap.Busy:
-            raise TooManyRequests(f"at most {cap.per_key} open WebSockets per account; close one first", 5) from None
-        return await _stream(request, job)
+    with cap.hold(principal.user_id, f"at most {cap.per_key} open WebSockets per account; close one first", 5):
+        return await _stream(request, job, ws)
 
 
-async def _stream(request: web.Request, job: JobRecord) -> web.WebSocketResponse:
+async def _stream(request: web.Request, job: JobRecord, ws: web.WebSocketResponse) -> web.WebSocketResponse:
     service = request.config_dict[SERVICE]
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[JobEvent] = asyncio.Queue(QUEUE_BOUND)
@@ -105,7 +102,6 @@ async def _stream(request: web.Request, job: JobRecord) -> web.WebSocketResponse
         loop.call_soon_threadsafe(enqueue, event)
 
     unsubscribe = service.subscribe(job.id, deliver)
-    ws = web.WebSocketResponse(heartbeat=30.0)
     reader: asyncio.Task[None] | None = None
     try:
         await ws.prepare(request)

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from aiohttp import web
 from argon2 import PasswordHasher
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -82,7 +83,7 @@ class ThreadedGateway:
             app[ACCOUNTS].hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
             self._runner = GatewayRunner(app)
             await self._runner.setup()
-            site = _site(self._runner)
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
             self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
 
@@ -110,12 +111,6 @@ class ThreadedGateway:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(60)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
-
-
-def _site(runner: GatewayRunner) -> Any:
-    from aiohttp import web
-
-    return web.TCPSite(runner, "127.0.0.1", 0)
 
 
 class Accounts(RuleBasedStateMachine):
