@@ -26,9 +26,10 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from engine.errors import PermanentError
+from engine.jobs import JobRecord
 from engine.options import ProcessOptions
 from engine.service import JobService
-from http_gateway.auth import require_user
+from http_gateway.auth import Principal, require_user
 from http_gateway.bodies import JSON_BODY_LIMIT, json_object
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.errors import BadRequest, ServiceUnavailable, TooManyRequests
@@ -168,24 +169,15 @@ def _name_from_url(url: str) -> str:
     return display_name(segment) if segment else "video"
 
 
-async def upload_url(request: web.Request) -> web.Response:
-    principal = require_user(request)
-    service = request.config_dict[SERVICE]
-    downloads = request.config_dict[DOWNLOADS]
-    if request.content_type != "application/json":
-        raise BadRequest('send a JSON body: {"url": "https://…", "options": {…}}')
-    body = await json_object(request, limit=JSON_BODY_LIMIT, not_json="the body is not valid JSON",
-                             not_object='the body must be a JSON object: {"url": "https://…", "options": {…}}')
-    url = body.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise BadRequest("url required")
-    raw_options = body.get("options")
-    if raw_options is not None and not isinstance(raw_options, dict):
-        raise BadRequest('options must be a JSON object, e.g. {"numClips": 3}')
-    options = ProcessOptions.from_json(raw_options or {})  # InvalidOptions (400) names the field
+async def submit_url(app: web.Application, principal: Principal, url: str, options: ProcessOptions) -> JobRecord:
+    """A job for ``principal`` that downloads ``url`` and then runs with ``options``: what
+    POST /api/upload/url does once its body is read (the MCP server's create_clips too).
+
+    Raises the route's errors: 400 (URL refused, host unresolvable), 429/503 (capacity)."""
+    service = app[SERVICE]
+    downloads = app[DOWNLOADS]
     if not service.ready:
         raise ServiceUnavailable("the processing pipeline is not running")
-    url = url.strip()
     target = downloads.policy.check_url(url)  # UrlRefused (400): scheme, userinfo, port, IP literal
     try:  # a name whose addresses are refused is decided now; connect time checks again
         await asyncio.wait_for(resolve_checked(downloads.policy, target, Pins(), downloads.resolver),
@@ -197,6 +189,23 @@ async def upload_url(request: web.Request) -> web.Response:
     downloads.check_capacity(principal.user_id)
     job = await service.create_download(principal.user_id, url, _name_from_url(url), options)
     downloads.start(job.id, url, principal.user_id)
+    return job
+
+
+async def upload_url(request: web.Request) -> web.Response:
+    principal = require_user(request)
+    if request.content_type != "application/json":
+        raise BadRequest('send a JSON body: {"url": "https://…", "options": {…}}')
+    body = await json_object(request, limit=JSON_BODY_LIMIT, not_json="the body is not valid JSON",
+                             not_object='the body must be a JSON object: {"url": "https://…", "options": {…}}')
+    url = body.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise BadRequest("url required")
+    raw_options = body.get("options")
+    if raw_options is not None and not isinstance(raw_options, dict):
+        raise BadRequest('options must be a JSON object, e.g. {"numClips": 3}')
+    options = ProcessOptions.from_json(raw_options or {})  # InvalidOptions (400) names the field
+    job = await submit_url(request.config_dict, principal, url.strip(), options)
     return web.json_response({
         "jobId": job.id,
         "originalName": job.original_name,
