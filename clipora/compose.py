@@ -45,7 +45,9 @@ from stages.output import (
     RenderRequest,
     RenderStage,
     clip_name,
+    crop_keyframes,
     framing_entry,
+    output_rate,
 )
 from stages.planning import ClipPlanStage, PlanRequest, speaker_to_cut, trim_span, without_speaker
 from stages.speech import (
@@ -118,17 +120,25 @@ def _clip_file(s: Scope, ext: str) -> Path:
     return s.path(clip_name(s.clip_plan.index, ext))
 
 
+#: a clip unit's files, published into out/ together (the captions stage writes the last three)
+CLIP_FILES = ("mp4", "jpg", "ass", "srt", "vtt")
+
+
 def _clip_result(s: Scope) -> ClipResult:
-    i = s.clip_plan.index
-    return ClipResult(i, s["render"].duration, tuple(clip_name(i, e) for e in ("mp4", "jpg", "ass")),
-                      framing_entry(s["reframe"], s.options.layout), s.clip_plan.segments)
+    i, rendered = s.clip_plan.index, s["render"]
+    geometry = render_geometry(s.job_plan.geometry, s["reframe"])
+    keyframes = crop_keyframes(_crop(s), geometry, rendered.frames, float(output_rate(s.job_plan.media)))
+    return ClipResult(i, rendered.duration, tuple(clip_name(i, e) for e in CLIP_FILES),
+                      framing_entry(s["reframe"], s.options.layout), s.clip_plan.segments,
+                      crop_path=tuple(keyframes))
 
 
 def _manifest(s: Scope) -> ManifestRequest:
     plan = s.job_plan
     return ManifestRequest(s.job.job_id, plan.media, s.options, plan.selection, plan.transcript,
                            [u.duration for u in s.units], s.workdir, clip_segments=[u.segments for u in s.units],
-                           speakers=plan.speakers, clip_framing=[u.framing for u in s.units], notes=plan.notes)
+                           speakers=plan.speakers, clip_framing=[u.framing for u in s.units], notes=plan.notes,
+                           clip_crop_paths=[u.crop_path for u in s.units])
 
 
 def job_graph(st: StageSet) -> JobGraph:

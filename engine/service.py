@@ -6,7 +6,7 @@ Storage layout under ``data_dir``::
     uploads/                   partial uploads (the gateway streams here, then hands over)
     jobs/<id>/source.<ext>     the job's input
     jobs/<id>/work/            cached analysis (a retried job resumes from it)
-    jobs/<id>/out/             the published artifacts: clip_NN.mp4|jpg|ass, manifest.json
+    jobs/<id>/out/             the published artifacts: clip_NN.mp4|jpg|ass|srt|vtt, manifest.json
 
 All calls must be made from the event loop that started the service.
 """
@@ -31,7 +31,7 @@ from engine.options import ProcessOptions
 from engine.store import JobStore
 
 #: the artifacts a client may fetch; anything else is 404
-ARTIFACT = re.compile(r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$")
+ARTIFACT = re.compile(r"^(clip_\d{2}\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$")
 
 
 class JobFolders:

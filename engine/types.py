@@ -330,6 +330,9 @@ class ClipResult:
     files: tuple[str, ...]
     framing: dict[str, Any] = field(default_factory=dict)
     segments: tuple[tuple[float, float], ...] = ()
+    #: the rendered framing as the manifest's cropPath keyframes (``{"t", "x", "y", "w", "h"}``,
+    #: clip seconds and source px; stages.output.croppath)
+    crop_path: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Captions: styles and presets, layout, sprite rasterising, the .ass track, the captions stage."""
+"""Captions: styles and presets, layout, sprite rasterising, the .ass/.srt/.vtt files, the captions stage."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from stages.captions.style import (
     FONTS_DIR,
     HOLD_S,
     PAUSE_BREAK_S,
+    PLAIN,
     POP_LEVELS,
     PRESETS,
     RGB,
@@ -27,6 +28,7 @@ __all__ = [
     "FONTS_DIR",
     "HOLD_S",
     "PAUSE_BREAK_S",
+    "PLAIN",
     "POP_LEVELS",
     "PRESETS",
     "RGB",

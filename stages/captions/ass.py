@@ -60,7 +60,8 @@ def render_ass(track: CaptionTrack) -> str:
     margin_v = max(0, round(H - b0 - fi.win_descent_em * base_em))
     head = [
         "[Script Info]",
-        f"; Clipora caption track, preset {track.style.name if track.style else 'none'}.",
+        f"; Clipora caption track, preset {track.preset}"
+        + (" (not burned in; plain style)." if style.highlight == "none" else "."),
         "; Fonts ship in stages/fonts: ffmpeg -vf ass=FILE:fontsdir=stages/fonts",
         "ScriptType: v4.00+",
         f"PlayResX: {W}",
@@ -97,6 +98,9 @@ def render_ass(track: CaptionTrack) -> str:
 
         if karaoke:
             dialogue(g.start, g.end, prefix + _karaoke_text(g, lay))
+            continue
+        if style.highlight == "none":  # nothing changes while the group is up: one event
+            dialogue(g.start, g.end, prefix + _join_lines(list(g.texts), lay))
             continue
         for ai, w in enumerate(g.words):
             t0 = g.start if ai == 0 else w.start

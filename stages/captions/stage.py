@@ -1,10 +1,14 @@
-"""Caption presets -> a clip's caption track: burned-in YUVA sprites and a matching .ass file.
+"""Caption presets -> a clip's caption track: burned-in YUVA sprites and matching caption files.
 
-One :class:`CaptionStyle` per preset drives both outputs, so the pixels the render burns in
+One :class:`CaptionStyle` per preset drives every output, so the pixels the render burns in
 and the ``clip_NN.ass`` a player shows agree on font, size, colours, outline, position and
-timing. Words are grouped (a few words on screen at a time), each group is laid out once to
-fit the safe area, and a sprite is rasterised with Pillow only once per (group, active word,
-pop step), converted to YUVA 4:2:0 once, and reused on every frame that shows it.
+timing; ``clip_NN.srt`` and ``clip_NN.vtt`` (:mod:`stages.captions.subtitles`) carry the same
+groups, words and times as plain text. Preset ``none`` burns nothing in, but its caption files
+still carry the clip's words, grouped and styled by :data:`~stages.captions.style.PLAIN`.
+
+Words are grouped (a few words on screen at a time), each group is laid out once to fit the
+safe area, and a sprite is rasterised with Pillow only once per (group, active word, pop step),
+converted to YUVA 4:2:0 once, and reused on every frame that shows it.
 
 Fonts ship in ``stages/fonts`` (package data; see its README); the .ass names them by family, so
 a player needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=stages/fonts``).
@@ -30,6 +34,7 @@ from kernels.composite import Sprite, sprite_from_rgba
 from stages.captions.layout import base_em_px, centre_y, even_ceil, even_floor, fit_layout, vertical_extent
 from stages.captions.sprites import GlyphMasks, rasterise
 from stages.captions.style import (
+    PLAIN,
     POP_LEVELS,
     PRESETS,
     RGB,
@@ -41,14 +46,18 @@ from stages.captions.style import (
 
 
 class CaptionTrack:
-    """A clip's captions: groups with clip-relative times, sprites per frame time, .ass text."""
+    """A clip's captions: groups with clip-relative times, sprites per frame time, file texts.
+
+    ``burned`` False (preset none): :meth:`sprite_at` shows nothing, the files still hold the groups.
+    """
 
     _CACHE_SIZE = 48
     _MASK_CACHE_SIZE = 256
 
     def __init__(self, style: CaptionStyle | None, groups: list[CaptionGroup], out_w: int,
-                 out_h: int) -> None:
+                 out_h: int, *, burned: bool = True) -> None:
         self.style = style
+        self.burned = burned and style is not None
         self.out_w, self.out_h = out_w, out_h
         self._groups = groups
         self._starts = [g.start for g in groups]
@@ -62,9 +71,14 @@ class CaptionTrack:
         return list(self._groups)
 
     @property
+    def preset(self) -> str:
+        """The captionPreset this track was built for (``none`` when nothing is burned in)."""
+        return self.style.name if self.style is not None and self.burned else "none"
+
+    @property
     def band(self) -> tuple[int, int]:
         """(y0, y1) output rows that every caption sprite lies within."""
-        if self.style is None:
+        if self.style is None or not self.burned:
             c = even_floor(centre_y(self.out_w, self.out_h))
             return c, c
         em = round(base_em_px(self.style, self.out_w, self.out_h))
@@ -115,7 +129,7 @@ class CaptionTrack:
 
     def sprite_at(self, t: float) -> Sprite | None:
         """The sprite to burn in at clip time ``t``, or None; rasterised once per state."""
-        key = self.state_at(t) if self.style is not None else None
+        key = self.state_at(t) if self.burned else None
         if key is None:
             return None
         if key in self._cache:
@@ -153,17 +167,37 @@ class CaptionTrack:
         """Write the .ass atomically (temporary sibling, then rename)."""
         write_text_atomic(Path(path), self.ass_text())
 
+    # -- .srt / .vtt: the same groups, words and times -----------------------------------------
+
+    def srt_text(self) -> str:
+        from stages.captions.subtitles import render_srt
+
+        return render_srt(self.events)
+
+    def vtt_text(self) -> str:
+        from stages.captions.subtitles import render_vtt
+
+        return render_vtt(self.events, self.preset)
+
+    def write_files(self, ass_path: Path) -> tuple[Path, Path, Path]:
+        """Write the .ass and, beside it, the .srt and .vtt (each atomically); returns the three paths."""
+        ass_path = Path(ass_path)
+        srt_path, vtt_path = ass_path.with_suffix(".srt"), ass_path.with_suffix(".vtt")
+        self.write_ass(ass_path)
+        write_text_atomic(srt_path, self.srt_text())
+        write_text_atomic(vtt_path, self.vtt_text())
+        return ass_path, srt_path, vtt_path
+
 
 def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_w: int,
                         out_h: int, clip_start: float, clip_end: float) -> CaptionTrack:
     """The caption track of one clip; word times are source seconds, the track's clip-relative.
 
     Words whose midpoint lies in [clip_start, clip_end) are kept; nothing is shown outside
-    [0, clip_end - clip_start].
+    [0, clip_end - clip_start]. Preset ``none`` burns nothing in (``burned`` False) but groups the
+    words in the :data:`PLAIN` style for the caption files.
     """
-    if preset == "none":
-        return CaptionTrack(None, [], out_w, out_h)
-    style = PRESETS.get(preset)
+    style = PLAIN if preset == "none" else PRESETS.get(preset)
     if style is None:
         raise InvalidOptions(f"unknown caption preset {preset!r}", field="captionPreset")
     dur = max(0.0, clip_end - clip_start)
@@ -178,7 +212,7 @@ def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_
         end = min(g.end, dur)
         if end > g.start:
             groups.append(replace(g, end=end))
-    return CaptionTrack(style, groups, out_w, out_h)
+    return CaptionTrack(style, groups, out_w, out_h, burned=preset != "none")
 
 
 @dataclass(frozen=True)
@@ -189,11 +223,13 @@ class CaptionsRequest:
     out_h: int
     start: float
     end: float
-    ass_path: Path
+    ass_path: Path  # clip_NN.ass; clip_NN.srt and clip_NN.vtt are written beside it
 
 
 class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
-    """Builds a clip's caption track and writes its clip_NN.ass (always, even for preset none)."""
+    """Builds a clip's caption track and writes its clip_NN.ass, .srt and .vtt (always, even for preset
+    none, where nothing is burned in but the files hold the words; a clip without words gets files
+    without cues)."""
 
     name = "captions"
     resources = Resources(cpus=1.0)
@@ -202,6 +238,6 @@ class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
         track = build_caption_track(
             inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end
         )
-        track.write_ass(inputs.ass_path)
+        track.write_files(inputs.ass_path)
         ctx.progress(1.0, f"{len(track.events)} caption groups")
         return track

@@ -50,7 +50,7 @@ class CaptionStyle:
     size: float  # em size as a fraction of the output height for 9:16 (scaled for others)
     min_scale: float  # shrink at most this far on one line before wrapping to two
     text_rgb: RGB
-    highlight: str  # "active": active word coloured; "karaoke": spoken words; "keywords"
+    highlight: str  # "active": active word coloured; "karaoke": spoken words; "keywords"; "none"
     active_rgbs: tuple[RGB, ...] = ()  # active/spoken colour, rotating per group
     accent_rgbs: tuple[RGB, ...] = ()  # key word colours, rotating per key word
     outline_em: float = 0.1
@@ -86,6 +86,14 @@ PRESETS: dict[str, CaptionStyle] = {
         line_pitch_em=1.0, strip_punct=True,
     ),
 }
+
+#: captionPreset "none": nothing is burned in, but the caption files (.ass, .srt, .vtt) still carry
+#: the clip's words, grouped and shown in this plain style (as typed, no highlight, no animation)
+PLAIN = CaptionStyle(
+    name="plain", font_file="Poppins-ExtraBold.ttf", max_words=5, uppercase=False,
+    size=0.044, min_scale=0.72, text_rgb=WHITE, highlight="none", outline_em=0.09,
+    outline_rgb=(10, 10, 10), shadow_em=0.05, shadow_blur_em=0.04, shadow_alpha=170, line_pitch_em=1.2,
+)
 
 
 @dataclass(frozen=True, slots=True)

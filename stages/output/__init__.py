@@ -1,7 +1,8 @@
-"""Output: the render, the poster, and the manifest."""
+"""Output: the render, the poster, and the manifest (with each clip's crop path as keyframes)."""
 
 from __future__ import annotations
 
+from stages.output.croppath import crop_keyframes
 from stages.output.manifest import (
     ManifestRequest,
     ManifestStage,
@@ -29,6 +30,7 @@ __all__ = [
     "RenderStage",
     "build_manifest",
     "clip_name",
+    "crop_keyframes",
     "framing_entry",
     "output_rate",
     "speaker_analysis",

@@ -72,6 +72,8 @@ class ManifestRequest:
     clip_framing: Sequence[dict[str, Any]] = ()
     #: job-level notes beyond the moment selection's (e.g. a layout that fell back)
     notes: Sequence[str] = ()
+    #: per clip, the rendered framing as cropPath keyframes (stages.output.croppath)
+    clip_crop_paths: Sequence[Sequence[dict[str, Any]]] = ()
 
 
 class ManifestStage(Stage[ManifestRequest, dict[str, Any]]):
@@ -115,6 +117,8 @@ def _clip_entry(i: int, m: Moment, req: ManifestRequest, base: str, rendered: fl
     extra: dict[str, Any] = {}
     if len(req.clip_framing) >= i:
         extra["framing"] = req.clip_framing[i - 1]
+    if len(req.clip_crop_paths) >= i and req.clip_crop_paths[i - 1]:
+        extra["cropPath"] = [dict(kf) for kf in req.clip_crop_paths[i - 1]]
     if len(segments) > 1 or (segments and (segments[0][0] > m.start + 0.05 or segments[0][1] < m.end - 0.05)):
         extra["segments"] = [[round(a, 3), round(b, 3)] for a, b in segments]
     return {
@@ -127,6 +131,8 @@ def _clip_entry(i: int, m: Moment, req: ManifestRequest, base: str, rendered: fl
         "downloadUrl": f"{base}/{clip_name(i, 'mp4')}",
         "posterUrl": f"{base}/{clip_name(i, 'jpg')}",
         "captionsUrl": f"{base}/{clip_name(i, 'ass')}",
+        "srtUrl": f"{base}/{clip_name(i, 'srt')}",
+        "vttUrl": f"{base}/{clip_name(i, 'vtt')}",
         "aspectRatio": req.options.aspect_ratio,
         "metadata": {
             "title": meta.title,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import srt
+import webvtt
 
 from clipora.compose import StageSet, run_job
 from engine.errors import InvalidMedia, InvalidOptions
@@ -16,6 +19,7 @@ from engine.events import EventBus
 from engine.options import CLIP_LENGTH_RANGES, ProcessOptions
 from engine.pipeline import cached_result
 from stages.framing import CenterFaceDetector, centerface_model_path
+from stages.output import output_rate
 from tests.judges import check
 
 pytestmark = pytest.mark.slow
@@ -58,7 +62,8 @@ def talk(tmp_path_factory, settings, media_dir):
 def test_output_folder_holds_exactly_the_spec_artifacts(talk):
     manifest, out, _, _ = talk
     n = manifest["clipCount"]
-    expected = {"manifest.json"} | {f"clip_{i:02d}.{e}" for i in range(1, n + 1) for e in ("mp4", "jpg", "ass")}
+    expected = {"manifest.json"} | {f"clip_{i:02d}.{e}" for i in range(1, n + 1)
+                                    for e in ("mp4", "jpg", "ass", "srt", "vtt")}
     assert {p.name for p in out.iterdir()} == expected
     assert json.loads((out / "manifest.json").read_text()) == manifest
 
@@ -132,6 +137,63 @@ def test_ass_words_match_the_transcript_of_each_clip(talk):
         ass = (out / f"clip_{clip['index']:02d}.ass").read_text()
         assert "PlayResX: 720" in ass and "PlayResY: 1280" in ass
         assert _norm(_ass_words(ass)) == _norm(clip["transcript"].split())
+
+
+def _ass_events(text: str) -> list[tuple[float, float]]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("Dialogue:"):
+            f = line.split(",", 9)
+            out.append(tuple(int(x[0]) * 3600 + int(x[2:4]) * 60 + float(x[5:]) for x in (f[1], f[2])))
+    return out
+
+
+def test_srt_and_vtt_hold_the_ass_cues_words_and_word_times(talk):
+    manifest, out, _, _ = talk
+    tag = re.compile(r"<(\d\d):(\d\d):(\d\d)\.(\d{3})>")
+    for clip in manifest["clips"]:
+        base = f"/api/clips/{manifest['jobId']}/clip_{clip['index']:02d}"
+        assert (clip["srtUrl"], clip["vttUrl"]) == (f"{base}.srt", f"{base}.vtt")
+        name = f"clip_{clip['index']:02d}"
+        subs = list(srt.parse((out / f"{name}.srt").read_text(encoding="utf-8")))
+        cues = webvtt.read(str(out / f"{name}.vtt")).captions
+        events = _ass_events((out / f"{name}.ass").read_text(encoding="utf-8"))
+        assert len(subs) == len(cues) > 3
+        words = [w for s in subs for w in s.content.split()]
+        assert _norm(words) == _norm(clip["transcript"].split())
+        assert [w for c in cues for w in html.unescape(c.text).split()] == words
+        starts = []  # beasty: one .ass event per (group, active word), from that word's start
+        for sub, cue in zip(subs, cues, strict=True):
+            a, b = sub.start.total_seconds(), sub.end.total_seconds()
+            assert (cue.start_time.in_milliseconds(), cue.end_time.in_milliseconds()) == (round(a * 1000),
+                                                                                         round(b * 1000))
+            assert 0 <= a < b <= clip["duration"] + 0.01
+            ts = [int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000
+                  for h, m, sec, ms in tag.findall(cue.raw_text)]
+            assert len(ts) == len(sub.content.split()) - 1 and all(a < t < b for t in ts) and ts == sorted(set(ts))
+            starts += [a, *ts]
+        assert len(events) == len(starts)
+        assert np.abs(np.array([e[0] for e in events]) - starts).max() <= 0.006  # .ass centiseconds
+        assert events[-1][1] == pytest.approx(subs[-1].end.total_seconds(), abs=0.006)
+
+
+def test_crop_path_rebuilds_the_rendered_window_inside_the_source(talk):
+    manifest, _, work, _ = talk
+    media, geometry = cached(work, "probe"), cached(work, "plan").geometry
+    for clip in manifest["clips"]:
+        kfs = clip["cropPath"]
+        path = cached(work, "reframe", clip["index"])
+        fps = float(output_rate(media))
+        n = round(clip["duration"] * media.fps)  # the rendered frames
+        assert 2 <= len(kfs) < n / 4  # keyframes, not frames
+        assert kfs[0]["t"] == 0 and all(0 <= kf["t"] < clip["duration"] for kf in kfs)
+        assert [kf["t"] for kf in kfs] == sorted(kf["t"] for kf in kfs)
+        for kf in kfs:
+            assert (kf["w"], kf["h"]) == (geometry.crop_w, geometry.crop_h)
+            assert 0 <= kf["x"] <= media.width - kf["w"] and 0 <= kf["y"] <= media.height - kf["h"]
+        t = np.arange(n) / fps
+        rendered = np.array([int(round(path.at_frame(k)[0] / 2)) * 2 for k in range(n)])  # as the render does
+        assert np.abs(np.interp(t, [kf["t"] for kf in kfs], [kf["x"] for kf in kfs]) - rendered).max() <= 1.0
 
 
 def test_poster_is_an_output_sized_jpeg_with_the_face(talk, detector):

@@ -208,7 +208,14 @@ def test_artifact_names_are_a_closed_set(tmp_path):
     svc = JobService(Database.sqlite_in(tmp_path), tmp_path, Script())
     from engine.errors import NotFound
 
-    for name in ("../clipora.db", "clip_1.mp4", "clip_01.mp4/../x", "source.mp4", "clip_01.MP4", "manifest.json.bak"):
+    out = tmp_path / "jobs" / "abcdefgh12" / "out"
+    out.mkdir(parents=True)
+    for ext in ("mp4", "jpg", "ass", "srt", "vtt", "sub", "srt.tmp"):
+        (out / f"clip_01.{ext}").write_text("x")
+    for ext in ("mp4", "jpg", "ass", "srt", "vtt"):  # the caption files beside the .ass
+        assert svc.artifact("abcdefgh12", f"clip_01.{ext}") == out / f"clip_01.{ext}"
+    for name in ("../clipora.db", "clip_1.mp4", "clip_01.mp4/../x", "source.mp4", "clip_01.MP4", "manifest.json.bak",
+                 "clip_01.sub", "clip_01.srt.tmp", "clip_01.SRT", "clip_02.vtt"):
         with pytest.raises(NotFound):
             svc.artifact("abcdefgh12", name)
     with pytest.raises(NotFound):

@@ -138,6 +138,7 @@ async def test_range_request_returns_exact_bytes(live_server: LiveServer, alice:
 async def test_artifacts_have_their_content_types_and_nothing_else_is_served(live_server, alice, finished_job):
     base = f"{live_server.url}/api/clips/{finished_job['id']}"
     expected = {"clip_01.jpg": "image/jpeg", "clip_01.ass": "text/x-ssa; charset=utf-8",
+                "clip_01.srt": "application/x-subrip; charset=utf-8", "clip_01.vtt": "text/vtt; charset=utf-8",
                 "manifest.json": "application/json"}
     for name, ctype in expected.items():
         status, body, headers = await get(f"{base}/{name}", alice.headers)
@@ -147,7 +148,7 @@ async def test_artifacts_have_their_content_types_and_nothing_else_is_served(liv
     status, body, _ = await get(f"{base}/clip_01.jpg", alice.headers)
     assert body[:3] == b"\xff\xd8\xff"  # a JPEG
     for name in ("source.mp4", "clip_1.mp4", "clip_99.mp4", "..%2F..%2Fclipora.db", "%2e%2e", "work",
-                 "clip_01.mp4.tmp", "manifest.json%00"):
+                 "clip_01.mp4.tmp", "manifest.json%00", "clip_01.srt.tmp", "clip_01.sub", "clip_99.vtt"):
         status, body, _ = await get(f"{base}/{name}", alice.headers)
         assert status == 404, name
         assert set(body) == {"error"}

@@ -38,7 +38,7 @@ def _check_outputs(server: LiveServer, job: dict[str, Any]) -> None:
     out = server.data_dir / "jobs" / job["id"] / "out"
     names = sorted(p.name for p in out.iterdir())
     assert names.count("manifest.json") == 1
-    assert names == sorted(["manifest.json", *(f"clip_01.{e}" for e in ("ass", "jpg", "mp4"))])
+    assert names == sorted(["manifest.json", *(f"clip_01.{e}" for e in ("ass", "jpg", "mp4", "srt", "vtt"))])
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*"))
 
 

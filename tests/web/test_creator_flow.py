@@ -152,6 +152,14 @@ def test_sign_up_key_upload_watch_play_download_revoke_logout(browser: Any, web_
     request = urllib.request.Request(f"{base}/api/clips/{job['id']}/clip_01.mp4", headers={"X-API-Key": key})
     with urllib.request.urlopen(request) as r:
         assert downloaded == r.read() and len(downloaded) > 10_000
+    # the caption files beside the .ass: SubRip and WebVTT
+    for ext in ("ass", "srt", "vtt"):
+        a = page.get_by_role("link", name=f"Download clip_01.{ext}")
+        assert a.get_attribute("download") == f"clip_01.{ext}"
+        assert a.get_attribute("href") == clip["captionsUrl" if ext == "ass" else f"{ext}Url"]
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download clip_01.vtt").click()
+    assert Path(download_info.value.path()).read_text(encoding="utf-8").startswith("WEBVTT")
 
     # phone width: the same pages still fit
     page.set_viewport_size(PHONE)

@@ -15,7 +15,7 @@ from engine.errors import InvalidOptions
 from engine.types import Word
 from kernels.colour import rgb_to_yuv420, yuv420_to_rgb
 from kernels.composite import blend_sprite_i420
-from stages.captions import FONTS_DIR, PRESETS, build_caption_track, group_words
+from stages.captions import FONTS_DIR, PLAIN, PRESETS, build_caption_track, group_words
 
 SIZES = [(1080, 1920), (1080, 1080), (1080, 1350), (1920, 1080), (720, 1280)]
 STYLED = ["beasty", "karaoke", "mozi"]
@@ -88,12 +88,22 @@ def test_track_is_clip_relative_and_inside_the_clip() -> None:
     assert tr.sprite_at(-0.01) is None and tr.sprite_at(dur + 0.01) is None
 
 
-def test_none_preset_and_unknown_preset(tmp_path: Path) -> None:
-    tr = build_caption_track(_words(), "none", 720, 1280, 10.0, 20.0)
-    assert tr.events == [] and tr.sprite_at(1.0) is None
+def test_none_preset_burns_nothing_but_its_ass_holds_the_words_and_unknown_preset(tmp_path: Path) -> None:
+    words = _words()
+    tr = build_caption_track(words, "none", 720, 1280, 10.0, 20.0)
+    assert not tr.burned and tr.preset == "none" and tr.style is PLAIN
+    assert tr.events and all(tr.sprite_at(g.start + 0.01) is None for g in tr.events)
     tr.write_ass(tmp_path / "none.ass")
     text = (tmp_path / "none.ass").read_text()
-    assert "[Events]" in text and "PlayResX: 720" in text and "Dialogue:" not in text
+    assert "[Events]" in text and "PlayResX: 720" in text and "preset none" in text
+    # one event per group (nothing changes while it is up), the words as typed
+    dialogues = _dialogue_texts(text)
+    assert len(dialogues) == len(tr.events)
+    shown = [w for d in dialogues for w in re.sub(r"\{[^}]*\}", "", d).replace("\\N", " ").split()]
+    assert shown == [w.text for w in words if 10.0 <= (w.start + w.end) / 2 < 20.0]
+    assert not re.search(r"\\(c|t\()", "".join(dialogues))  # no colour or pop tags (only a size)
+    empty = build_caption_track([], "none", 720, 1280, 10.0, 20.0)
+    assert empty.events == [] and "Dialogue:" not in empty.ass_text()
     with pytest.raises(InvalidOptions):
         build_caption_track(_words(), "comic-sans", 720, 1280, 10.0, 20.0)
 

@@ -70,6 +70,12 @@ function renderClip(clip, manifestUrl) {
   link(node.querySelector(".dl-mp4"), clip.downloadUrl, `clip_${name}.mp4`);
   link(node.querySelector(".dl-jpg"), clip.posterUrl, `clip_${name}.jpg`);
   link(node.querySelector(".dl-ass"), captions, `clip_${name}.ass`);
+  // the same cues as SubRip and WebVTT (absent from the manifests of jobs made before they existed)
+  for (const [ext, url] of [["srt", clip.srtUrl], ["vtt", clip.vttUrl]]) {
+    const el = node.querySelector(`.dl-${ext}`);
+    if (url) link(el, url, `clip_${name}.${ext}`);
+    else el.hidden = true;
+  }
   link(node.querySelector(".dl-manifest"), manifestUrl, "manifest.json");
   node.querySelector(".downloads").setAttribute("aria-label", `Downloads for clip ${clip.index}`);
   return node;
