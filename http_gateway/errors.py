@@ -6,9 +6,11 @@ middleware (the only place errors map to responses).
     ├── Unauthorized (401)      no or wrong credentials (a wrong/revoked key never falls back)
     ├── Forbidden (403)         not yours, or an API key where only a session is accepted
     ├── NotFoundError (404)
+    ├── NotAcceptable (406)     an Accept the route cannot answer (/mcp answers JSON)
     ├── Conflict (409)          email exists, 11th key
     ├── RequestTimeout (408)    a body that stalled; sent with Connection: close
     ├── PayloadTooLarge (413)
+    ├── UnsupportedMediaType (415) a body of a type the route does not take
     ├── RangeNotSatisfiable (416) carries Content-Range: bytes */size
     ├── TooManyRequests (429)   carries Retry-After seconds
     └── ServiceUnavailable (503)
@@ -76,6 +78,10 @@ class NotFoundError(ApiError):
     status = 404
 
 
+class NotAcceptable(ApiError):
+    status = 406
+
+
 class Conflict(ApiError):
     status = 409
 
@@ -90,6 +96,10 @@ class RequestTimeout(ApiError):
 
 class PayloadTooLarge(ApiError):
     status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
 
 
 class TooManyRequests(ApiError):
