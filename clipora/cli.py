@@ -4,7 +4,9 @@
     clipora serve [--host] [--port] [--data-dir]    the HTTP API (http_gateway) and its worker processes
     clipora worker [--data-dir]                     one worker process on its own (leases jobs from the store)
     clipora users create --email E [--password P]   an account (prompts for the password)
+    clipora users set-plan EMAIL PLAN               an account's plan (free|creator|business|default)
     clipora keys create --email E --name N          an API key; the plaintext is printed once
+    clipora mcp [--server-url U --api-key K]        an MCP server on stdio (a running Clipora, or jobs here)
 """
 
 from __future__ import annotations
@@ -62,11 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-hook", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--layout", help="auto (default) | follow (crop on the active speaker) | split (9:16: two "
                    "speakers stacked)")
+    p.add_argument("--webhook-url", help="POST a signed job.completed / job.failed event here when the job ends "
+                   "(Standard Webhooks; tried for about a minute)")
+    p.add_argument("--webhook-secret", help="whsec_… to sign it with (CLIPORA_WEBHOOK_SECRET; made and printed "
+                   "once when neither is set)")
     p.add_argument("--backend", choices=BACKEND_NAMES, help="compute backend (default: auto)")
     p.add_argument("--whisper-model", help="a local CTranslate2 Whisper model directory")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_server_commands(sub)
+    m = sub.add_parser("mcp", help="an MCP server on stdin/stdout for a local agent: over a running Clipora "
+                       "(--server-url + --api-key) or, without them, running jobs on this machine")
+    m.add_argument("--server-url", help="a running Clipora's address (CLIPORA_SERVER_URL), e.g. https://clips.example.com")
+    m.add_argument("--api-key", help="an API key of that server (CLIPORA_API_KEY; the variable keeps it out of ps)")
+    m.add_argument("--data-dir", type=Path, help="without a server: the job store and job folders "
+                   "(CLIPORA_DATA_DIR, default ./data; not one a running `clipora serve` uses)")
     return parser
 
 
@@ -84,6 +96,11 @@ def _add_server_commands(sub: Any) -> None:
     u.add_argument("--email", required=True)
     u.add_argument("--password", help="prompted for when omitted (keeps it out of shell history)")
     u.add_argument("--data-dir", type=Path, help="as for serve (CLIPORA_DATA_DIR)")
+    sp = users.add_parser("set-plan", help="put an account on a plan (default: the install's, CLIPORA_DEFAULT_PLAN "
+                          "with billing off)")
+    sp.add_argument("email")
+    sp.add_argument("plan", choices=("free", "creator", "business", "default"))
+    sp.add_argument("--data-dir", type=Path, help="as for serve (CLIPORA_DATA_DIR)")
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     k = keys.add_parser("create", help="create an API key for an account; prints the plaintext once")
     k.add_argument("--email", required=True)
@@ -93,7 +110,7 @@ def _add_server_commands(sub: Any) -> None:
 
 _OPTION_FLAGS = (
     "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
-    "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout",
+    "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout", "webhook_url",
 )
 
 
@@ -167,6 +184,8 @@ def _summary(console: Console, manifest: dict[str, Any], out_dir: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "mcp":
+        return _mcp(args)
     if args.command != "process":
         return _server_command(args)
     console = Console(stderr=True)
@@ -177,13 +196,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(backend=args.backend, whisper_model=args.whisper_model, threads=args.threads)
         from clipora.compose import run_job  # heavy imports only once the arguments are good
 
+        secret = _webhook_secret(args, err) if options.webhook_url else None
         bus = EventBus()
-        if args.quiet:
-            manifest = run_job(args.input, args.output, options, settings, bus=bus)
-        else:
-            with ProgressView(console) as view:
-                bus.subscribe(view.on_event)
+        try:
+            if args.quiet:
                 manifest = run_job(args.input, args.output, options, settings, bus=bus)
+            else:
+                with ProgressView(console) as view:
+                    bus.subscribe(view.on_event)
+                    manifest = run_job(args.input, args.output, options, settings, bus=bus)
+        except ClipporaError as exc:
+            if options.webhook_url and secret:
+                _notify(err, options.webhook_url, secret, "job.failed", {"status": "failed", "error": exc.message,
+                                                                         "source": str(args.input)})
+            raise
     except ClipporaError as exc:
         err.print(f"[red]error:[/] {exc.message}")
         return 2
@@ -192,7 +218,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     if not args.quiet:
         _summary(Console(), manifest, args.output)
+    if options.webhook_url and secret:
+        out = args.output.resolve()
+        _notify(err, options.webhook_url, secret, "job.completed", {
+            "jobId": manifest.get("jobId"), "status": "completed", "source": str(args.input),
+            "clipCount": manifest.get("clipCount"), "manifestUrl": (out / "manifest.json").as_uri(),
+            "clips": [{"index": c.get("index"), "duration": c.get("duration"), "score": c.get("score"),
+                       "title": (c.get("metadata") or {}).get("title"),
+                       "downloadUrl": (out / f"clip_{int(c.get('index', 0)):02d}.mp4").as_uri()}
+                      for c in manifest.get("clips", [])]})
     return 0
+
+
+def _webhook_secret(args: argparse.Namespace, err: Console) -> str:
+    import os
+
+    from http_gateway.webhooks import new_secret
+
+    secret = args.webhook_secret or os.environ.get("CLIPORA_WEBHOOK_SECRET", "").strip()
+    if not secret:
+        secret = new_secret()
+        err.print(f"webhook signing secret for this run (set CLIPORA_WEBHOOK_SECRET to reuse one): {secret}")
+    return str(secret)
+
+
+def _notify(err: Console, url: str, secret: str, event_type: str, data: dict[str, Any]) -> None:
+    """One signed event to ``url``, tried for about a minute (the CLI has no store to retry from later)."""
+    import asyncio
+
+    from http_gateway.config import GatewaySettings
+    from http_gateway.url_policy import UrlPolicy
+    from http_gateway.webhooks import deliver_once
+
+    gateway = GatewaySettings.from_env()
+    outcome = asyncio.run(deliver_once(url, secret, event_type, data, UrlPolicy(gateway.url_allowlist,
+                                                                                gateway.url_ports)))
+    if outcome.status is not None and 200 <= outcome.status < 300:
+        err.print(f"webhook {event_type} delivered to {url} (HTTP {outcome.status})")
+    else:
+        err.print(f"[yellow]warning:[/] webhook {event_type} not delivered to {url}: {outcome.error}")
 
 
 # -- the server and its operator commands -------------------------------------------------------
@@ -230,7 +294,10 @@ def _server_command(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return _worker(settings, migrate=not args.no_migrate)
     try:
-        if args.command == "users":
+        if args.command == "users" and args.action == "set-plan":
+            plan = asyncio.run(_set_plan(settings, args.email, None if args.plan == "default" else args.plan))
+            print(f"{args.email} is on the {plan} plan")
+        elif args.command == "users":
             password = args.password
             if password is None:
                 import getpass
@@ -248,6 +315,37 @@ def _server_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # the account layer's errors carry a message written for the user
         err.print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
         return 2
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    """``clipora mcp``: remote with a server URL and key (flags or CLIPORA_SERVER_URL/CLIPORA_API_KEY), else local."""
+    import asyncio
+    import os
+
+    from clipora import mcp_stdio
+
+    err = Console(stderr=True)
+    server_url = args.server_url or os.environ.get("CLIPORA_SERVER_URL", "").strip()
+    api_key = args.api_key or os.environ.get("CLIPORA_API_KEY", "").strip()
+    if bool(server_url) != bool(api_key):
+        err.print("[red]error:[/] --server-url and --api-key go together (or CLIPORA_SERVER_URL and CLIPORA_API_KEY)")
+        return 2
+    _server_logging()  # to stderr: stdout carries the protocol
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    try:
+        if server_url:
+            asyncio.run(mcp_stdio.serve_remote(server_url, api_key))
+        else:
+            from http_gateway.config import GatewaySettings
+
+            settings = GatewaySettings.from_env(data_dir=args.data_dir)
+            asyncio.run(mcp_stdio.serve_local(settings, Settings.from_env()))
+    except ValueError as exc:  # unusable settings: say which
+        err.print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
@@ -340,14 +438,35 @@ async def _create_user(settings: Any, email: str, password: str) -> str:
         await db.close()
 
 
-async def _create_key(settings: Any, email: str, name: str) -> str:
+async def _set_plan(settings: Any, email: str, plan: str | None) -> str:
     from http_gateway.accounts import normalize_email
+    from http_gateway.plans import Plans
 
     db, store = await _accounts(settings)
     try:
         user = await store.user_by_email(normalize_email(email))
         if user is None:
             raise ValueError(f"no account with the email {email}")
+        plans = Plans(db, settings.billing, settings.default_plan)
+        await plans.set_plan(user.id, plan)
+        return (await plans.plan_of(user.id)).name
+    finally:
+        await db.close()
+
+
+async def _create_key(settings: Any, email: str, name: str) -> str:
+    from http_gateway.accounts import normalize_email
+    from http_gateway.plans import Plans
+
+    db, store = await _accounts(settings)
+    try:
+        user = await store.user_by_email(normalize_email(email))
+        if user is None:
+            raise ValueError(f"no account with the email {email}")
+        plan = Plans(db, settings.billing, settings.default_plan).of(user)
+        if not plan.api_access:
+            raise ValueError(f"{email} is on the {plan.name} plan, which has no API access (keys need Business; "
+                             "clipora users set-plan)")
         name = name.strip()
         if not name or len(name) > 100:
             raise ValueError("name must be 1-100 characters")

@@ -72,6 +72,12 @@ class ProcessOptions(BaseModel):
         "two speakers when both are on screen; auto = follow.",
     )
 
+    webhook_url: str | None = Field(
+        None, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
+        description="POST job.completed / job.failed here when the job ends, signed (Standard Webhooks) "
+        "with the account's signing secret; the address must pass the URL-ingest policy.",
+    )
+
     @model_validator(mode="after")
     def _trim_order(self) -> ProcessOptions:
         if self.trim_end is not None and self.trim_end <= self.trim_start:
@@ -146,6 +152,7 @@ _ALLOWED: dict[str, str] = {
     "trimStart": "a finite number of seconds >= 0",
     "trimEnd": "a finite number of seconds greater than trimStart, or null",
     "layout": '"auto", "follow" or "split"',
+    "webhookUrl": "an http(s) URL of at most 2048 characters, or null",
 }
 
 

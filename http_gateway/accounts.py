@@ -126,8 +126,10 @@ class AccountStore:
 
     # -- users ---------------------------------------------------------------------------------
 
-    async def create_user(self, email: str, password: str, plan: str = "free") -> User:
-        """A new user; BadRequest on a bad email or weak password, Conflict if the email exists."""
+    async def create_user(self, email: str, password: str, plan: str | None = None) -> User:
+        """A new user; BadRequest on a bad email or weak password, Conflict if the email exists.
+
+        ``plan`` None: the install's default plan (http_gateway.plans)."""
         email = normalize_email(email)
         problem = password_problem(password, email)
         if problem:

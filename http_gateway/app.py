@@ -25,11 +25,14 @@ from engine.service import JobService
 from engine.workers import ProcessExecutor
 from http_gateway import auth, openapi
 from http_gateway.accounts import AccountStore
+from http_gateway.admission import WEBHOOK_TARGETS
 from http_gateway.bodies import JSON_BODY_LIMIT
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.ingest import PROBE_COMMAND
 from http_gateway.middleware import error_middleware, security_headers_middleware
-from http_gateway.routes import clips, jobs, ops, pages, upload_url, uploads, ws
+from http_gateway.plans import PLANS_KEY, Plans
+from http_gateway.routes import clips, jobs, mcp, ops, pages, upload_url, uploads, webhooks, ws
+from http_gateway.webhooks import NOTIFIER, Notifier
 
 log = logging.getLogger("clipora.gateway")
 
@@ -71,6 +74,7 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     app[SERVICE] = service
     app[ops.METRICS] = metrics
     app[auth.ACCOUNTS] = AccountStore(db)
+    app[PLANS_KEY] = Plans(db, settings.billing, settings.default_plan, settings.max_upload_bytes)
     app[auth.TRUST_PROXY] = settings.proxies()
     # untrusted files are probed by the probe stage in a child process (killable, sandboxed by
     # FFmpeg whitelists); the factory names it so the routes never import a stage
@@ -80,9 +84,15 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     auth.setup_routes(app)
     uploads.setup(app)
     upload_url.setup(app)  # downloads stop on shutdown, before the engine does
+    policy, resolver = app[WEBHOOK_TARGETS]
+    app[NOTIFIER] = Notifier(service, app[PLANS_KEY], policy, retry_s=settings.webhook_retry_s,
+                             timeout_s=settings.webhook_timeout_s, max_age_s=settings.webhook_max_age_s,
+                             poll_s=settings.webhook_poll_s, public_url=settings.public_url, resolver=resolver)
+    webhooks.setup(app)
     jobs.setup(app)
     clips.setup(app)
     ws.setup(app)
+    mcp.setup(app)  # POST /mcp: the MCP server (streamable HTTP), for API keys
     ops.setup(app)
     openapi.setup(app)
     pages.setup(app)  # the web app (HTML pages + static assets) over the routes above
@@ -94,11 +104,13 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     db, service = app[DATABASE], app[SERVICE]
     unsubscribe = service.bus.subscribe(app[ops.METRICS].on_event)  # every job's events
     await service.start()
+    app[NOTIFIER].start()  # settles ended jobs (usage, webhooks) and delivers; catches up after a restart
     log.info("pipeline started", extra={"data_dir": str(app[SETTINGS].data_dir)})
     try:
         yield
     finally:
         unsubscribe()
+        await app[NOTIFIER].stop()
         await service.stop()
         await db.close()
         log.info("pipeline stopped")

@@ -26,6 +26,7 @@ from http_gateway.accounts import AccountStore
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, Unauthorized
 from http_gateway.models import Session, User
+from http_gateway.plans import PLANS_KEY, Plans
 from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import ConcurrencyCap, LoginLimiter, SignupLimiter, make_storage
 
@@ -190,6 +191,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if found_key is None:
             raise Unauthorized("invalid or revoked API key")
         user, api_key = found_key
+        plans = request.config_dict.get(PLANS_KEY)
+        if plans is not None and not (plan := plans.of(user)).api_access:
+            # not revoked: the key works again when the account's plan includes API access again
+            raise Forbidden(f"API keys need a plan with API access (Business); this account is on the "
+                            f"{plan.name} plan")
         await store.touch_key(api_key)
         principal = Principal(user.id, user.email, "key", api_key.id)
     else:
@@ -206,8 +212,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def setup_routes(app: web.Application) -> None:
-    """Adds /api/auth/*, /api/keys* and /api/billing/plans, and the login and sign-up limiters where
-    none is set: counted in the settings' CLIPORA_RATE_LIMIT_STORAGE (memory:// without settings)."""
+    """Adds /api/auth/*, /api/keys* and /api/billing/*, the accounts' plans (CLIPORA_BILLING), and the
+    login and sign-up limiters where none is set: counted in the settings' CLIPORA_RATE_LIMIT_STORAGE
+    (memory:// without settings)."""
     from http_gateway.routes import auth as auth_routes
     from http_gateway.routes import billing as billing_routes
     from http_gateway.routes import keys as key_routes
@@ -224,6 +231,9 @@ def setup_routes(app: web.Application) -> None:
         app[VERIFYING] = ConcurrencyCap(MAX_VERIFIES_PER_IP)
     if ANONYMOUS not in app:
         app[ANONYMOUS] = ConcurrencyCap(settings.max_anonymous_per_ip if settings else 32)
+    if PLANS_KEY not in app:
+        app[PLANS_KEY] = Plans(app[ACCOUNTS].db, settings.billing, settings.default_plan, settings.max_upload_bytes) \
+            if settings else Plans(app[ACCOUNTS].db)
     auth_routes.setup(app)
     key_routes.setup(app)
     billing_routes.setup(app)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from engine.executor import ExecutorConfig
+from http_gateway.plans import PLAN_IDS
 from http_gateway.proxies import TrustedProxies
 from http_gateway.ratelimit import storage_problem
 
@@ -33,6 +34,10 @@ def _words(raw: str) -> tuple[str, ...]:
 
 def _ports(raw: str) -> tuple[int, ...]:
     return tuple(int(w) for w in _words(raw))
+
+
+def _floats(raw: str) -> tuple[float, ...]:
+    return tuple(float(w) for w in _words(raw))
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,28 @@ class GatewaySettings:
     #: where login/sign-up limits are counted (CLIPORA_RATE_LIMIT_STORAGE): memory:// in this process, or
     #: a shared limits storage such as redis://host:6379/0 when several gateways serve one site
     rate_limit_storage: str = "memory://"
+    #: off (self-hosted: every account on CLIPORA_DEFAULT_PLAN unless the operator sets one) or stripe
+    #: (checkout and portal on; new accounts start on free) (CLIPORA_BILLING)
+    billing: str = "off"
+    default_plan: str = "business"
+    #: Stripe: secret API key, the webhook endpoint's signing secret (whsec_…), the Price of each paid plan
+    #: ("creator=price_…,business=price_…"), and the API's base URL (tests point it at a fake on loopback)
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_prices: str = ""
+    stripe_api_base: str = ""
+    #: this site's public origin (https://clips.example.com) for links sent elsewhere: Stripe's return
+    #: pages, the manifest URL in webhook events; empty = the origin of the request (CLIPORA_PUBLIC_URL)
+    public_url: str = ""
+    #: webhook deliveries: the waits between attempts in seconds (Standard Webhooks' schedule), how long
+    #: one attempt may take, and how long a delivery is tried in all (CLIPORA_WEBHOOK_RETRY_S, ..._TIMEOUT_S,
+    #: ..._MAX_AGE_S)
+    webhook_retry_s: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+    webhook_timeout_s: float = 10.0
+    webhook_max_age_s: float = 24 * 3600.0
+    #: how often ended jobs are settled (metered, webhooks queued) and due deliveries looked for
+    #: (CLIPORA_WEBHOOK_POLL_S); job ends seen on the event bus wake it at once
+    webhook_poll_s: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
@@ -124,6 +151,10 @@ class GatewaySettings:
             "signups_per_ip_per_hour": int, "rate_limit_storage": str,
             "upload_idle_timeout_s": float, "body_timeout_s": float, "max_uploads_per_user": int,
             "max_anonymous_per_ip": int, "max_sockets_per_user": int,
+            "billing": str, "default_plan": str, "stripe_secret_key": str, "stripe_webhook_secret": str,
+            "stripe_prices": str, "stripe_api_base": str, "public_url": str,
+            "webhook_retry_s": _floats, "webhook_timeout_s": float, "webhook_max_age_s": float,
+            "webhook_poll_s": float,
         }
         for name, parse in parsers.items():
             raw = env.get(f"CLIPORA_{name.upper()}")
@@ -175,6 +206,31 @@ class GatewaySettings:
             raise ValueError("CLIPORA_SIGNUPS_PER_IP_PER_HOUR must be at least 1")
         if problem := storage_problem(self.rate_limit_storage):
             raise ValueError(f"CLIPORA_RATE_LIMIT_STORAGE {problem}")
+        if self.billing not in ("off", "stripe"):
+            raise ValueError("CLIPORA_BILLING must be off or stripe")
+        if self.default_plan not in PLAN_IDS:
+            raise ValueError(f"CLIPORA_DEFAULT_PLAN must be one of {', '.join(PLAN_IDS)}")
+        if self.billing == "stripe" and not (self.stripe_secret_key and self.stripe_webhook_secret):
+            raise ValueError("CLIPORA_BILLING=stripe needs CLIPORA_STRIPE_SECRET_KEY and "
+                             "CLIPORA_STRIPE_WEBHOOK_SECRET")
+        prices = self.stripe_price_ids()  # ValueError on a malformed entry
+        if self.billing == "stripe" and not prices:
+            raise ValueError("CLIPORA_BILLING=stripe needs CLIPORA_STRIPE_PRICES (plan=price_id, …)")
+        if not self.webhook_retry_s or any(not 0 < w < 7 * 86400 for w in self.webhook_retry_s) \
+                or min(self.webhook_timeout_s, self.webhook_max_age_s, self.webhook_poll_s) <= 0:
+            raise ValueError("CLIPORA_WEBHOOK_RETRY_S must list positive waits; CLIPORA_WEBHOOK_TIMEOUT_S, "
+                             "_MAX_AGE_S and _POLL_S must be positive")
+
+    def stripe_price_ids(self) -> dict[str, str]:
+        """CLIPORA_STRIPE_PRICES as {plan id: Stripe Price id}."""
+        prices: dict[str, str] = {}
+        for entry in _words(self.stripe_prices):
+            plan, sep, price = entry.partition("=")
+            if not sep or plan.strip() not in PLAN_IDS or not price.strip():
+                raise ValueError(f"CLIPORA_STRIPE_PRICES: {entry!r} is not plan=price_id "
+                                 f"(plans: {', '.join(PLAN_IDS)})")
+            prices[plan.strip()] = price.strip()
+        return prices
 
     def proxies(self) -> TrustedProxies:
         """Who stands in front: CLIPORA_TRUSTED_PROXIES, else one proxy when CLIPORA_TRUST_PROXY is on."""
@@ -190,7 +246,7 @@ class GatewaySettings:
                 f"max_upload_bytes={self.max_upload_bytes}, database_url={url}, "
                 f"concurrency={self.concurrency}, workers={self.workers}, queue_bound={self.queue_bound}, "
                 f"trust_proxy={self.trust_proxy}, url_allowlist={self.url_allowlist!r}, "
-                f"url_ports={self.url_ports!r}, max_duration_s={self.max_duration_s})")
+                f"url_ports={self.url_ports!r}, max_duration_s={self.max_duration_s}, billing={self.billing!r})")
 
 
 # The app's shared state. The keys live here, beside the settings, so the app factory and the

@@ -62,6 +62,8 @@ def _op(summary: str, responses: dict[str, Any], *, tag: str, errors: tuple[int,
 
 JOB_ID_PARAM = {"name": "jobId", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}}
+CHECKOUT_URL = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "format": "uri"},
+                                                                   "id": {"type": "string"}}}
 CREDENTIALS = {"type": "object", "required": ["email", "password"],
                "properties": {"email": {"type": "string", "format": "email"},
                               "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH}}}
@@ -76,7 +78,10 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "required": ["jobId", "originalName", "sizeBytes", "wsUrl", "options"],
             "properties": {"jobId": {"type": "string"}, "originalName": {"type": "string"},
                            "sizeBytes": {"type": "integer"}, "wsUrl": {"type": "string"},
-                           "options": _ref("ProcessOptions")}},
+                           "options": _ref("ProcessOptions"),
+                           "webhookSecret": {"type": "string", "description": "the account's signing secret "
+                                             "(whsec_…) for webhookUrl deliveries: only in the response of the "
+                                             "first job that asks for a webhookUrl"}}},
         "Job": {
             "type": "object", "required": ["id", "originalName", "status", "createdAt", "clipCount"],
             "properties": {
@@ -88,7 +93,9 @@ def _schemas() -> dict[str, Any]:
                 "options": {"type": "object"}, "clipCount": {"type": "integer"},
                 "posterUrl": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
                 "createdAt": {"type": "integer", "description": "ms since the epoch"},
-                "updatedAt": {"type": "integer"}, "startedAt": nullable_int, "finishedAt": nullable_int}},
+                "updatedAt": {"type": "integer"}, "startedAt": nullable_int, "finishedAt": nullable_int,
+                "webhooks": {"type": "array", "items": _ref("WebhookDelivery"),
+                             "description": "GET /api/jobs/{jobId} only: the job's webhook deliveries"}}},
         "JobList": {"type": "object", "required": ["jobs"],
                     "properties": {"jobs": {"type": "array", "items": _ref("Job")}}},
         "Clip": {
@@ -97,7 +104,33 @@ def _schemas() -> dict[str, Any]:
                 "index": {"type": "integer"}, "start": {"type": "number"}, "end": {"type": "number"},
                 "duration": {"type": "number"}, "score": {"type": "number"}, "transcript": {"type": "string"},
                 "downloadUrl": {"type": "string"}, "posterUrl": {"type": "string"},
-                "captionsUrl": {"type": "string"}, "aspectRatio": {"type": "string"},
+                "captionsUrl": {"type": "string", "description": "clip_NN.ass, the styled caption track"},
+                "srtUrl": {"type": "string", "description": "clip_NN.srt: the same cues as SubRip"},
+                "vttUrl": {"type": "string", "description": "clip_NN.vtt: the same cues as WebVTT, with "
+                           "per-word timestamps"},
+                "cropPath": {
+                    "type": "array", "minItems": 1,
+                    "description": "The rendered framing as keyframes in source pixels: at clip time t "
+                                   "(seconds of the clip's own timeline, after any splicing) the output "
+                                   "frame shows the source window x, y, w, h (scaled to fill the output; "
+                                   "a window of the whole source whose aspect differs from the output's "
+                                   "is fitted over a blurred fill). Interpolate x and y linearly in t "
+                                   "between neighbouring keyframes, at each output frame's time k / fps, "
+                                   "and round: that is the rendered window within 1 px. Two keyframes "
+                                   "with the same window are a hold, two one frame apart a cut; the "
+                                   "first is at t = 0 and the last at the clip's last frame. Split layout "
+                                   "(framing.layout split): x, y, w, h is the top pane, scaled into the "
+                                   "output's top half, and `bottom` the bottom pane's window, scaled into "
+                                   "the bottom half, interpolated the same way.",
+                    "items": {"type": "object", "required": ["t", "x", "y", "w", "h"], "properties": {
+                        "t": {"type": "number", "minimum": 0}, "x": {"type": "integer", "minimum": 0},
+                        "y": {"type": "integer", "minimum": 0}, "w": {"type": "integer", "minimum": 1},
+                        "h": {"type": "integer", "minimum": 1},
+                        "bottom": {"type": "object", "required": ["x", "y", "w", "h"],
+                                   "description": "split layout only: the bottom pane's window",
+                                   "properties": {k: {"type": "integer", "minimum": 0}
+                                                  for k in ("x", "y", "w", "h")}}}}},
+                "aspectRatio": {"type": "string"},
                 "metadata": {"type": "object", "properties": {
                     "title": {"type": "string"}, "viral_hook": {"type": "string"},
                     "key_insight": {"type": "string"}, "dominant_emotion": {"type": "string"},
@@ -130,10 +163,52 @@ def _schemas() -> dict[str, Any]:
             "id": {"type": "string"}, "name": {"type": "string"}, "prefix": {"type": "string"},
             "last4": {"type": "string"}, "createdAt": {"type": "integer"}, "lastUsedAt": nullable_int,
             "revokedAt": nullable_int, "status": {"enum": ["active", "revoked"]}}},
+        "Usage": {"type": "object", "required": ["plan", "period", "minutesUsed", "minutesLeft", "limits"],
+                  "properties": {
+                      "plan": {"type": "string"}, "period": {"type": "string", "description": "YYYY-MM (UTC)"},
+                      "minutesUsed": {"type": "number", "description": "source minutes (trimmed) of this month's "
+                                      "jobs: completed ones and those still running"},
+                      "minutesLeft": {"type": "number"}, "renewsAt": nullable_int,
+                      "limits": {"type": "object"}, "billing": {"enum": ["off", "stripe"]}}},
+        "WebhookEndpoint": {"type": "object", "properties": {
+            "id": {"type": "string"}, "url": {"type": "string"}, "description": {"type": "string"},
+            "events": {"type": "array", "items": {"enum": ["job.completed", "job.failed"]}},
+            "createdAt": {"type": "integer"}, "status": {"enum": ["active", "disabled"]},
+            "disabledAt": nullable_int, "disabledReason": {"type": ["string", "null"]}}},
+        "WebhookDelivery": {"type": "object", "description": "one event to one receiver: tried until a 2xx "
+                            "(delivered), a 410 (disabled) or CLIPORA_WEBHOOK_MAX_AGE_S (failed)", "properties": {
+            "id": {"type": "string", "description": "the webhook-id header, the same on every attempt"},
+            "event": {"enum": ["job.completed", "job.failed"]}, "url": {"type": "string"},
+            "endpointId": {"type": ["string", "null"], "description": "null: the job's own webhookUrl"},
+            "status": {"enum": ["pending", "delivered", "failed", "disabled"]},
+            "attempts": {"type": "integer"}, "lastStatus": nullable_int, "lastError": {"type": ["string", "null"]},
+            "nextAttemptAt": nullable_int, "createdAt": {"type": "integer"}, "finishedAt": nullable_int,
+            "log": {"type": "array", "items": {"type": "object", "properties": {
+                "attempt": {"type": "integer"}, "at": {"type": "integer"}, "status": nullable_int,
+                "error": {"type": ["string", "null"]}, "durationMs": {"type": "integer"}}}}}},
         "Plan": {"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "priceMonthly": {"type": "integer"},
             "currency": {"type": "string"}, "limits": {"type": "object"}}},
     }
+
+
+MCP_DESCRIPTION = """\
+The MCP server (Model Context Protocol, streamable HTTP) for agents: one JSON-RPC 2.0 message per
+POST, answered with one JSON reply (stateless: no Mcp-Session-Id, no GET stream). Tools:
+create_clips (a video URL + ProcessOptions), get_job, list_jobs, list_clips, get_clip_file,
+cancel_job, on the key's account with the REST routes' ownership rules. API keys only (a browser
+session is 403). Refusals before the body is a JSON-RPC message are `{"error": …}`; after that the
+reply is MCP's: a JSON-RPC error (400; 404 for an unknown method on the 2026-07-28 revision), and
+a tool that cannot run answers a result with `isError`. Notifications are accepted with 202."""
+#: what POST /mcp takes: a JSON-RPC message; with an id it is a request (200), without one a notification (202)
+MCP_MESSAGE = {"type": "object", "required": ["jsonrpc", "method"], "properties": {
+    "jsonrpc": {"const": "2.0"}, "id": {"description": "a string or an integer: a request; absent: a notification"},
+    "method": {"type": "string", "description": "e.g. initialize, tools/list, tools/call"},
+    "params": {"type": ["object", "null"]}}}
+MCP_REPLY = {"type": "object", "required": ["jsonrpc"], "properties": {
+    "jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer", "null"]}, "result": {"type": "object"},
+    "error": {"type": "object", "required": ["code", "message"],
+              "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}}}}
 
 
 def build_document() -> dict[str, Any]:
@@ -151,7 +226,8 @@ def build_document() -> dict[str, Any]:
                                          errors=(403,), security=False)},
         "/api/auth/me": {"get": _op("The signed-in user", {"200": _json({
             "type": "object", "properties": {"user": _ref("User"), "via": {"enum": ["session", "key"]},
-                                             "csrfToken": {"type": "string"}}})}, tag=auth, errors=(401,))},
+                                             "csrfToken": {"type": "string"}, "usage": _ref("Usage")}})},
+            tag=auth, errors=(401, 403))},
         "/api/keys": {
             "get": _op("List your API keys (session only)", {"200": _json({
                 "type": "object", "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}}})},
@@ -173,6 +249,51 @@ def build_document() -> dict[str, Any]:
         "/api/billing/plans": {"get": _op("Plans and their limits (public)", {"200": _json({
             "type": "object", "properties": {"plans": {"type": "array", "items": _ref("Plan")}}})},
             tag="billing", security=False)},
+        "/api/billing/usage": {"get": _op("Your plan, this month's minutes used and left, the limits",
+                                          {"200": _json(_ref("Usage"))}, tag="billing", errors=(401, 403))},
+        "/api/billing/checkout": {"post": _op(
+            "A Stripe Checkout Session for a paid plan (session only; 404 with billing off)",
+            {"200": _json(CHECKOUT_URL)}, tag="billing", errors=(400, 401, 403, 404, 408, 413, 503),
+            session_only=True, requestBody={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["plan"], "properties": {"plan": {"enum": ["creator", "business"]}}}}}})},
+        "/api/billing/portal": {"post": _op(
+            "A Stripe Customer Portal session (session only; 409 before a first checkout; 404 with billing off)",
+            {"200": _json(CHECKOUT_URL)}, tag="billing", errors=(401, 403, 404, 409, 503), session_only=True)},
+        "/api/billing/webhook": {"post": _op(
+            "Stripe's signed events (Stripe-Signature); applied once per event id (404 with billing off)",
+            {"200": _json({"type": "object", "properties": {"received": {"type": "boolean"},
+                                                           "duplicate": {"type": "boolean"},
+                                                           "applied": {"type": "boolean"}}})},
+            tag="billing", errors=(400, 404, 408, 413), security=False,
+            parameters=[{"name": "Stripe-Signature", "in": "header", "required": True,
+                         "schema": {"type": "string", "minLength": 1}}],
+            requestBody={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}})},
+        "/api/webhooks": {
+            "get": _op("Your webhook endpoints (session only; secrets are never listed)", {"200": _json({
+                "type": "object", "properties": {
+                    "endpoints": {"type": "array", "items": _ref("WebhookEndpoint")},
+                    "signingSecret": {"type": "object", "properties": {"exists": {"type": "boolean"}}}}})},
+                tag="webhooks", errors=(401, 403), session_only=True),
+            "post": _op("Add a webhook endpoint; its `secret` (whsec_…) is returned once. The URL must pass "
+                        "the URL-ingest policy (400 with the reason)",
+                        {"201": _json({"allOf": [_ref("WebhookEndpoint"), {"type": "object", "properties": {
+                            "secret": {"type": "string"}}}]}, "Created")},
+                        tag="webhooks", errors=(400, 401, 403, 408, 409, 413), session_only=True,
+                        requestBody={"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["url"], "properties": {
+                                "url": {"type": "string", "format": "uri", "maxLength": 2048},
+                                "description": {"type": "string", "maxLength": 100}}}}}}),
+        },
+        "/api/webhooks/signing-secret": {"post": _op(
+            "A new signing secret for jobs' webhookUrl deliveries (returned once; the old one stops at once)",
+            {"201": _json({"type": "object", "properties": {"secret": {"type": "string"}}}, "Created")},
+            tag="webhooks", errors=(401, 403), session_only=True)},
+        "/api/webhooks/{endpointId}": {"delete": _op(
+            "Remove a webhook endpoint (its pending deliveries too)", {"200": _json({
+                "type": "object", "properties": {"deleted": {"type": "string"}}})},
+            tag="webhooks", errors=(401, 403, 404), session_only=True,
+            parameters=[{"name": "endpointId", "in": "path", "required": True,
+                         "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}])},
         "/api/upload": {"post": _op(
             "Upload a video (multipart); returns the new job", {"200": _json(_ref("UploadResponse"))}, tag=j,
             errors=(400, 401, 403, 408, 413, 429, 503),
@@ -210,6 +331,8 @@ def build_document() -> dict[str, Any]:
                     "video/mp4": {"schema": {"type": "string", "format": "binary"}},
                     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
                     "text/x-ssa": {"schema": {"type": "string"}},
+                    "application/x-subrip": {"schema": {"type": "string"}},
+                    "text/vtt": {"schema": {"type": "string"}},
                     "application/json": {"schema": _ref("Manifest")}}},
                 "206": {"description": "Partial content (Range)"},
                 "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
@@ -217,12 +340,35 @@ def build_document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("Error")}}}},
             tag=j, errors=(401, 403, 404),
             parameters=[JOB_ID_PARAM, {"name": "filename", "in": "path", "required": True, "schema": {
-                "type": "string", "pattern": r"^(clip_\d{2}\.(mp4|jpg|ass)|manifest\.json)$"}}])},
+                "type": "string", "pattern": r"^(clip_\d{2}\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$"},
+                "description": "clip_NN.mp4 (the clip, video/mp4), clip_NN.jpg (its poster), clip_NN.ass "
+                               "(the styled caption track, text/x-ssa), clip_NN.srt (SubRip, "
+                               "application/x-subrip), clip_NN.vtt (WebVTT with a `<hh:mm:ss.ttt>` "
+                               "timestamp before each word after a cue's first, text/vtt), manifest.json. "
+                               "The three caption files hold the same cues (one per caption group) on the "
+                               "clip's own timeline; with captionPreset none nothing is burned in but they "
+                               "still hold the words. Text files are UTF-8."}])},
         "/ws": {"get": _op(
             "Job progress over WebSocket", {"101": {"description": "Switching protocols"}}, tag=j,
             errors=(400, 401, 403, 404, 429), description=WS_DESCRIPTION,
             parameters=[{"name": "jobId", "in": "query", "required": True,
                          "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}}])},
+        "/mcp": {"post": {**_op(
+            "MCP server (streamable HTTP): one JSON-RPC message in, one JSON reply out", {
+                "200": {"description": "The JSON-RPC reply: a result, or a JSON-RPC error for the request",
+                        "content": {"application/json": {"schema": MCP_REPLY},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                "202": {"description": "A notification (or a response) accepted; no body"},
+                "400": {"description": "Not JSON (`{\"error\"}`), or not a valid JSON-RPC/MCP message (a JSON-RPC "
+                                       "error)", "content": {"application/json": {"schema": {
+                                           "anyOf": [_ref("Error"), MCP_REPLY]}}}},
+                "404": {"description": "Unknown method (2026-07-28 revision): a JSON-RPC error",
+                        "content": {"application/json": {"schema": MCP_REPLY}}},
+                "406": _json(_ref("Error"), "The Accept header does not admit application/json"),
+                "415": _json(_ref("Error"), "The body is not application/json")},
+            tag="mcp", errors=(401, 403, 408, 413, 503), description=MCP_DESCRIPTION,
+            requestBody={"required": True, "content": {"application/json": {"schema": MCP_MESSAGE}}}),
+            "security": [{"apiKey": []}, {"bearer": []}]}},
         "/healthz": {"get": _op("Liveness", {"200": _json({"type": "object"})}, tag=ops, security=False)},
         "/readyz": {"get": _op("Readiness: 503 while the pipeline is not running",
                                {"200": _json({"type": "object"})}, tag=ops, errors=(503,), security=False)},
@@ -235,11 +381,14 @@ def build_document() -> dict[str, Any]:
     }
     codes = (400, 401, 403, 404, 408, 409, 413, 429, 500, 503)
     names = {400: "Bad request / missing field", 401: "Not authenticated",
-             403: "Forbidden (not your resource)",
+             403: "Forbidden: not your resource; a session-only route called with a key; or the account's plan: "
+                  "numClips above its clips per job, a video longer than the minutes left this month, API keys "
+                  "without API access (the message says which)",
              404: "Resource not found", 409: "Conflict (e.g. email exists)",
              408: "The request body stalled (an upload sent nothing for CLIPORA_UPLOAD_IDLE_TIMEOUT_S; a JSON "
                   "body did not arrive within CLIPORA_BODY_TIMEOUT_S); the connection is closed",
-             413: "Body too large (uploads: CLIPORA_MAX_UPLOAD_BYTES; auth and key bodies: 16 KiB; other JSON: 1 MiB)",
+             413: "Body too large (uploads: the plan's upload size, at most CLIPORA_MAX_UPLOAD_BYTES; auth and key "
+                  "bodies: 16 KiB; other JSON: 1 MiB)",
              429: "Too many requests: sign-ups or logins per address, an account's jobs, uploads, downloads or "
                   "WebSockets at once, or requests without credentials in flight per address; wait Retry-After "
                   "seconds", 500: "Internal server error",

@@ -28,12 +28,13 @@ from http_gateway.auth import (
 from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, TooManyRequests, Unauthorized
 from http_gateway.models import Session, User
+from http_gateway.plans import PLANS_KEY, Plans
 
 NO_STORE = {"Cache-Control": "no-store"}  # bodies carry the CSRF token
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": user.id, "email": user.email, "plan": user.plan, "createdAt": user.created_at}
+def user_json(user: User, plans: Plans) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "plan": plans.of(user).id, "createdAt": user.created_at}
 
 
 def credentials(body: dict[str, Any]) -> tuple[str, str]:
@@ -49,7 +50,8 @@ def credentials(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def _signed_in(request: web.Request, user: User, cookie: str, session: Session, status: int) -> web.Response:
-    response = web.json_response({"user": user_json(user), "csrfToken": session.csrf_token},
+    response = web.json_response({"user": user_json(user, request.config_dict[PLANS_KEY]),
+                                  "csrfToken": session.csrf_token},
                                  status=status, headers=NO_STORE)
     set_session_cookie(response, request, cookie, request.config_dict[ACCOUNTS].session_ttl_s)
     return response
@@ -107,7 +109,8 @@ async def me(request: web.Request) -> web.Response:
     user = await request.config_dict[ACCOUNTS].get_user(principal.user_id)
     if user is None:  # deleted between the lookup and now
         raise Unauthorized("authentication required")
-    body: dict[str, Any] = {"user": user_json(user), "via": principal.via}
+    plans = request.config_dict[PLANS_KEY]
+    body: dict[str, Any] = {"user": user_json(user, plans), "via": principal.via, "usage": await plans.usage(user)}
     session = current_session(request)
     if principal.via == "session" and session is not None:
         body["csrfToken"] = session.csrf_token

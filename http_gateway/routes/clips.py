@@ -6,9 +6,13 @@ a completed job's files never change. They need auth, so caches must keep them p
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from aiohttp import web
 
 from engine.jobs import JobRecord, JobStatus
+from engine.service import JobService
 from http_gateway.auth import require_user
 from http_gateway.config import SERVICE
 from http_gateway.errors import NotFoundError, RangeNotSatisfiable
@@ -18,6 +22,8 @@ CONTENT_TYPES = {
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
     ".ass": "text/x-ssa; charset=utf-8",
+    ".srt": "application/x-subrip; charset=utf-8",
+    ".vtt": "text/vtt; charset=utf-8",
     ".json": "application/json",
 }
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -31,19 +37,23 @@ def _ready(job: JobRecord) -> None:
 async def get_manifest(request: web.Request) -> web.Response:
     principal = require_user(request)
     job = await owned_job(request, request.match_info["jobId"], principal)
+    return web.json_response(await manifest_of(request.config_dict[SERVICE], job), headers=NO_STORE)
+
+
+async def manifest_of(service: JobService, job: JobRecord) -> dict[str, Any]:
+    """The job's manifest, or NotFoundError naming its status while it is not completed (MCP's list_clips too)."""
     _ready(job)
-    manifest = await request.config_dict[SERVICE].manifest(job.id)
+    manifest = await service.manifest(job.id)
     if manifest is None:
         raise NotFoundError(f"clips are not ready (status: {job.status.value})")
-    return web.json_response(manifest, headers=NO_STORE)
+    return manifest
 
 
 async def get_artifact(request: web.Request) -> web.FileResponse:
     principal = require_user(request)
     job = await owned_job(request, request.match_info["jobId"], principal)
-    _ready(job)
     filename = request.match_info["filename"]
-    path = request.config_dict[SERVICE].artifact(job.id, filename)  # NotFound for any other name
+    path = artifact_of(request.config_dict[SERVICE], job, filename)
     _check_range(request, path.stat().st_size)
     headers = {
         "Content-Type": CONTENT_TYPES[path.suffix],
@@ -52,6 +62,12 @@ async def get_artifact(request: web.Request) -> web.FileResponse:
         "Content-Disposition": f'inline; filename="{filename}"',
     }
     return web.FileResponse(path, headers=headers)
+
+
+def artifact_of(service: JobService, job: JobRecord, filename: str) -> Path:
+    """A completed job's published file: NotFoundError while not completed, and for any other name."""
+    _ready(job)
+    return service.artifact(job.id, filename)  # NotFound for any other name
 
 
 def _check_range(request: web.Request, size: int) -> None:

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from http_gateway.auth import ACCOUNTS, require_session
 from http_gateway.bodies import AUTH_BODY_LIMIT, json_object
-from http_gateway.errors import BadRequest, NotFoundError
+from http_gateway.errors import BadRequest, Forbidden, NotFoundError
 from http_gateway.models import ApiKey
+from http_gateway.plans import PLANS_KEY
 from http_gateway.routes.auth import NO_STORE
 
 MAX_NAME_LENGTH = 100  # the column's width
@@ -45,6 +46,9 @@ async def create_key(request: web.Request) -> web.Response:
         raise BadRequest("name must not contain control characters")
     if len(name) > MAX_NAME_LENGTH:
         raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters")
+    plan = await request.config_dict[PLANS_KEY].plan_of(principal.user_id)
+    if not plan.api_access:
+        raise Forbidden(f"API keys need a plan with API access (Business); your account is on the {plan.name} plan")
     plaintext, key = await request.config_dict[ACCOUNTS].create_key(principal.user_id, name)
     # the only time the plaintext leaves the server: never cache it anywhere on the way
     return web.json_response({**key_json(key), "key": plaintext}, status=201,

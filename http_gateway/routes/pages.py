@@ -31,6 +31,7 @@ from http_gateway.auth import ACCOUNTS, TRUST_PROXY, Principal, current_session,
 from http_gateway.config import SETTINGS
 from http_gateway.errors import Forbidden, NotFoundError
 from http_gateway.openapi import build_document
+from http_gateway.plans import PLANS_KEY
 from http_gateway.proxies import TrustedProxies
 from http_gateway.routes.jobs import owned_job
 from http_gateway.shapes import job_json
@@ -82,9 +83,12 @@ async def _render(request: web.Request, template: str, page: str, status: int = 
     principal = _session(request)
     user = await request.config_dict[ACCOUNTS].get_user(principal.user_id) if principal else None
     session = current_session(request) if principal else None
+    plans = request.config_dict[PLANS_KEY]
+    plan = plans.of(user) if user else None
     context.update(
-        page=page, nav=NAV, user=user, csrf_token=session.csrf_token if session else "",
-        max_upload_bytes=request.config_dict[SETTINGS].max_upload_bytes,
+        page=page, nav=NAV, user=user, csrf_token=session.csrf_token if session else "", plan=plan,
+        billing=plans.billing,
+        max_upload_bytes=plans.upload_limit(plan) if plan else request.config_dict[SETTINGS].max_upload_bytes,
     )
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     response.headers.update(PAGE_HEADERS)
@@ -110,7 +114,7 @@ def generic_option(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     types = [spec["type"]] if "type" in spec else [s.get("type") for s in spec.get("anyOf", [])]
     kind = "enum" if "enum" in spec else next(
         (k for k in ("boolean", "integer", "number", "string") if k in types), "string")
-    label = re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize()
+    label = re.sub(r"\burl\b", "URL", re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize())
     return {"name": name, "kind": kind, "label": label, "nullable": "null" in types,
             "default": spec.get("default"), "enum": spec.get("enum", []), "minimum": spec.get("minimum"),
             "maximum": spec.get("maximum"), "description": spec.get("description", "")}
@@ -156,7 +160,9 @@ async def docs_page(request: web.Request) -> web.Response:
 
 
 async def billing_page(request: web.Request) -> web.Response:
-    return await _render(request, "billing.html", "/billing")
+    checkout = request.query.get("checkout")  # Stripe's return pages: ?checkout=success | cancelled
+    return await _render(request, "billing.html", "/billing",
+                         checkout=checkout if checkout in ("success", "cancelled") else None)
 
 
 def code_spans(text: str) -> markupsafe.Markup:

@@ -19,6 +19,7 @@ import logging
 import secrets
 import shutil
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,11 +30,13 @@ from engine.errors import PermanentError
 from engine.jobs import JobRecord
 from engine.options import ProcessOptions
 from engine.service import JobService
+from http_gateway.admission import WEBHOOK_TARGETS, Admission, AppState, admit, record_job
 from http_gateway.auth import Principal, require_user
 from http_gateway.bodies import JSON_BODY_LIMIT, json_object
 from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
-from http_gateway.errors import BadRequest, ServiceUnavailable, TooManyRequests
+from http_gateway.errors import BadRequest, Forbidden, ServiceUnavailable, TooManyRequests
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
+from http_gateway.plans import PLANS_KEY, Plans, trimmed_minutes
 from http_gateway.routes.uploads import container_ext, display_name
 from http_gateway.url_fetch import FetchLimits, fetch_direct, fetch_with_ytdlp
 from http_gateway.url_policy import Pins, UrlPolicy, UrlRefused, resolve_checked
@@ -48,7 +51,7 @@ class Downloads:
     """The download tasks of this gateway, by job id."""
 
     def __init__(self, service: JobService, settings: GatewaySettings, probe_command: tuple[str, ...],
-                 resolver: AbstractResolver | None = None):
+                 plans: Plans, resolver: AbstractResolver | None = None):
         self.service = service
         self.probe_command = probe_command
         self.policy = UrlPolicy(settings.url_allowlist, settings.url_ports)
@@ -56,6 +59,7 @@ class Downloads:
                                   settings.fetch_read_timeout_s, settings.fetch_total_timeout_s,
                                   settings.fetch_max_redirects)
         self.settings = settings
+        self.plans = plans
         self.resolver = resolver  # tests pass a stub DNS; None = the system resolver
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.owners: dict[str, str] = {}  # job id -> user id, while its download runs
@@ -72,8 +76,8 @@ class Downloads:
         if len(self.tasks) >= self.settings.max_downloads:
             raise ServiceUnavailable("too many downloads are running; try again in a minute")
 
-    def start(self, job_id: str, url: str, user_id: str) -> None:
-        task = asyncio.create_task(self._run(job_id, url), name=f"download-{job_id}")
+    def start(self, job_id: str, url: str, user_id: str, admission: Admission, options: ProcessOptions) -> None:
+        task = asyncio.create_task(self._run(job_id, url, user_id, admission, options), name=f"download-{job_id}")
         self.tasks[job_id] = task
         self.owners[job_id] = user_id
 
@@ -91,8 +95,9 @@ class Downloads:
             await asyncio.wait(list(self.tasks.values()), timeout=40)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, job_id: str, url: str) -> None:
+    async def _run(self, job_id: str, url: str, user_id: str, admission: Admission, options: ProcessOptions) -> None:
         service = self.service
+        limits = replace(self.limits, max_bytes=min(self.limits.max_bytes, admission.upload_limit))
         service.uploads_dir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(16)
         part = service.uploads_dir / f"{token}.part"
@@ -106,23 +111,30 @@ class Downloads:
         reporter = asyncio.create_task(self._report(job_id, state, main))
         try:
             try:
-                async with asyncio.timeout(self.limits.total_timeout_s):
-                    fetched = await fetch_direct(url, part, self.policy, self.limits, progress, self.resolver)
+                async with asyncio.timeout(limits.total_timeout_s):
+                    fetched = await fetch_direct(url, part, self.policy, limits, progress, self.resolver)
                     if fetched is None:  # a page, not a media file: a site link for yt-dlp
                         workdir.mkdir()
-                        fetched = await fetch_with_ytdlp(url, workdir, self.policy, self.limits, progress,
+                        fetched = await fetch_with_ytdlp(url, workdir, self.policy, limits, progress,
                                                          self.resolver, pool=self.pool)
             except TimeoutError:
-                raise PermanentError(f"the download took longer than {self.limits.total_timeout_s:g} s") from None
+                raise PermanentError(f"the download took longer than {limits.total_timeout_s:g} s") from None
             reporter.cancel()
             await service.download_progress(job_id, fetched.size, fetched.size, write=False)
             info = await probe_untrusted(self.probe_command, fetched.path, self.settings.probe_timeout_s,
                                          self.settings.max_duration_s)
+            try:
+                minutes = trimmed_minutes(info.duration, options.to_json())
+                await self.plans.check_minutes(user_id, admission.plan, minutes)
+            except Forbidden as exc:
+                raise PermanentError(exc.message) from None
             ext = container_ext(info)
             name = display_name(fetched.title.replace("/", " ")) if fetched.title else "video"
             if not name.lower().endswith(f".{ext}"):
                 name = f"{name[:250]}.{ext}"
-            await service.finish_download(job_id, fetched.path, name, fetched.size, ext)
+            await self.plans.reserve(job_id, user_id, minutes)
+            if not await service.finish_download(job_id, fetched.path, name, fetched.size, ext):
+                await self.plans.forget(job_id)
         except PermanentError as exc:  # refused, HTTP error, timeout, too large, not a video
             log.info("download failed: %s", exc.message, extra={"job_id": job_id})
             await service.fail_download(job_id, exc.message)
@@ -169,7 +181,7 @@ def _name_from_url(url: str) -> str:
     return display_name(segment) if segment else "video"
 
 
-async def submit_url(app: web.Application, principal: Principal, url: str, options: ProcessOptions) -> JobRecord:
+async def submit_url(app: AppState, principal: Principal, url: str, options: ProcessOptions) -> JobRecord:
     """A job for ``principal`` that downloads ``url`` and then runs with ``options``: what
     POST /api/upload/url does once its body is read (the MCP server's create_clips too).
 
@@ -178,6 +190,8 @@ async def submit_url(app: web.Application, principal: Principal, url: str, optio
     downloads = app[DOWNLOADS]
     if not service.ready:
         raise ServiceUnavailable("the processing pipeline is not running")
+    admission = await admit(app, principal.user_id, options)  # 403 plan, 400 webhookUrl
+    await app[PLANS_KEY].check_minutes_left(principal.user_id, admission.plan)  # the length is known later
     target = downloads.policy.check_url(url)  # UrlRefused (400): scheme, userinfo, port, IP literal
     try:  # a name whose addresses are refused is decided now; connect time checks again
         await asyncio.wait_for(resolve_checked(downloads.policy, target, Pins(), downloads.resolver),
@@ -188,7 +202,7 @@ async def submit_url(app: web.Application, principal: Principal, url: str, optio
         raise BadRequest(f"could not resolve the host {target.host}") from None
     downloads.check_capacity(principal.user_id)
     job = await service.create_download(principal.user_id, url, _name_from_url(url), options)
-    downloads.start(job.id, url, principal.user_id)
+    downloads.start(job.id, url, principal.user_id, admission, options)
     return job
 
 
@@ -206,18 +220,22 @@ async def upload_url(request: web.Request) -> web.Response:
         raise BadRequest('options must be a JSON object, e.g. {"numClips": 3}')
     options = ProcessOptions.from_json(raw_options or {})  # InvalidOptions (400) names the field
     job = await submit_url(request.config_dict, principal, url.strip(), options)
-    return web.json_response({
+    body = {
         "jobId": job.id,
         "originalName": job.original_name,
         "sizeBytes": job.size_bytes,
         "status": job.status.value,
         "wsUrl": f"/ws?jobId={job.id}",
         "options": options.to_json(),
-    })
+    }
+    if secret := await record_job(request.config_dict, job.id, principal.user_id, options, None):
+        body["webhookSecret"] = secret  # the account's signing secret, created for this job: shown once
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application, resolver: AbstractResolver | None = None) -> None:
-    downloads = Downloads(app[SERVICE], app[SETTINGS], app[PROBE_COMMAND], resolver)
+    downloads = Downloads(app[SERVICE], app[SETTINGS], app[PROBE_COMMAND], app[PLANS_KEY], resolver)
     app[DOWNLOADS] = downloads
+    app[WEBHOOK_TARGETS] = (downloads.policy, resolver)  # webhook receivers pass the same policy
     app.on_shutdown.append(downloads.close)
     app.router.add_post("/api/upload/url", upload_url)

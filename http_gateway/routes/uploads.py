@@ -23,11 +23,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.options import ProcessOptions
 from engine.types import MediaInfo
+from http_gateway.admission import admit, check_source_minutes, record_job
 from http_gateway.auth import require_user
 from http_gateway.bodies import loads, receiving
 from http_gateway.config import SERVICE, SETTINGS
 from http_gateway.errors import BadRequest, PayloadTooLarge
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
+from http_gateway.plans import PLANS_KEY, Plan
 from http_gateway.ratelimit import ConcurrencyCap
 
 CHUNK = 256 * 1024
@@ -60,17 +62,19 @@ def container_ext(info: MediaInfo) -> str:
     return "mp4"
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def _too_large(limit: int, plan: Plan | None = None) -> PayloadTooLarge:
+    if plan is not None and limit == plan.max_upload_bytes:
+        return PayloadTooLarge(f"upload too large: your plan ({plan.name}) allows {limit} bytes")
     return PayloadTooLarge(f"upload too large: the limit is {limit} bytes")
 
 
-async def _save_video(part: BodyPartReader, path: Path, limit: int) -> int:
+async def _save_video(part: BodyPartReader, path: Path, limit: int, plan: Plan | None = None) -> int:
     size = 0
     with path.open("wb") as out:
         while chunk := await part.read_chunk(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, plan)
             # a blocking write of 256 KiB is short; a thread per chunk would cost more than it saves
             out.write(chunk)
     return size
@@ -91,8 +95,12 @@ async def _read_options(part: BodyPartReader) -> dict[str, Any]:
     return data
 
 
-async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int | None, str, dict[str, Any]]:
-    """(video bytes or None when absent, display name, raw options) from the multipart body."""
+async def _read_form(request: web.Request, path: Path, limit: int,
+                     plan: Plan | None = None) -> tuple[int | None, str, dict[str, Any]]:
+    """(video bytes or None when absent, display name, raw options) from the multipart body.
+
+    The plan's checks need the options, so an options part that comes first is checked before
+    the video is read (browsers and the CLI send it first); one after the video, once it is in."""
     size: int | None = None
     name = "upload"
     raw_options: dict[str, Any] = {}
@@ -103,9 +111,12 @@ async def _read_form(request: web.Request, path: Path, limit: int) -> tuple[int 
                 raise BadRequest("nested multipart bodies are not accepted")
             if part.name == "video" and size is None:
                 name = display_name(part.filename)
-                size = await _save_video(part, path, limit)
+                size = await _save_video(part, path, limit, plan)
             elif part.name == "options":
                 raw_options = await _read_options(part)
+                if size is None and plan is not None:  # before the video: refuse it before it is sent
+                    request.config_dict[PLANS_KEY].check_clips(
+                        plan, ProcessOptions.from_json(raw_options).num_clips)
             else:
                 await part.release()  # unknown fields are read past, not stored
     except (ValueError, AssertionError, HttpProcessingError):  # aiohttp's parser on a malformed body/part header
@@ -123,9 +134,10 @@ async def upload(request: web.Request) -> web.Response:
 async def _upload(request: web.Request, user_id: str) -> web.Response:
     settings = request.config_dict[SETTINGS]
     service = request.config_dict[SERVICE]
-    limit = settings.max_upload_bytes
+    plan = await request.config_dict[PLANS_KEY].plan_of(user_id)
+    limit = request.config_dict[PLANS_KEY].upload_limit(plan)
     if request.content_length is not None and request.content_length > limit + MULTIPART_SLACK:
-        raise _too_large(limit)
+        raise _too_large(limit, plan)
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("video file required (send multipart/form-data with a 'video' file field)")
     # refuse before the client spends an upload on a queue that cannot take it
@@ -135,24 +147,29 @@ async def _upload(request: web.Request, user_id: str) -> web.Response:
     path = service.uploads_dir / f"{secrets.token_hex(16)}.part"
     try:
         async with receiving(request, idle_s=settings.upload_idle_timeout_s):
-            size, name, raw_options = await _read_form(request, path, limit)
+            size, name, raw_options = await _read_form(request, path, limit, plan)
         if size is None:
             raise BadRequest("video file required")
         options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
+        admission = await admit(request.config_dict, user_id, options)  # 403 plan, 400 webhookUrl
         # InvalidMedia (400) when it is not a usable video, a media bomb, or too long
         info = await probe_untrusted(request.config_dict[PROBE_COMMAND], path, settings.probe_timeout_s,
                                      settings.max_duration_s)
+        minutes = await check_source_minutes(request.config_dict, user_id, admission, info.duration, options)
         job = await service.submit(user_id, path, name, size, options, container_ext(info))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return web.json_response({
+    body = {
         "jobId": job.id,
         "originalName": job.original_name,
         "sizeBytes": job.size_bytes,
         "wsUrl": f"/ws?jobId={job.id}",
         "options": options.to_json(),
-    })
+    }
+    if secret := await record_job(request.config_dict, job.id, user_id, options, minutes):
+        body["webhookSecret"] = secret  # the account's signing secret, created for this job: shown once
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,12 +62,43 @@ def test_cuda_backend_request_without_a_gpu_is_refused(media_dir, tmp_path):
 
 
 @pytest.mark.slow
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Records each POST (headers, body) and answers 200."""
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_process_writes_clips_and_prints_a_summary(media_dir, tmp_path):
-    r = clipora("process", str(media_dir / "face_static.mp4"), "-o", "out", "--mode", "none",
-                "--trim-end", "3", "--caption-preset", "karaoke", "--aspect-ratio", "1:1", tmp=tmp_path)
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = receiver.server_address[1]
+    secret = "whsec_" + base64.b64encode(b"c" * 24).decode()
+    try:
+        r = clipora("process", str(media_dir / "face_static.mp4"), "-o", "out", "--mode", "none",
+                    "--trim-end", "3", "--caption-preset", "karaoke", "--aspect-ratio", "1:1",
+                    "--webhook-url", f"http://127.0.0.1:{port}/hook", "--webhook-secret", secret, tmp=tmp_path,
+                    CLIPORA_URL_ALLOWLIST="127.0.0.1", CLIPORA_URL_PORTS=f"80,443,{port}")
+    finally:
+        receiver.shutdown()
     assert r.returncode == 0, r.stderr
+    # the job's end, signed with the given secret (Standard Webhooks), once
+    [(headers, body)] = _Receiver.got
+    event = Webhook(secret).verify(body, headers)
+    assert event["type"] == "job.completed" and event["data"]["clipCount"] == 1
+    assert event["data"]["manifestUrl"] == (tmp_path / "out" / "manifest.json").resolve().as_uri()
+    assert "webhook job.completed delivered" in r.stderr
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["clip_01.ass", "clip_01.jpg", "clip_01.mp4", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["clip_01.ass", "clip_01.jpg", "clip_01.mp4", "clip_01.srt",
+                                                      "clip_01.vtt", "manifest.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["clips"][0]["aspectRatio"] == "1:1"
     assert manifest["options"]["captionPreset"] == "karaoke"

@@ -22,8 +22,18 @@ def test_defaults_match_the_api_reference():
         "trimStart": 0.0,
         "trimEnd": None,
         "layout": "auto",
+        "webhookUrl": None,  # beyond the reference: no webhook unless asked for
     }
     assert CLIP_LENGTH_RANGES == {"short": (3, 15), "medium": (20, 45), "long": (45, 90)}
+
+
+@pytest.mark.parametrize("url", ["", "ftp://example.com/x", "example.com/hook", "https://", "http://a b.com/",
+                                 "https://x.example/" + "a" * 2048, 42])
+def test_webhook_url_must_be_an_http_url(url):
+    with pytest.raises(InvalidOptions) as err:
+        ProcessOptions.from_json({"webhookUrl": url})
+    assert err.value.field == "webhookUrl" and "http(s) URL" in err.value.message
+    assert ProcessOptions.from_json({"webhookUrl": "HTTPS://hooks.example.com/clips?x=1"}).webhook_url
 
 
 def test_json_camel_case_round_trip():

@@ -31,7 +31,7 @@ def store(db) -> AccountStore:
 
 async def test_create_user_hashes_with_argon2id_and_normalises_email(store, db):
     user = await store.create_user("  Alice.Smith@Example.COM ", GOOD)
-    assert user.email == "alice.smith@example.com" and user.plan == "free"
+    assert user.email == "alice.smith@example.com" and user.plan is None  # the install default plan
     async with db.session() as s:
         row = await s.get(User, user.id)
     assert row.password_hash.startswith("$argon2id$") and GOOD not in row.password_hash

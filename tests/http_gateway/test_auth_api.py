@@ -105,7 +105,7 @@ async def test_signup_me_logout(client):
     resp = await signup(client)
     assert resp.status == 201
     body = await resp.json()
-    assert body["user"]["email"] == "ann@example.com" and body["user"]["plan"] == "free"
+    assert body["user"]["email"] == "ann@example.com" and body["user"]["plan"] == "business"
     assert resp.headers["Cache-Control"] == "no-store"
     me = await client.get("/api/auth/me")
     assert me.status == 200

@@ -105,7 +105,9 @@ function readOptions() {
     else if (kind === "integer" || kind === "number") {
       if (el.value.trim() === "" && el.dataset.nullable) extra[el.dataset.option] = null;
       else if (el.value.trim() !== "") extra[el.dataset.option] = Number(el.value);
-    } else extra[el.dataset.option] = el.value;
+    } else if (el.value.trim() !== "") extra[el.dataset.option] = el.value.trim();
+    else if (el.dataset.nullable) extra[el.dataset.option] = null; // an empty text field: not set
+    else extra[el.dataset.option] = "";
   }
   return {
     options: {
@@ -215,6 +217,10 @@ form.addEventListener("submit", async (event) => {
     chosen.hidden = true;
     dropzone.classList.remove("has-file");
     $("#upload-progress").hidden = true;
+    if (created.webhookSecret) { // the account's signing secret, made for this job: shown this once
+      $("#webhook-secret-value").textContent = created.webhookSecret;
+      $("#webhook-secret").hidden = false;
+    }
     upsert({ id: created.jobId, originalName: created.originalName || url, status: created.status || "queued", progress: 0,
       stage: "", message: "", createdAt: Date.now(), clipCount: 0, posterUrl: null });
     follow(created.jobId);
