@@ -73,6 +73,12 @@ class Ear:
                                         condition_on_previous_text=False)
         return tokens(" ".join(s.text for s in segs))
 
+    def text(self, path: Path | str) -> str:
+        """What the model says a media file says, as text with its punctuation."""
+        segs, _ = self.model.transcribe(self.samples(path), language="en", vad_filter=True, beam_size=1,
+                                        temperature=0.0, condition_on_previous_text=False)
+        return " ".join(s.text.strip() for s in segs)
+
     def words(self, path: Path | str, spans: Sequence[tuple[float, float]] | None = None) -> set[str]:
         """What the model hears in a media file, or in the given spans of it played back to back."""
         return self.hear(self.samples(path, spans))

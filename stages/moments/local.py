@@ -37,7 +37,10 @@ from stages.moments.text import (
     TfIdf,
     dominant_emotion,
     emotion_intensity,
+    hashtags_from,
+    hook_from,
     hook_strength,
+    phrased,
     split_sentences,
     title_from,
     topic_segments,
@@ -173,15 +176,15 @@ def extractive_metadata(sentences: Sequence[Sentence], tfidf: TfIdf, score: floa
     joined = " ".join(texts)
     if not texts:
         return ClipMetadata("Untitled moment", "", "", "calm", (), round(score, 1))
-    hook = max(texts[:2], key=hook_strength)
+    hook = hook_from(texts)
     statements = [t for t in texts if not t.endswith("?") and t != hook] or texts
     insight = max(statements, key=lambda t: sum(tfidf.vector(t).values()))
     return ClipMetadata(
-        title=title_from(texts, tfidf),
-        viral_hook=shorten(hook, 120),
+        title=title_from([phrased(s) for s in sentences], tfidf),  # pauses mark where a phrase may end
+        viral_hook=hook,
         key_insight=shorten(insight, 160),
         dominant_emotion=dominant_emotion(joined),
-        hashtags=tuple(tfidf.keywords(joined, 5)),
+        hashtags=hashtags_from(joined, tfidf),
         viral_score=round(score, 1),
     )
 

@@ -89,6 +89,23 @@ class Sentence:
         return " ".join(w.text for w in self.words)
 
 
+#: a pause this long inside a sentence is a phrase boundary, where a title may end
+PHRASE_PAUSE = 0.25
+
+
+def phrased(sentence: Sentence, pause_s: float = PHRASE_PAUSE) -> str:
+    """The sentence's text with its pauses marked as phrase boundaries (``PAUSE_MARK`` after a word
+    followed by a pause of ``pause_s`` or more): the ASR often writes no comma ("And so my fellow
+    Americans ask not ..."), but the speaker's pauses say where the phrases are."""
+    ws = sentence.words
+    out = []
+    for i, w in enumerate(ws):
+        out.append(w.text)
+        if i + 1 < len(ws) and ws[i + 1].start - w.end >= pause_s and not w.text.endswith((",", ";", ":")):
+            out.append(PAUSE_MARK)
+    return " ".join(out)
+
+
 def split_sentences(words: Sequence[Word], max_len: float) -> list[Sentence]:
     """Sentences on punctuation or long pauses; sentences longer than ``max_len`` are split
     further at commas or the longest pauses, so every unit can fit inside a clip."""
@@ -221,25 +238,133 @@ class TfIdf:
         return [surface[s].most_common(1)[0][0] for s in ranked[:k]]
 
 
-def title_from(sentences: Sequence[str], tfidf: TfIdf, max_words: int = 8) -> str:
-    """The most keyword-dense short sentence, cut at a word boundary, capitalised.
+TITLE_MAX_CHARS = 60
+HOOK_MAX_CHARS = 120
+#: a phrase never ends on these: articles and determiners, prepositions, conjunctions, auxiliaries
+#: (a title reads unfinished: "… the Treasury of", "… and the"); object pronouns may end one ("… for you")
+_DANGLING = frozenset(
+    """a an the this that these those my your our their its some any each every no
+    about above across after against along amid among around at before behind below beneath beside
+    besides between beyond by despite down during except for from in including inside into like near
+    of off on onto out outside over past per plus since than through throughout till to toward towards
+    under until unto up upon versus via with within without
+    and but or nor so yet because although though while whereas if unless whether as which who whom
+    whose when where how why what
+    is are was were be been being am do does did have has had will would shall should can could may
+    might must very just really not also even""".split())
+#: words that start a new phrase (prepositions, conjunctions, relatives): a title with no clause
+#: short enough may be cut just before one
+_PHRASE_STARTERS = frozenset(
+    """about above across after against along amid among around at before behind below beneath beside
+    besides between beyond by despite during except for from in including inside into near of off on
+    onto outside over past per since through throughout till to toward towards under until unto upon
+    versus via with within without and but or nor so yet because although though while whereas if
+    unless whether which who whom whose when where""".split())
+#: words a phrase does not start with: they join it to what came before ("and", "so", "but")
+_LEADING = frozenset("and but so or then also because um uh well like".split())
+#: where phrased() marks a pause (split on like a comma, never part of a title)
+PAUSE_MARK = "\u2016"
+_CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+[—–-]{1,2}\s+|\s*\u2016\s*")
 
-    A cut title never ends on a function word ("... within a" becomes "... offers").
-    """
+
+def _clauses(sentence: str) -> list[str]:
+    """The sentence's clauses: split after , ; : and at dashes (the phrase boundaries there are)."""
+    return [c.strip() for c in _CLAUSE_BREAK.split(sentence.strip()) if c.strip()]
+
+
+def _tidy(phrase: str) -> str:
+    """The phrase without its closing punctuation or a leading conjunction."""
+    words = phrase.strip().rstrip(".?!,;:…—–- ").split()
+    while len(words) > 2 and words[0].lower().strip(",") in _LEADING:
+        words.pop(0)
+    return " ".join(words).rstrip(",;:")
+
+
+def _complete(phrase: str, min_words: int = 3) -> bool:
+    words = phrase.split()
+    return (len(words) >= min_words and len(phrase) <= TITLE_MAX_CHARS
+            and words[-1].lower().strip(",;:'\"") not in _DANGLING and any(c.isalpha() for c in phrase))
+
+
+def title_candidates(sentence: str) -> list[tuple[str, str]]:
+    """(phrase, kind) for every complete phrase of ``sentence`` that could be a title: the whole
+    sentence, or runs of whole clauses (kind "sentence", "opening" for runs from its start, "clause")."""
+    clauses = _clauses(sentence)
+    out: list[tuple[str, str]] = []
+    for i in range(len(clauses)):
+        for j in range(i + 1, len(clauses) + 1):
+            phrase = _tidy(" ".join(clauses[i:j]))
+            if len(phrase) > TITLE_MAX_CHARS:
+                break
+            kind = "sentence" if (i, j) == (0, len(clauses)) else "opening" if i == 0 else "clause"
+            if _complete(phrase):
+                out.append((phrase, kind))
+    return out
+
+
+def _cut_at_boundary(sentence: str) -> str:
+    """A sentence with no short enough clause: its longest opening that ends just before a word that
+    starts a phrase (a preposition, conjunction or relative) and not on a function word."""
+    words = [w for w in _tidy(sentence).split() if w != PAUSE_MARK]
+    best = ""
+    for k in range(3, len(words)):
+        head = " ".join(words[:k]).rstrip(",;:")
+        if len(head) > TITLE_MAX_CHARS:
+            break
+        if words[k].lower().strip(",;:") in _PHRASE_STARTERS and _complete(head):
+            best = head
+    if best:
+        return best
+    while words and (len(" ".join(words)) > TITLE_MAX_CHARS or words[-1].lower().strip(",;:") in _DANGLING):
+        words.pop()
+    return " ".join(words).rstrip(",;:")
+
+
+def title_from(sentences: Sequence[str], tfidf: TfIdf) -> str:
+    """A title of at most 60 characters that is a complete phrase of the clip: the whole sentence or
+    the run of clauses richest in the clip's keywords, ending at a phrase boundary (never on "the",
+    "of", "and", "to" …), first letter capitalised."""
     if not sentences:
         return "Untitled moment"
+    keys = set(tfidf.keywords(" ".join(sentences), 6))
+    kind_bonus = {"sentence": 0.8, "opening": 0.3, "clause": 0.2}
 
-    def density(s: str) -> float:
-        n = len(tokens(s))
-        return sum(tfidf.vector(s).values()) / (1 + n**0.5) - 0.15 * max(0, n - max_words)
+    def merit(phrase: str, kind: str, position: int) -> float:
+        """Keyword density and coverage, a whole thought over a fragment, and length up to ~45
+        characters (a two-word title says little); earlier sentences win ties."""
+        n = len(tokens(phrase))
+        weight = sum(tfidf.vector(phrase).values()) / (1 + n ** 0.5)
+        covered = len(keys & set(tokens(phrase)))
+        return (weight + 0.6 * covered + kind_bonus[kind] + 0.8 * min(len(phrase), 45) / 45
+                - 0.05 * position)
 
-    words = max(sentences, key=density).rstrip(".?!,;: ").split()
-    if len(words) > max_words:
-        words = words[:max_words]
-        while len(words) > 3 and words[-1].lower().strip(",;:") in STOPWORDS:
-            words.pop()
-    text = " ".join(words).rstrip(",;:")
-    return text[:1].upper() + text[1:] if text else "Untitled moment"
+    scored = [(merit(p, k, i), p) for i, s in enumerate(sentences) for p, k in title_candidates(s)]
+    if scored:
+        text = max(scored)[1]
+    else:
+        text = _cut_at_boundary(max(sentences, key=lambda s: sum(tfidf.vector(s).values()))) or "Untitled moment"
+    text = " ".join(text.replace(PAUSE_MARK, " ").split())
+    return text[:1].upper() + text[1:]
+
+
+def hook_from(sentences: Sequence[str]) -> str:
+    """The viral hook: a whole sentence of the clip (never cut), the strongest opener among the first
+    three that fit in 120 characters, else the clip's shortest sentence."""
+    whole = [s.strip() for s in sentences if s.strip()]
+    if not whole:
+        return ""
+    fitting = [s for s in whole[:3] if len(s) <= HOOK_MAX_CHARS] or [s for s in whole if len(s) <= HOOK_MAX_CHARS]
+    if not fitting:
+        return min(whole, key=len)
+    return max(fitting, key=lambda s: (hook_strength(s), -whole.index(s)))
+
+
+def hashtags_from(text: str, tfidf: TfIdf, k: int = 5) -> tuple[str, ...]:
+    """Lower-case keywords that occur in ``text`` as words (letters only), best first."""
+    present = set(tokens(text))
+    tags = [t.lower() for t in tfidf.keywords(text, k * 2)
+            if t.isalpha() and t.lower() in present and t.lower() not in _DANGLING]
+    return tuple(dict.fromkeys(tags))[:k]
 
 def _add(vectors: Sequence[dict[str, float]]) -> dict[str, float]:
     out: Counter[str] = Counter()

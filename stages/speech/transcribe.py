@@ -18,6 +18,7 @@ from engine.errors import PermanentError
 from engine.stage import Resources, Stage, StageContext
 from engine.types import AnalysisAudio, Transcript, Word
 from stages.media import AudioFile
+from stages.speech.tokens import join_split_tokens
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
                     words.append(Word(round(start, 3), round(end, 3), text, round(float(w.probability), 3)))
                 ctx.progress((a / rate + float(seg.end)) / total, f"{len(words)} words")
                 ctx.check_cancelled()
-        words = _monotonic(words)
+        words = join_split_tokens(_monotonic(words))  # "1" ",000" -> "1,000", "self" "-starter", "90" "%"
         ctx.progress(1.0, f"{len(words)} words")
         return Transcript(words=tuple(words), language=language, audio_duration=total)
 
