@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim-end", help="ignore the source after this many seconds")
     p.add_argument("--remove-ai-voice", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--auto-hook", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--remove-silence", action=argparse.BooleanOptionalAction, default=None,
+                   help="shorten pauses longer than --silence-threshold (default off)")
+    p.add_argument("--silence-threshold", help="seconds; longer pauses are shortened (default 0.6)")
+    p.add_argument("--remove-fillers", action=argparse.BooleanOptionalAction, default=None,
+                   help='cut "um", "uh" and stand-alone "you know", "like", "I mean" (default off)')
     p.add_argument("--layout", help="auto (default) | follow (crop on the active speaker) | split (9:16: two "
                    "speakers stacked)")
     p.add_argument("--webhook-url", help="POST a signed job.completed / job.failed event here when the job ends "
@@ -110,7 +115,8 @@ def _add_server_commands(sub: Any) -> None:
 
 _OPTION_FLAGS = (
     "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
-    "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout", "webhook_url",
+    "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout", "webhook_url", "remove_silence",
+    "silence_threshold", "remove_fillers",
 )
 
 

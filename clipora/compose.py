@@ -152,7 +152,8 @@ def job_graph(st: StageSet) -> JobGraph:
     analysis = (
         Step("probe", st.probe, lambda s: ProbeRequest(s.job.source), weight=1),
         Step("audio", st.audio, lambda s: AudioRequest(s["probe"], *_span(s)), weight=3),
-        Step("transcribe", st.transcribe, lambda s: TranscribeRequest(s["audio"].audio), weight=18),
+        Step("transcribe", st.transcribe,
+             lambda s: TranscribeRequest(s["audio"].audio, disfluencies=s.options.remove_fillers), weight=18),
         Step("diarize", st.diarize, lambda s: DiarizeRequest(s["audio"].audio, s["transcribe"]), weight=3),
         Step("host", st.host, lambda s: HostRequest(s["audio"].audio, _labelled(s), s["diarize"], s.options.genre),
              weight=1),

@@ -72,6 +72,12 @@ class ProcessOptions(BaseModel):
         "two speakers when both are on screen; auto = follow.",
     )
 
+    remove_silence: bool = Field(False, description="Shorten pauses longer than silenceThreshold to ~0.15 s "
+                                 "(frame-aligned cuts, audio crossfaded); clip lengths count the result.")
+    silence_threshold: float = Field(0.6, ge=0.2, le=10.0, description="Pauses longer than this (s) are "
+                                     "shortened when removeSilence is on.")
+    remove_fillers: bool = Field(False, description='Cut "um", "uh", "erm", "hmm" and, where they stand alone '
+                                 'between pauses, "you know", "like", "I mean".')
     webhook_url: str | None = Field(
         None, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
         description="POST job.completed / job.failed here when the job ends, signed (Standard Webhooks) "
@@ -120,7 +126,7 @@ class ProcessOptions(BaseModel):
 
 
 _INT_FIELDS = frozenset({"num_clips"})
-_FLOAT_FIELDS = frozenset({"trim_start", "trim_end"})
+_FLOAT_FIELDS = frozenset({"trim_start", "trim_end", "silence_threshold"})
 
 
 def _from_cli(name: str, value: Any) -> Any:
@@ -152,6 +158,9 @@ _ALLOWED: dict[str, str] = {
     "trimStart": "a finite number of seconds >= 0",
     "trimEnd": "a finite number of seconds greater than trimStart, or null",
     "layout": '"auto", "follow" or "split"',
+    "removeSilence": "true or false",
+    "silenceThreshold": "a number of seconds from 0.2 to 10",
+    "removeFillers": "true or false",
     "webhookUrl": "an http(s) URL of at most 2048 characters, or null",
 }
 

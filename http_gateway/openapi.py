@@ -140,8 +140,9 @@ def _schemas() -> dict[str, Any]:
                 "scoreBreakdown": {"type": "object", "additionalProperties": {"type": "number"},
                                    "description": "the score's parts (hook, completeness, energy, relevance, …)"},
                 "segments": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
-                             "description": "source [start, end] pieces that play, when the host's turns "
-                                            "were cut out (removeAiVoice); absent otherwise"},
+                             "description": "source [start, end] pieces that play, when something was cut "
+                                            "out (the host's turns: removeAiVoice; pauses: removeSilence; "
+                                            "fillers: removeFillers); absent otherwise"},
                 "framing": {"type": "object", "description": "how the camera framed the clip: layout "
                             "(single, follow or split) and per speaker the linked faceTrack and confidence"}}},
         "Manifest": {"type": "object", "required": ["jobId", "duration", "clipCount", "clips"],

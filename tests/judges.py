@@ -66,22 +66,18 @@ class Ear:
 
         self.model = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8", cpu_threads=threads)
 
-    def hear(self, audio: np.ndarray) -> set[str]:
+    def hear(self, audio: np.ndarray, prompt: str | None = None) -> set[str]:
+        """The words heard; ``prompt`` (e.g. one with fillers) is the context the model starts from."""
         if len(audio) < RATE // 10:
             return set()
         segs, _ = self.model.transcribe(audio, language="en", vad_filter=True, beam_size=1, temperature=0.0,
-                                        condition_on_previous_text=False)
+                                        condition_on_previous_text=False, initial_prompt=prompt)
         return tokens(" ".join(s.text for s in segs))
 
-    def text(self, path: Path | str) -> str:
-        """What the model says a media file says, as text with its punctuation."""
-        segs, _ = self.model.transcribe(self.samples(path), language="en", vad_filter=True, beam_size=1,
-                                        temperature=0.0, condition_on_previous_text=False)
-        return " ".join(s.text.strip() for s in segs)
-
-    def words(self, path: Path | str, spans: Sequence[tuple[float, float]] | None = None) -> set[str]:
+    def words(self, path: Path | str, spans: Sequence[tuple[float, float]] | None = None,
+              prompt: str | None = None) -> set[str]:
         """What the model hears in a media file, or in the given spans of it played back to back."""
-        return self.hear(self.samples(path, spans))
+        return self.hear(self.samples(path, spans), prompt)
 
     @staticmethod
     def samples(path: Path | str, spans: Sequence[tuple[float, float]] | None = None) -> np.ndarray:

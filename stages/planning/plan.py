@@ -1,7 +1,9 @@
 """plan: the analysis phase's last step - the chosen moments become the job's JobPlan.
 
-Per clip: the window, the kept source segments once an interview host's turns are cut out
-(``removeAiVoice``), the caption words on the clip's timeline, and the speaker-labelled words
+Per clip: the window, the kept source segments once an interview host's turns, fillers
+(``removeFillers``) and long pauses (``removeSilence``) are cut out (one splice, ``plan_edits``;
+with fillers or pauses cut, a window is extended over the words after it until the spliced clip
+is as long as its clipLength range asks), the caption words on the clip's timeline, and the speaker-labelled words
 that active-speaker framing follows; per job: the output geometry and frame rate, the notes,
 and the interview analysis the manifest reports. Everything a worker needs to make one clip.
 """
@@ -26,7 +28,7 @@ from engine.types import (
 )
 from stages.framing import is_split_aspect, output_geometry
 from stages.output import output_rate, speaker_analysis
-from stages.speech import MIN_CONFIDENCE, Segment, clip_words, plan_segments, spliced_duration
+from stages.speech import MIN_CONFIDENCE, Segment, clip_words, plan_edits, spliced_duration
 
 
 def trim_span(media: MediaInfo, options: ProcessOptions) -> tuple[float, float]:
@@ -60,28 +62,50 @@ def without_speaker(transcript: Transcript, speaker: str | None) -> Transcript:
                       transcript.audio_duration)
 
 
-def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker: str | None, fps: float,
-                 options: ProcessOptions) -> tuple[MomentSelection, list[tuple[Segment, ...]]]:
-    """Each moment's kept source segments once ``cut_speaker``'s turns are cut out.
+def edits_for(options: ProcessOptions, cut_speaker: str | None) -> dict[str, object]:
+    """plan_edits' keyword arguments for these options."""
+    return {"host": cut_speaker, "silence_s": options.silence_threshold if options.remove_silence else None,
+            "fillers": options.remove_fillers}
 
-    A moment left with nothing (only the host spoke in it) is dropped; one that the cut makes
-    shorter than the clip-length range is kept, and the notes say so.
+
+def splices(options: ProcessOptions, cut_speaker: str | None) -> bool:
+    return cut_speaker is not None or options.remove_silence or options.remove_fillers
+
+
+def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker: str | None, fps: float,
+                 options: ProcessOptions, span: tuple[float, float] | None = None
+                 ) -> tuple[MomentSelection, list[tuple[Segment, ...]]]:
+    """Each moment's kept source segments once ``cut_speaker``'s turns, fillers and long pauses are
+    cut out (as the options ask).
+
+    A moment left with nothing (only the host spoke in it) is dropped. With fillers or pauses cut
+    (mode ai), a clip the cut makes shorter than its clipLength range is extended over the words
+    that follow it, up to the next clip or the end of ``span``, ending on a sentence end where one
+    is in range; one that still falls short is kept, and the notes say so.
     """
-    if cut_speaker is None:
-        return selection, [plan_segments(m.start, m.end, transcript.words, None, fps) for m in selection.moments]
-    lo = options.clip_length_range[0]
+    if not splices(options, cut_speaker):
+        return selection, [plan_edits(m.start, m.end, (), fps) for m in selection.moments]
+    lo, hi = options.clip_length_range
+    edits = edits_for(options, cut_speaker)
+    extend = options.mode == "ai" and (options.remove_silence or options.remove_fillers)
+    starts = sorted(m.start for m in selection.moments)
+    limit_end = span[1] if span else transcript.audio_duration
     kept: list[Moment] = []
     plans: list[tuple[Segment, ...]] = []
     notes = list(selection.notes)
     dropped = 0
     for m in selection.moments:
-        segments = plan_segments(m.start, m.end, transcript.words, cut_speaker, fps)
+        segments = plan_edits(m.start, m.end, transcript.words, fps, **edits)  # type: ignore[arg-type]
         if not segments:
             dropped += 1
             continue
+        if extend and spliced_duration(segments, fps) < lo - 1.0 / fps:
+            nxt = min((t for t in starts if t > m.start), default=limit_end)
+            m, segments = _extended(m, segments, transcript, fps, edits, lo, hi, min(nxt, limit_end))
         length = spliced_duration(segments, fps)
         if length < lo - 1.0 / fps:
-            notes.append(f"clip {len(kept) + 1} lasts {length:.1f} s once the host's turns are cut, "
+            what = "the host's turns are" if cut_speaker is not None and not extend else "pauses and fillers are"
+            notes.append(f"clip {len(kept) + 1} lasts {length:.1f} s once {what} cut, "
                          f"under the {options.clip_length} range's {lo:g} s")
         kept.append(m)
         plans.append(segments)
@@ -89,6 +113,30 @@ def splice_plans(selection: MomentSelection, transcript: Transcript, cut_speaker
         notes.append(f"{dropped} chosen moment{'s' if dropped > 1 else ''} held only the host's speech "
                      "and {} dropped".format("were" if dropped > 1 else "was"))
     return replace(selection, moments=tuple(kept), notes=tuple(notes)), plans
+
+
+def _extended(m: Moment, segments: tuple[Segment, ...], transcript: Transcript, fps: float,
+              edits: dict[str, object], lo: float, hi: float, limit: float) -> tuple[Moment, tuple[Segment, ...]]:
+    """The moment extended word by word (never past ``limit``) until its spliced length reaches ``lo``,
+    then on to the next sentence end while it stays within ``hi``."""
+    after = [w for w in transcript.words if w.start >= m.end - 1e-6 and w.end <= limit]
+    best = (m, segments)
+    reached = False
+    for w in after:
+        end = min(limit, w.end + 0.2)
+        cand = plan_edits(m.start, end, transcript.words, fps, **edits)  # type: ignore[arg-type]
+        length = spliced_duration(cand, fps)
+        if length > hi:
+            break
+        if length >= lo:
+            if not reached:
+                best, reached = (replace(m, end=end), cand), True
+            if w.text.endswith((".", "?", "!")):
+                best = (replace(m, end=end), cand)
+                break
+        else:
+            best = (replace(m, end=end), cand)
+    return best
 
 
 def layout_notes(options: ProcessOptions, geometry: OutputGeometry) -> tuple[str, ...]:
@@ -119,10 +167,10 @@ class ClipPlanStage(Stage[PlanRequest, JobPlan]):
         cut = speaker_to_cut(options, inputs.host)
         geometry = output_geometry(media.width, media.height, options.aspect_ratio)
         fps = float(output_rate(media))
-        selection, plans = splice_plans(inputs.selection, transcript, cut, fps, options)
+        selection, plans = splice_plans(inputs.selection, transcript, cut, fps, options, inputs.span)
         clips = []
         for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1):
-            spliced = cut is not None and (
+            spliced = splices(options, cut) and (
                 len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
             window = transcript.words_between(m.start, m.end)
             if spliced:

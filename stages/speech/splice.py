@@ -39,17 +39,65 @@ def plan_segments(start: float, end: float, words: Sequence[Word], host: str | N
     window was padded on the other speaker's words only) is cut too; none is left behind.
     An empty tuple means nothing but the host's speech was in the window.
     """
-    inside = [w for w in words if w.end > start and w.start < end]
-    if host is None or not any(w.speaker == host for w in inside):
+    if host is None or not any(w.speaker == host for w in words if w.end > start and w.start < end):
         return (_align(start, end, fps),)
+    return plan_edits(start, end, words, fps, host=host)
+
+
+#: a pause shortened by removeSilence keeps this much of itself (half each side of the cut)
+SILENCE_KEEP_S = 0.15
+#: fillers cut wherever they are
+FILLERS = frozenset({"um", "uh", "uhm", "umm", "erm", "er", "hmm", "hm", "mm", "mhm", "ah"})
+#: phrases cut only where they stand alone between pauses (elsewhere they carry meaning)
+LOOSE_FILLERS = (("you", "know"), ("i", "mean"), ("like",))
+#: the pause on both sides that makes a loose filler stand alone (or a comma the ASR wrote)
+STANDALONE_GAP_S = 0.2
+_STOPS = (",", ".", "?", "!", ";", ":")
+
+
+def _norm(text: str) -> str:
+    return text.lower().strip(".,?!;:…-\"'")
+
+
+def filler_flags(words: Sequence[Word]) -> list[bool]:
+    """Per word, whether removeFillers cuts it: a filler ("um", "uh", …) anywhere, and "you know",
+    "I mean", "like" where they stand alone: a pause (or a comma) before and after them."""
+    flags = [_norm(w.text) in FILLERS for w in words]
+    n = len(words)
+    for phrase in LOOSE_FILLERS:
+        k = len(phrase)
+        for i in range(n - k + 1):
+            if tuple(_norm(w.text) for w in words[i:i + k]) != phrase:
+                continue
+            before = i == 0 or words[i].start - words[i - 1].end >= STANDALONE_GAP_S \
+                or words[i - 1].text.endswith(_STOPS)
+            after = i + k == n or words[i + k].start - words[i + k - 1].end >= STANDALONE_GAP_S \
+                or words[i + k - 1].text.endswith(_STOPS)
+            if before and after:
+                flags[i:i + k] = [True] * k
+    return flags
+
+
+def plan_edits(start: float, end: float, words: Sequence[Word], fps: float, *, host: str | None = None,
+               silence_s: float | None = None, fillers: bool = False) -> tuple[Segment, ...]:
+    """Kept source segments of the window [start, end): ``host``'s turns cut out, fillers cut out
+    (``fillers``), pauses longer than ``silence_s`` shortened to ``SILENCE_KEEP_S`` (a leading or
+    trailing one to that much before the first word / after the last). One mechanism for the three:
+    a run of cut words is removed from just after the previous kept word (``PAD_S`` of silence stays)
+    to just before the next, so a cut lies in a pause and never clips a kept word. Segments start on
+    the frame grid and last whole frames (:func:`_align`); empty: nothing in the window is kept."""
+    inside = [w for w in words if w.end > start and w.start < end]
+    cut = [host is not None and w.speaker == host for w in inside]
+    if fillers:
+        cut = [c or f for c, f in zip(cut, filler_flags(inside), strict=True)]
     removed: list[Segment] = []
     i = 0
     while i < len(inside):
-        if inside[i].speaker != host:
+        if not cut[i]:
             i += 1
             continue
         j = i
-        while j + 1 < len(inside) and inside[j + 1].speaker == host:
+        while j + 1 < len(inside) and cut[j + 1]:
             j += 1
         hs, he = inside[i].start, inside[j].end
         prev_end = inside[i - 1].end if i > 0 else start
@@ -58,16 +106,30 @@ def plan_segments(start: float, end: float, words: Sequence[Word], host: str | N
         b = end if j + 1 == len(inside) else _between(next_start - PAD_S, he, next_start)
         removed.append((a, b))
         i = j + 1
+    kept_words = [w for w, c in zip(inside, cut, strict=True) if not c]
+    if silence_s is not None and kept_words:
+        half = SILENCE_KEEP_S / 2
+        if kept_words[0].start - start > silence_s:
+            removed.append((start, kept_words[0].start - SILENCE_KEEP_S))
+        for w0, w1 in zip(kept_words, kept_words[1:], strict=False):
+            # a pause between two kept words with nothing cut in it (a cut run keeps only its pads)
+            if w1.start - w0.end > silence_s and not any(w0.end <= w.start < w1.start for w in inside):
+                removed.append((w0.end + half, w1.start - half))
+        if end - kept_words[-1].end > silence_s:
+            removed.append((kept_words[-1].end + SILENCE_KEEP_S, end))
+    if not removed:
+        return (_align(start, end, fps),)
     kept: list[Segment] = []
     cursor = start
-    for a, b in removed:
+    for a, b in sorted(removed):
         if a > cursor:
             kept.append((cursor, a))
         cursor = max(cursor, b)
     if cursor < end:
         kept.append((cursor, end))
-    kept = [(a, b) for a, b in kept
-            if b - a >= MIN_SEGMENT_S and any(a <= _mid(w) < b and w.speaker != host for w in inside)]
+    # a piece plays when it holds a kept word; a host cut alone also drops slivers under MIN_SEGMENT_S
+    floor = MIN_SEGMENT_S if silence_s is None and not fillers else 0.0
+    kept = [(a, b) for a, b in kept if b - a >= floor and any(a <= _mid(w) < b for w in kept_words)]
     return tuple(_align(a, b, fps) for a, b in kept)
 
 

@@ -20,10 +20,16 @@ from engine.types import AnalysisAudio, Transcript, Word
 from stages.media import AudioFile
 from stages.speech.tokens import join_split_tokens
 
+#: Whisper leaves out "um" and "uh" unless its context already holds some: this prompt (said before
+#: the audio, never transcribed) makes it write them, with their own times, for removeFillers
+DISFLUENT_PROMPT = "Umm, let me think like, hmm... Okay, here's what I'm, like, thinking. Uh, so, um, yeah."
+
 
 @dataclass(frozen=True)
 class TranscribeRequest:
     audio: AnalysisAudio | None
+    #: transcribe fillers too ("um", "uh"): the words removeFillers cuts must be in the transcript
+    disfluencies: bool = False
 
 
 def default_model_path() -> Path:
@@ -89,6 +95,7 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
                 word_timestamps=True,
                 beam_size=1,
                 condition_on_previous_text=False,
+                initial_prompt=DISFLUENT_PROMPT if inputs.disfluencies else None,
             )
             language = info.language
             offset = inputs.audio.start + a / rate

@@ -22,7 +22,11 @@ def test_defaults_match_the_api_reference():
         "trimStart": 0.0,
         "trimEnd": None,
         "layout": "auto",
-        "webhookUrl": None,  # beyond the reference: no webhook unless asked for
+        # beyond the reference: nothing cut, no webhook, unless asked for
+        "removeSilence": False,
+        "silenceThreshold": 0.6,
+        "removeFillers": False,
+        "webhookUrl": None,
     }
     assert CLIP_LENGTH_RANGES == {"short": (3, 15), "medium": (20, 45), "long": (45, 90)}
 
