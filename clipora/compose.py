@@ -120,6 +120,10 @@ def _clip_file(s: Scope, ext: str) -> Path:
     return s.path(clip_name(s.clip_plan.index, ext))
 
 
+#: the graph's outputs' version (engine.graph.JobGraph.version): 2 = .srt/.vtt and cropPath per clip,
+#: words joined at transcription, removeSilence/removeFillers
+GRAPH_VERSION = "2"
+
 #: a clip unit's files, published into out/ together (the captions stage writes the last three)
 CLIP_FILES = ("mp4", "jpg", "ass", "srt", "vtt")
 
@@ -186,7 +190,7 @@ def job_graph(st: StageSet) -> JobGraph:
             _clip_file(s, "jpg")), weight=3, cache=False),
     )
     return JobGraph(analysis, clip, _clip_result, Step("manifest", st.manifest, _manifest, weight=1, cache=False),
-                    clips_weight=72)
+                    clips_weight=72, version=GRAPH_VERSION)
 
 
 # -- running it -----------------------------------------------------------------------------------

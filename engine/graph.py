@@ -107,6 +107,10 @@ class JobGraph:
     finalize: Step  # its result is the manifest (a dict); its stage writes manifest.json into its workdir
     #: progress weights: the analysis steps' own, then the clips phase and finalize
     clips_weight: float = 1.0
+    #: what the graph's steps make, as a version: part of every cache key, so a job retried after an
+    #: upgrade that changed a step's files or results (new caption files, joined words) recomputes
+    #: instead of reusing what an earlier build cached (bump it with such a change)
+    version: str = "1"
 
     def steps(self) -> Iterator[Step]:
         yield from self.analysis

@@ -73,7 +73,7 @@ class ProcessOptions(BaseModel):
     )
 
     remove_silence: bool = Field(False, description="Shorten pauses longer than silenceThreshold to ~0.15 s "
-                                 "(frame-aligned cuts, audio crossfaded); clip lengths count the result.")
+                                 "(frame-aligned cuts, audio crossfaded); the length range applies to the result.")
     silence_threshold: float = Field(0.6, ge=0.2, le=10.0, description="Pauses longer than this (s) are "
                                      "shortened when removeSilence is on.")
     remove_fillers: bool = Field(False, description='Cut "um", "uh", "erm", "hmm" and, where they stand alone '

@@ -172,7 +172,7 @@ class Pipeline:
               parts: int = 1, within: tuple[float, float] = (0.0, 1.0), settings: Settings | None = None) -> Any:
         self.ctx.check_cancelled()
         request = step.request(scope)
-        key = fingerprint(request) if cache is not None and step.cache else ""
+        key = fingerprint((self.graph.version, request)) if cache is not None and step.cache else ""
         where: dict[str, Any] = {"phase": phase, "part": part, "parts": parts, "within": within}
         if key:
             assert cache is not None
@@ -239,7 +239,7 @@ class Pipeline:
         folder = self.workdir / CLIPS_DIR / f"{clip.index:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         cache = StepCache(folder, job_scope.job.job_id)
-        key = fingerprint((clip, job_scope.job.options))
+        key = fingerprint((self.graph.version, clip, job_scope.job.options))
         done = cache.load("result", key)
         if isinstance(done, ClipResult) and all((folder / f).is_file() for f in done.files):
             for step, within in zip(self.graph.clip, self._clip_weights, strict=True):

@@ -225,6 +225,20 @@ def test_a_finished_clip_unit_is_not_redone_while_its_files_wait_to_be_published
     assert len(fakes.render.calls) == 4
 
 
+def test_a_cache_made_by_another_graph_version_is_recomputed(tmp_path, settings):
+    """A job retried after an upgrade that changed what the steps make reuses nothing of the old build."""
+    from dataclasses import replace
+
+    fakes = Fakes(clips=1)
+    fakes.manifest.fn = lambda r, c: (_ for _ in ()).throw(RetryableError("database away"))
+    with pytest.raises(RetryableError):
+        Worker(fakes.graph(), settings).run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    fakes.manifest.fn = Fakes._manifest.__get__(fakes)
+    upgraded = replace(fakes.graph(), version="2")
+    Worker(upgraded, settings).run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    assert (len(fakes.probe.calls), len(fakes.words.calls), len(fakes.render.calls)) == (2, 2, 2)
+
+
 def test_stages_are_set_up_once_per_worker_and_torn_down_when_it_stops(tmp_path, settings):
     fakes = Fakes()
     worker = Worker(fakes.graph(), settings)

@@ -71,7 +71,8 @@ def test_sign_up_key_upload_watch_play_download_revoke_logout(browser: Any, web_
     assert re.fullmatch(r"ck_live_[A-Za-z0-9_-]{43}", key), key
     assert page.get_by_text("You won't see it again").is_visible()
     row = page.locator("tr", has_text="ci laptop")
-    assert row.get_by_text("active").is_visible() and key[:12] in (row.text_content() or "")
+    row.get_by_text("active").wait_for()  # the list is re-read after the create: wait for its row
+    assert key[:12] in (row.text_content() or "")
     shoot(page, artifacts, "keys-created-desktop")
     assert api_get(base, "/api/jobs", key) == (200, {"jobs": []})
     page.reload()
