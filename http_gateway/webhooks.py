@@ -60,6 +60,7 @@ USER_AGENT = "Clipora-Webhooks/1.0"
 MAX_ERROR = 500
 SETTLE_BATCH = 50
 SEND_BATCH = 20
+RECENT_MS = 24 * 3600 * 1000  # after the first round, jobs that ended this long ago at most are looked at
 
 
 def new_secret() -> str:
@@ -215,6 +216,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._caught_up = False  # the first settle() looks at every ended job
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -268,15 +270,20 @@ class Notifier:
     # -- settling -------------------------------------------------------------------------------
 
     async def settle(self) -> int:
-        """Settle every ended job that is not yet; returns how many this call settled."""
+        """Settle every ended job that is not yet; returns how many this call settled.
+
+        The first call after start looks at every ended job (whatever ended while no gateway ran);
+        later ones at jobs that ended in the last day only, which keeps each round cheap."""
         done = 0
+        recent = self._caught_up
         while True:
+            ended = [JobRow.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
+                     ~exists().where(JobSettlement.job_id == JobRow.id)]
+            if recent:
+                ended.append(JobRow.finished_at >= now_ms() - RECENT_MS)
             async with self.db.session() as s:
-                rows = list(await s.scalars(
-                    select(JobRow).where(
-                        JobRow.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
-                        ~exists().where(JobSettlement.job_id == JobRow.id))
-                    .order_by(JobRow.finished_at).limit(SETTLE_BATCH)))
+                rows = list(await s.scalars(select(JobRow).where(*ended)
+                                            .order_by(JobRow.finished_at).limit(SETTLE_BATCH)))
             if not rows:
                 break
             for row in rows:
@@ -286,6 +293,7 @@ class Notifier:
         async with self.db.session() as s, s.begin():  # a job deleted before it ended uses nothing
             await s.execute(delete(UsageRecord).where(
                 UsageRecord.state == "reserved", ~exists().where(JobRow.id == UsageRecord.job_id)))
+        self._caught_up = True
         return done
 
     async def _settle_one(self, job: JobRecord) -> int:
@@ -341,8 +349,10 @@ class Notifier:
                     or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < t))
                 .order_by(WebhookDelivery.next_attempt_at).limit(SEND_BATCH)))
         claimed = [i for i in ids if await self._claim(i, t)]
-        if claimed:
-            await asyncio.gather(*(self._attempt(i) for i in claimed))
+        if claimed:  # one failing attempt (the database away) does not lose the others' records
+            for result in await asyncio.gather(*(self._attempt(i) for i in claimed), return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.error("webhook attempt not recorded: %s", result)
         return len(claimed)
 
     async def _claim(self, delivery_id: str, t: int) -> bool:
@@ -393,6 +403,15 @@ class Notifier:
                               last_error=f"given up after {n} attempts: {outcome.error}"[:MAX_ERROR])
             else:
                 values.update(next_attempt_at=t + wait_ms)
+        try:
+            await self._write_attempt(d, n, t, outcome, values, disable_endpoint)
+        except IntegrityError:  # the job (and its deliveries) was deleted while this one was in flight
+            return
+        log.info("webhook attempt", extra={"job_id": d.job_id, "delivery": d.id, "attempt": n,
+                                            "status": outcome.status, "outcome": values.get("status", "retry")})
+
+    async def _write_attempt(self, d: WebhookDelivery, n: int, t: int, outcome: Outcome, values: dict[str, Any],
+                             disable_endpoint: bool) -> None:
         async with self.db.session() as s, s.begin():
             s.add(WebhookAttempt(delivery_id=d.id, attempt=n, at=t, status_code=outcome.status,
                                  error=(outcome.error or "")[:MAX_ERROR] or None, duration_ms=outcome.duration_ms))
@@ -404,8 +423,6 @@ class Notifier:
                     WebhookDelivery.endpoint_id == d.endpoint_id, WebhookDelivery.status == "pending").values(
                     status="disabled", finished_at=t, next_attempt_at=None, updated_at=t,
                     last_error="the endpoint was disabled (410 Gone)"))
-        log.info("webhook attempt", extra={"job_id": d.job_id, "delivery": d.id, "attempt": n,
-                                            "status": outcome.status, "outcome": values.get("status", "retry")})
 
     async def deliveries_of(self, job_id: str) -> list[dict[str, Any]]:
         async with self.db.session() as s:
