@@ -162,7 +162,16 @@ def speaker_features(words: Sequence[Word], turns: Sequence[SpeakerTurn], sample
     return out
 
 
-def decide_host(features: dict[str, dict[str, float]], genre: str = "auto") -> HostDecision:
+#: a host found by its voice alone (it does not mainly ask questions) needs voices this well told
+#: apart (the diarizer's silhouette). Measured: two real or espeak speakers 0.29-0.38; one espeak
+#: voice split in two 0.24-0.27, whose halves can differ in synthetic score (0.65 vs 0.20), which
+#: would splice half of a single TTS narration out.
+MIN_VOICE_SEPARATION = 0.28
+
+
+def decide_host(features: dict[str, dict[str, float]], genre: str = "auto",
+                separation: float | None = None) -> HostDecision:
+    """``separation``: the diarizer's silhouette (None: not known, not checked)."""
     if len(features) < 2:
         return HostDecision(False, None, 0.0, 0.0, features, "fewer than two speakers")
     longest = max(f["turn_s"] for f in features.values()) or 1.0
@@ -186,6 +195,10 @@ def decide_host(features: dict[str, dict[str, float]], genre: str = "auto") -> H
     if f["questions"] < 0.5 and not (f["synthetic"] >= 0.6 and synthetic_lead >= 0.25):
         return HostDecision(False, None, 0.0, f["synthetic"], features,
                             "no speaker mainly asks questions or sounds synthetic")
+    if f["questions"] < 0.5 and separation is not None and separation < MIN_VOICE_SEPARATION:
+        return HostDecision(False, None, 0.0, f["synthetic"], features,
+                            f"{host} sounds synthetic but asks no questions, and the voices are not clearly "
+                            f"apart (separation {separation:.2f} < {MIN_VOICE_SEPARATION}): maybe one voice")
     reason = (f"{host} asks in {f['questions']:.0%} of sentences, has {f['share']:.0%} of the talk, "
               f"median turn {f['turn_s']:.1f} s, synthetic-voice score {f['synthetic']:.2f}")
     return HostDecision(True, host, confidence, f["synthetic"], features, reason)
@@ -210,6 +223,6 @@ class HostStage(Stage[HostRequest, HostDecision]):
         samples = AudioFile.of(inputs.audio) if inputs.audio is not None else None
         origin = inputs.audio.start if inputs.audio is not None else 0.0
         feats = speaker_features(inputs.transcript.words, inputs.diarization.turns, samples, origin)
-        decision = decide_host(feats, inputs.genre)
+        decision = decide_host(feats, inputs.genre, inputs.diarization.quality)
         ctx.progress(1.0, f"host {decision.host or 'none'} ({decision.confidence:.2f})")
         return decision

@@ -182,3 +182,16 @@ def test_real_two_person_conversation_against_its_reference_turns(encoder, share
     assert len(d.speakers) == 2
     # measured on the locked versions: 0.93 (words from tiny.en, so both models move it)
     check("diarize: pyannote sample vs its RTTM, words labelled right", accuracy(labels, truth), 0.8)
+
+
+def test_a_synthetic_voice_that_asks_nothing_is_no_host_when_the_voices_are_not_clearly_apart():
+    """One TTS voice the diarizer split in two (measured: separation 0.24-0.27, the halves' synthetic
+    scores 0.65 and 0.20, neither asks): no host, so nothing of the narration is spliced out. Voices
+    well apart (a real AI co-host) still are one."""
+    feats = {"S1": {"share": 0.5, "questions": 0.0, "turn_s": 1.8, "turns": 3.0, "synthetic": 0.2},
+             "S2": {"share": 0.5, "questions": 0.0, "turn_s": 2.0, "turns": 3.0, "synthetic": 0.65}}
+    one_voice = decide_host(feats, separation=0.236)
+    assert not one_voice.interview and "not clearly apart" in one_voice.reason
+    assert decide_host(feats, separation=0.35).interview
+    asks = {**feats, "S2": {**feats["S2"], "questions": 0.8}}  # a questioner is a host whatever the voices
+    assert decide_host(asks, separation=0.236).interview
