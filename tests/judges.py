@@ -17,10 +17,16 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 MARGINS_FILE = Path(__file__).parent / "artifacts" / "model-margins.jsonl"
+if TYPE_CHECKING:
+    from engine.stage import StageContext
+    from engine.types import AnalysisAudio
+    from stages.speech import TranscribeStage
+
 RATE = 16_000
 
 
@@ -87,6 +93,24 @@ class Ear:
         if spans is None:
             return x
         return np.concatenate([x[int(round(a * RATE)): int(round(b * RATE))] for a, b in spans])
+
+
+def pipeline_transcriber(samples: np.ndarray, folder: Path) -> tuple[AnalysisAudio, StageContext, TranscribeStage]:
+    """The pipeline's own transcribe stage, set up, over 16 kHz ``samples`` saved in ``folder`` as the
+    audio stage would: (its request's audio, a context, the stage)."""
+    from engine.backends import select_backend
+    from engine.config import Settings
+    from engine.stage import StageContext
+    from engine.types import AnalysisAudio
+    from stages.speech import TranscribeStage
+
+    path = folder / "audio_16k.npy"
+    np.save(path, samples)
+    ctx = StageContext("t", folder, Settings.from_env(environ={}, threads=2, cache_dir=folder / "cache"),
+                       select_backend("cpu"))
+    stage = TranscribeStage()
+    stage.setup(ctx)
+    return AnalysisAudio(str(path), 0.0, RATE, len(samples) / RATE), ctx, stage
 
 
 def faces_found(detector, frames: Iterable[np.ndarray]) -> list[list]:

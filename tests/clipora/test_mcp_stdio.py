@@ -7,7 +7,6 @@ in-process gateway (fast job function, tests/http_gateway/mcp_gateway.py) over i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -23,7 +22,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from engine.mcp_tools import TOOL_NAMES
-from tests.http_gateway.mcp_gateway import FAST, start_gateway
+from tests.http_gateway.mcp_gateway import FAST, refused, start_gateway, wait_done
 from tests.http_gateway.media_server import MediaServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,21 +45,6 @@ async def call(client: Client, name: str, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool(name, arguments)
     assert not result.is_error, result.content
     return dict(result.structured_content)
-
-
-async def refused(client: Client, name: str, **arguments: Any) -> str:
-    result = await client.call_tool(name, arguments)
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)
-
-
-async def wait_done(client: Client, job_id: str, timeout_s: float) -> dict[str, Any]:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            job = await call(client, "get_job", jobId=job_id)
-            if job["status"] in ("completed", "failed"):
-                return job
-            await asyncio.sleep(0.3)
 
 
 async def test_local_mode_runs_a_real_job_on_this_machine(tmp_path):

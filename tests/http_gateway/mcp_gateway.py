@@ -8,6 +8,7 @@ few milliseconds. A job whose name says ``slow`` runs until it is cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,3 +83,24 @@ async def start_gateway(data_dir: Path, media_port: int) -> Gateway:
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return Gateway(app, server)
+
+
+# -- MCP client helpers both transports' tests use -------------------------------------------------
+
+async def refused(client: Any, name: str, **arguments: Any) -> str:
+    """The tool error's text (the call must be refused)."""
+    result = await client.call_tool(name, arguments)
+    assert result.is_error, result.structured_content
+    return str(result.content[0].text)
+
+
+async def wait_done(client: Any, job_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> dict[str, Any]:
+    """get_job until the job has ended."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = await client.call_tool("get_job", {"jobId": job_id})
+            assert not result.is_error, result.content
+            job = dict(result.structured_content)
+            if job["status"] in ("completed", "failed"):
+                return job
+            await asyncio.sleep(poll_s)

@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from engine.mcp_tools import TOOL_NAMES
-from tests.http_gateway.mcp_gateway import FAST, start_gateway
+from tests.http_gateway.mcp_gateway import FAST, refused, start_gateway, wait_done
 from tests.http_gateway.media_server import CLIP, MediaServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -56,24 +56,9 @@ async def call(client: Client, name: str, **arguments: Any) -> dict[str, Any]:
     return dict(result.structured_content)
 
 
-async def refused(client: Client, name: str, **arguments: Any) -> str:
-    result = await client.call_tool(name, arguments)
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)
-
-
 async def rest(gateway, key: str, path: str) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as s, s.get(gateway.url + path, headers={"X-API-Key": key}) as r:
         return r.status, await r.json()
-
-
-async def wait_done(client: Client, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            job = await call(client, "get_job", jobId=job_id)
-            if job["status"] in ("completed", "failed"):
-                return job
-            await asyncio.sleep(0.2)
 
 
 async def test_the_tools_are_listed_on_the_handshake_revision(gateway):

@@ -40,18 +40,24 @@ def billing_server(tmp_path_factory: pytest.TempPathFactory, server_cache: Path,
     server.stop()
 
 
-def test_billing_page_shows_usage_and_upgrades_through_checkout(browser: Any, billing_server: LiveServer,
-                                                                 stripe_fake: FakeStripe, artifacts: Path) -> None:
-    base = billing_server.url
+def signed_up(browser: Any, base: str, email: str) -> tuple[Any, Any, Console]:
+    """A new desktop page, its console watched, signed up through the sign-up form."""
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     console = Console()
     console.attach(page)
     page.goto(f"{base}/signup")
-    page.get_by_label("Email").fill("payer@example.com")
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(f"{base}/")
+    return context, page, console
+
+
+def test_billing_page_shows_usage_and_upgrades_through_checkout(browser: Any, billing_server: LiveServer,
+                                                                 stripe_fake: FakeStripe, artifacts: Path) -> None:
+    base = billing_server.url
+    context, page, console = signed_up(browser, base, "payer@example.com")
 
     page.goto(f"{base}/billing")
     usage = page.locator("#usage-minutes")
@@ -95,15 +101,7 @@ def test_dashboard_shows_the_webhook_signing_secret_once(browser: Any, billing_s
                                                          stripe_fake: FakeStripe, artifacts: Path) -> None:
     """A job with a webhook URL, the account's first: the dashboard shows the signing secret once."""
     base = billing_server.url
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    console = Console()
-    console.attach(page)
-    page.goto(f"{base}/signup")
-    page.get_by_label("Email").fill("hooks@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(f"{base}/")
+    context, page, console = signed_up(browser, base, "hooks@example.com")
     receiver = f"http://127.0.0.1:{stripe_fake.port}/receiver"  # allowed by this server's policy
     for expect_secret in (True, False):
         page.set_input_files("#video", str(VIDEO))

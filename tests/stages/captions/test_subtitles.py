@@ -13,6 +13,7 @@ import webvtt
 from engine.types import Word
 from stages.captions import CaptionsRequest, CaptionsStage, build_caption_track
 from stages.captions.subtitles import render_vtt, vtt_escape
+from tests.stages.captions.test_captions import _words as timed_words
 
 PRESETS = ["none", "beasty", "karaoke", "mozi"]
 TEXT = ("So here's the thing nobody tells you about making 100 videos. It changes everything! "
@@ -20,13 +21,8 @@ TEXT = ("So here's the thing nobody tells you about making 100 videos. It change
 TAG = re.compile(r"<(\d{2}):(\d{2}):(\d{2})\.(\d{3})>")
 
 
-def _words(text: str = TEXT, start: float = 10.0, gap: float = 0.05) -> list[Word]:
-    out, t = [], start
-    for tok in text.split():
-        d = 0.12 + 0.035 * len(tok)
-        out.append(Word(t, t + d, tok))
-        t += d + gap
-    return out
+def _words(text: str = TEXT, start: float = 10.0) -> list[Word]:
+    return timed_words(text, start=start)  # the caption tests' speech timing, over this file's text
 
 
 def _ms(t: float) -> int:

@@ -105,25 +105,16 @@ def test_the_scorers_clips_carry_such_metadata():
 def test_a_real_recording(shared_media, tmp_path):
     """JFK's inaugural line through the pipeline's transcription (tiny.en writes it without a comma):
     the title ends where he pauses, the hook is the whole sentence, the hashtags are words of it."""
-    import numpy as np
     from faster_whisper import decode_audio
 
-    from engine.backends import select_backend
-    from engine.config import Settings
-    from engine.stage import StageContext
-    from engine.types import AnalysisAudio
     from stages.moments.local import extractive_metadata
     from stages.moments.text import phrased, split_sentences
-    from stages.speech import TranscribeRequest, TranscribeStage
+    from stages.speech import TranscribeRequest
+    from tests.judges import pipeline_transcriber
 
-    samples = decode_audio(str(shared_media / "jfk.wav"), sampling_rate=16_000)
-    np.save(tmp_path / "a.npy", samples)
-    ctx = StageContext("t", tmp_path, Settings.from_env(environ={}, threads=2, cache_dir=tmp_path / "cache"),
-                       select_backend("cpu"))
-    stage = TranscribeStage()
-    stage.setup(ctx)
-    words = stage.process(TranscribeRequest(AnalysisAudio(str(tmp_path / "a.npy"), 0.0, 16_000,
-                                                          len(samples) / 16_000)), ctx).words
+    audio, ctx, stage = pipeline_transcriber(decode_audio(str(shared_media / "jfk.wav"), sampling_rate=16_000),
+                                             tmp_path)
+    words = stage.process(TranscribeRequest(audio), ctx).words
     sentences = split_sentences(words, 90.0)
     said = [s.text for s in sentences]
     assert len(" ".join(said)) > 60  # longer than a title: it must be cut well

@@ -6,16 +6,14 @@ from __future__ import annotations
 import re
 import subprocess
 
-import numpy as np
 import pytest
 
-from engine.backends import select_backend
-from engine.config import Settings
 from engine.stage import StageContext
 from engine.types import AnalysisAudio, Word
 from stages.speech import TranscribeRequest, TranscribeStage
 from stages.speech import transcribe as transcribe_module
 from stages.speech.tokens import join_split_tokens
+from tests.judges import pipeline_transcriber
 
 
 def words(*pieces: tuple[str, float, float]) -> list[Word]:
@@ -65,14 +63,7 @@ def spoken(tmp_path_factory) -> tuple[AnalysisAudio, StageContext, TranscribeSta
     tmp = tmp_path_factory.mktemp("tokens")
     wav = tmp / "said.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), SAID], check=True)
-    samples = decode_audio(str(wav), sampling_rate=16_000)
-    path = tmp / "audio_16k.npy"
-    np.save(path, samples)
-    ctx = StageContext("t", tmp, Settings.from_env(environ={}, threads=2, cache_dir=tmp / "cache"),
-                       select_backend("cpu"))
-    stage = TranscribeStage()
-    stage.setup(ctx)
-    return AnalysisAudio(str(path), 0.0, 16_000, len(samples) / 16_000), ctx, stage
+    return pipeline_transcriber(decode_audio(str(wav), sampling_rate=16_000), tmp)
 
 
 def test_the_transcript_has_whole_words(spoken, monkeypatch):

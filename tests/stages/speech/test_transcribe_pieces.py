@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.backends import select_backend
-from engine.config import Settings
 from engine.stage import StageContext
 from engine.types import AnalysisAudio, MediaInfo
 from stages.media import AudioFile
@@ -18,7 +16,7 @@ from stages.media.audio import decode_mono_16k
 from stages.media.probe import probe_media
 from stages.speech import TranscribeRequest, TranscribeStage
 from stages.speech import transcribe as transcribe_module
-from tests.judges import check
+from tests.judges import check, pipeline_transcriber
 
 RATE = 16_000
 TALK = Path(__file__).resolve().parents[2] / "media" / "speech_topics.mp4"
@@ -43,14 +41,7 @@ def test_cuts_cover_the_source_and_fall_in_its_quietest_spot(tmp_path):
 def talk(tmp_path_factory) -> tuple[AnalysisAudio, StageContext, TranscribeStage]:
     tmp = tmp_path_factory.mktemp("pieces")
     media: MediaInfo = probe_media(TALK)
-    samples = decode_mono_16k(media, 0.0, media.duration)
-    path = tmp / "audio_16k.npy"
-    np.save(path, samples)
-    ctx = StageContext("t", tmp, Settings.from_env(environ={}, threads=2, cache_dir=tmp / "cache"),
-                       select_backend("cpu"))
-    stage = TranscribeStage()
-    stage.setup(ctx)
-    return AnalysisAudio(str(path), 0.0, RATE, len(samples) / RATE), ctx, stage
+    return pipeline_transcriber(decode_mono_16k(media, 0.0, media.duration), tmp)
 
 
 def test_pieces_hear_what_the_whole_track_hears(talk, monkeypatch):
