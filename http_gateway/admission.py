@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.helpers import ChainMapProxy
 from sqlalchemy import select, update
 
+from engine.config import Settings
 from engine.options import ProcessOptions
 from http_gateway.models import User
 from http_gateway.plans import PLANS_KEY, Plan, trimmed_minutes
@@ -34,7 +35,9 @@ class Admission:
 
 
 async def admit(app: AppState, user_id: str, options: ProcessOptions) -> Admission:
-    """403 past the plan's clips per job; 400 for a webhookUrl the policy refuses."""
+    """403 past the plan's clips per job; 400 for a webhookUrl the policy refuses, or for a language the
+    workers' speech model cannot hear (their CLIPORA_WHISPER_MODEL, read from the same environment)."""
+    options.check_speech_model(Settings.from_env().whisper_multilingual)
     plans = app[PLANS_KEY]
     plan = await plans.plan_of(user_id)
     plans.check_clips(plan, options.num_clips)

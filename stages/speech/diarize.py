@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -453,7 +453,7 @@ def with_speakers(transcript: Transcript, diarization: Diarization) -> Transcrip
         Word(w.start, w.end, w.text, w.probability, s or None)
         for w, s in zip(transcript.words, diarization.word_speakers, strict=True)
     )
-    return Transcript(words=words, language=transcript.language, audio_duration=transcript.audio_duration)
+    return replace(transcript, words=words)
 
 
 # -- the stage -----------------------------------------------------------------------------

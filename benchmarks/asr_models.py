@@ -1,0 +1,162 @@
+"""ASR models side by side: tiny.en (the default) and the multilingual base on the same audio.
+
+Each source goes through the pipeline's own TranscribeStage (VAD + Whisper + word timestamps, beam 1,
+int8, Settings.threads) with ``language`` auto: tiny.en is English without detection, base detects.
+
+- ``speech_topics``: the committed talk's ~70 s of espeak-ng English (two voices), WER against
+  truth.json's sentences with asr_rtf's normaliser (numbers as words, British -> American spelling);
+- ``jfk``: the real 11 s recording in ../shared/media (skipped where that folder is absent), against
+  the sentence spoken;
+- ``es`` / ``de`` / ``ru``: espeak-ng speech of the sentences tests/stages/speech/test_languages.py uses
+  (same voices and rates), WER on lower-cased words (punctuation dropped, ё = е). tiny.en hears them
+  as English: its WER there says what an English-only model makes of them.
+
+Real-time factor = wall seconds of TranscribeStage.process / audio seconds (model load excluded; it
+is timed apart), median of ``--reps``; the CPU-seconds RTF is less sensitive to other load.
+
+    python -m benchmarks.asr_models [--quick] [--reps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.asr_rtf import align, normalise
+from benchmarks.common import (
+    ROOT,
+    TALK,
+    Recorder,
+    bench_settings,
+    cpu_seconds,
+    machine_line,
+    md_table,
+    median,
+    stage_context,
+    timed,
+    truth,
+    write_result,
+)
+
+NAME = "asr_models"
+RATE = 16_000
+MODELS = ("tiny.en", "base")
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+#: language -> (espeak-ng arguments, what it says): tests/stages/speech/test_languages.py's speech
+SAID = {
+    "es": (["-s", "140"], "Buenos días. Me llamo Carlos y vivo en Madrid. Trabajo en una escuela pequeña. "
+                          "Hoy hace buen tiempo y vamos a la playa con nuestros amigos."),
+    "de": (["-s", "140", "-g", "4"], "Guten Tag. Heute ist das Wetter sehr schön. Wir gehen in den Park und "
+                                     "trinken Kaffee. Guten Morgen, ich heiße Anna und arbeite in einer "
+                                     "kleinen Schule."),
+    "ru": (["-s", "125", "-g", "10"], "Сегодня хорошая погода. Завтра будет дождь, поэтому мы останемся дома. "
+                                      "Мы будем пить чай и читать книги."),
+}
+
+
+def plain_words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower().replace("ё", "е"))
+
+
+def wer(ref: list[str], hyp: list[str]) -> dict[str, Any]:
+    counts, _ = align(ref, hyp)
+    errors = counts["substitutions"] + counts["deletions"] + counts["insertions"]
+    return {"wer": errors / max(len(ref), 1), "ref_words": len(ref), **counts}
+
+
+def sources(folder: Path) -> list[dict[str, Any]]:
+    """(name, 16 kHz samples, reference words, language, how the words are normalised)."""
+    from faster_whisper import decode_audio
+
+    out = [{"name": "speech_topics", "what": "committed talk, espeak-ng English, 2 voices", "language": "en",
+            "samples": decode_audio(str(TALK), sampling_rate=RATE), "english": True,
+            "ref": normalise(" ".join(s["text"] for s in truth()[TALK.name]["sentences"]))}]
+    jfk = SHARED_MEDIA / "jfk.wav"
+    if jfk.is_file():
+        out.append({"name": "jfk", "what": "real recording (shared/media/jfk.wav)", "language": "en",
+                    "samples": decode_audio(str(jfk), sampling_rate=RATE), "english": True, "ref": normalise(JFK)})
+    for language, (args, text) in SAID.items():
+        wav = folder / f"{language}.wav"
+        subprocess.run(["espeak-ng", "-v", language, *args, "-w", str(wav), text], check=True, capture_output=True)
+        out.append({"name": language, "what": f"espeak-ng {language}", "language": language, "english": False,
+                    "samples": decode_audio(str(wav), sampling_rate=RATE), "ref": plain_words(text)})
+    return out
+
+
+def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
+    from engine.types import AnalysisAudio
+    from stages.speech import TranscribeRequest, TranscribeStage
+
+    reps = reps or (1 if quick else 3)
+    rec = Recorder(NAME, quick, {"reps": reps, "models": list(MODELS), "language": "auto", "beam_size": 1,
+                                 "compute_type": bench_settings().whisper_compute_type,
+                                 "threads": bench_settings().cpu_threads})
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="clipora-bench-asr-models-") as tmp:
+        folder = Path(tmp)
+        audio = sources(folder)
+        for model in MODELS:
+            settings = bench_settings(whisper_model=model)
+            ctx = stage_context(folder, settings)
+            stage = TranscribeStage()
+            load_s, _ = timed(lambda stage=stage, ctx=ctx: stage.setup(ctx))
+            for src in audio:
+                path = folder / f"{src['name']}.npy"
+                np.save(path, src["samples"])
+                request = TranscribeRequest(AnalysisAudio(str(path), 0.0, RATE, len(src["samples"]) / RATE))
+                walls, cpus, transcript = [], [], None
+                for rep in range(reps):
+                    print(f"[{NAME}] {model} {src['name']} run {rep + 1}/{reps}", file=sys.stderr, flush=True)
+                    c0 = cpu_seconds()
+                    wall, transcript = timed(lambda stage=stage, request=request, ctx=ctx: stage.process(request, ctx))
+                    walls.append(wall)
+                    cpus.append(cpu_seconds() - c0)
+                assert transcript is not None
+                hyp = (normalise(transcript.text) if src["english"] else plain_words(transcript.text))
+                duration = len(src["samples"]) / RATE
+                rows.append({"model": model, "source": src["name"], "what": src["what"], "audio_s": duration,
+                             "model_load_s": load_s, "transcribe_s": walls, "transcribe_cpu_s": cpus,
+                             "rtf_median": median(walls) / duration, "rtf_cpu_median": median(cpus) / duration,
+                             "language_expected": src["language"], "language": transcript.language,
+                             "language_probability": transcript.language_probability,
+                             **wer(src["ref"], hyp), "transcript": transcript.text})
+    data = rec.finish({"rows": rows}, [
+        "RTF = wall time of TranscribeStage.process / audio duration (language auto), median of reps; "
+        "model load excluded.",
+        "WER = (substitutions + deletions + insertions) / reference words after normalising.",
+    ])
+    write_result(data)
+    return data
+
+
+def table(data: dict[str, Any]) -> str:
+    rows = []
+    for r in data["results"]["rows"]:
+        lang = r["language"] + (f" ({r['language_probability']:.2f})" if r["language_probability"] is not None
+                                else " (not detected)")
+        rows.append((r["source"], r["what"], f"{r['audio_s']:.1f}", r["model"], f"**{r['rtf_median']:.3f}**",
+                     f"{r['rtf_cpu_median']:.3f}", lang, f"**{r['wer'] * 100:.1f} %** of {r['ref_words']}"))
+    loads = {r["model"]: r["model_load_s"] for r in data["results"]["rows"]}
+    note = "model load: " + ", ".join(f"{m} {s:.2f} s" for m, s in loads.items())
+    return (md_table(("audio", "what", "s", "model", "RTF (wall, median)", "RTF (CPU s)", "language heard",
+                      "WER"), rows) + f"\n\n{note}\n\n" + machine_line(data))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--reps", type=int)
+    args = p.parse_args(argv)
+    print(table(run(args.quick, args.reps)))
+
+
+if __name__ == "__main__":
+    main()
