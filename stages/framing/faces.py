@@ -25,8 +25,9 @@ import numpy as np
 from engine.config import Settings
 from engine.errors import ClipporaError, JobCancelled, PermanentError
 from engine.stage import Resources, Stage, StageContext
-from engine.types import FaceBox, FaceSample, MediaInfo
-from stages.media import sample_frames_with_previous
+from engine.types import FaceBox, FaceSample, FaceScan, MediaInfo
+from stages.framing.shots import CutDetector
+from stages.media import iter_video_frames, upright_i420, upright_rgb
 
 INPUT_NAME = "input.1"
 #: heatmap, scale (log h, log w), offset (dy, dx), landmarks; all at 1/4 input resolution
@@ -289,8 +290,32 @@ def _providers(ctx: StageContext) -> tuple[str, ...]:
     return ("CPUExecutionProvider",)
 
 
-class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
-    """Samples frames at ``Settings.face_sample_fps`` over [start, end) and finds faces."""
+_EPS = 1e-3
+
+
+def sample_frames_and_cuts(media: MediaInfo, start: float, end: float, fps: float, cuts: CutDetector):
+    """:func:`stages.media.sample_frames_with_previous`'s samples ``(t, rgb, luma, previous_luma)``,
+    while every decoded frame of [start, end) also goes to ``cuts`` (one signature per frame).
+    """
+    step = 1.0 / fps
+    next_t = start
+    prev: Any = None
+    for t, frame in iter_video_frames(media, max(0.0, start - 1.5 / max(media.fps, 1.0)), end):
+        if t >= start - _EPS:
+            cuts.add(t, *upright_i420(frame, 0))  # as decoded: a difference does not care which way is up
+            if t + _EPS >= next_t:
+                luma = upright_i420(frame, media.rotation)[0]
+                before = upright_i420(prev, media.rotation)[0] if prev is not None else None
+                yield t, upright_rgb(frame, media.rotation), luma, before
+                next_t = max(next_t + step, t + step * 0.5)
+        prev = frame
+
+
+class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
+    """Samples frames at ``Settings.face_sample_fps`` over [start, end) and finds faces; every
+    decoded frame also feeds the cut detector (:mod:`stages.framing.shots`): the result holds
+    the window's shots beside the samples.
+    """
 
     name = "faces"
     resources = Resources(cpus=2.0)
@@ -299,6 +324,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold
         self._detector: CenterFaceDetector | None = None
+        self.last_cut_cost_s = 0.0
 
     def setup(self, ctx: StageContext) -> None:
         if self._detector is None:
@@ -311,7 +337,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
     def teardown(self) -> None:
         self._detector = None
 
-    def process(self, inputs: FaceDetectRequest, ctx: StageContext) -> tuple[FaceSample, ...]:
+    def process(self, inputs: FaceDetectRequest, ctx: StageContext) -> FaceScan:
         if self._detector is None:
             raise RuntimeError("the faces stage was not set up")
         span = max(inputs.end - inputs.start, 1e-9)
@@ -335,7 +361,8 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
             ctx.check_cancelled()
 
         ctx.check_cancelled()
-        for t, rgb, luma, prev in sample_frames_with_previous(inputs.media, inputs.start, inputs.end, fps):
+        cuts = CutDetector()
+        for t, rgb, luma, prev in sample_frames_and_cuts(inputs.media, inputs.start, inputs.end, fps, cuts):
             if frames and rgb.shape != frames[0].shape:
                 flush()  # a batch must share one size
             times.append(t)
@@ -345,8 +372,10 @@ class FaceDetectStage(Stage[FaceDetectRequest, tuple[FaceSample, ...]]):
                 flush()
         if frames:
             flush()
-        ctx.progress(1.0, f"faces: {len(samples)} frames sampled")
-        return tuple(samples)
+        shots = cuts.shots(inputs.start, inputs.end)
+        self.last_cut_cost_s = cuts.cost_s  # what finding the cuts cost (BENCHMARKS.md)
+        ctx.progress(1.0, f"faces: {len(samples)} frames sampled, {len(shots)} shots")
+        return FaceScan(tuple(samples), shots)
 
 
 @dataclass(frozen=True)

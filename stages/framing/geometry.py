@@ -6,6 +6,7 @@ import math
 
 from engine.options import OUTPUT_SIZES
 from engine.types import CropPath, OutputGeometry
+from kernels.resize import fit_rect
 
 _ASPECT_TOLERANCE = 0.01
 
@@ -42,3 +43,15 @@ def render_geometry(geometry: OutputGeometry, path: CropPath) -> OutputGeometry:
     if path.subject != "split":
         return geometry
     return OutputGeometry(geometry.src_w, geometry.src_h, geometry.out_w, geometry.out_h, "split", *path.panel)
+
+
+def fit_shots(geometry: OutputGeometry, path: CropPath) -> tuple[tuple[tuple[float, float], ...], int]:
+    """The source-time spans of ``path``'s "fit" shots the render shows whole over a blurred fill (a crop
+    geometry's; none otherwise), and the fitted picture's bottom edge in output rows (0 without any)."""
+    if geometry.mode != "crop":
+        return (), 0
+    spans = tuple((s.start, s.end) for s in path.shots if s.layout == "fit" and s.end > s.start)
+    if not spans:
+        return (), 0
+    _, y, _, h = fit_rect(geometry.src_w, geometry.src_h, geometry.out_w, geometry.out_h)
+    return spans, y + h

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,8 +64,12 @@ def track_faces(
     max_gap: float = 1.0,
     max_dist: float = 2.5,
     stitch_gap: float = 3.0,
+    cuts: Sequence[float] = (),
 ) -> list[FaceTrack]:
     """Link detections into tracks by greedy IoU / centre-distance association.
+
+    ``cuts`` (source times of cut frames): no track spans one; every track open at a cut ends
+    there and fragments on the two sides of a cut are never stitched.
 
     A track survives ``max_gap`` seconds of missed detections; ``max_dist`` is the largest
     centre move between linked detections, in face sizes (less for closer samples).
@@ -73,10 +78,17 @@ def track_faces(
     """
     open_tracks: list[list[tuple[float, FaceBox]]] = []
     closed: list[list[tuple[float, FaceBox]]] = []
+    cut_times = sorted(cuts)
+
+    def shot_of(t: float) -> int:
+        return bisect.bisect_right(cut_times, t + 1e-6)
+
     for sample in sorted(samples, key=lambda s: s.t):
         alive: list[list[tuple[float, FaceBox]]] = []
+        shot = shot_of(sample.t)
         for tr in open_tracks:
-            (closed if sample.t - tr[-1][0] > max_gap else alive).append(tr)
+            ended = sample.t - tr[-1][0] > max_gap or shot_of(tr[-1][0]) != shot
+            (closed if ended else alive).append(tr)
         open_tracks = alive
         pairs = []
         for ti, tr in enumerate(open_tracks):
@@ -97,18 +109,18 @@ def track_faces(
             if fi not in used_f:
                 open_tracks.append([(sample.t, box)])
     fragments = sorted(closed + open_tracks, key=lambda tr: tr[0][0])
-    return [FaceTrack(i, tuple(tr)) for i, tr in enumerate(_stitch(fragments, stitch_gap))]
+    return [FaceTrack(i, tuple(tr)) for i, tr in enumerate(_stitch(fragments, stitch_gap, shot_of))]
 
 
 def _stitch(
-    fragments: list[list[tuple[float, FaceBox]]], stitch_gap: float
+    fragments: list[list[tuple[float, FaceBox]]], stitch_gap: float, shot_of=lambda t: 0
 ) -> list[list[tuple[float, FaceBox]]]:
     merged: list[list[tuple[float, FaceBox]]] = []
     for frag in fragments:
         best, best_cost = None, math.inf
         for tr in merged:
             gap = frag[0][0] - tr[-1][0]
-            if gap <= 0 or gap > stitch_gap:
+            if gap <= 0 or gap > stitch_gap or shot_of(tr[-1][0]) != shot_of(frag[0][0]):
                 continue
             cost = _match_cost(tr[-1][1], frag[0][1], 0.0, 1.0)
             if cost is not None and cost < best_cost:

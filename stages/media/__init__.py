@@ -14,6 +14,7 @@ from stages.media.decode import (
     iter_video_frames,
     sample_frames_with_previous,
     upright_i420,
+    upright_rgb,
 )
 from stages.media.mux import (
     AudioClipper,
@@ -38,4 +39,5 @@ __all__ = [
     "probe_media",
     "sample_frames_with_previous",
     "upright_i420",
+    "upright_rgb",
 ]

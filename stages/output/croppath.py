@@ -12,11 +12,14 @@ frame apart). The first keyframe is frame 0, the last the clip's last frame.
 Split layout: ``x, y, w, h`` is the top pane's window (scaled into the output's top half) and
 ``"bottom": {"x", "y", "w", "h"}`` the bottom pane's (into the bottom half); both are kept
 within the tolerance by the same keyframes. Pad and resize geometries show the whole source
-frame: one keyframe of the full frame.
+frame: one keyframe of the full frame. A crop path with per-shot layouts (``CropPath.shots``)
+gives every keyframe its own ``w``/``h``: a "fit" shot's window is the whole source frame (fitted
+over a blurred fill), a "split" shot's the two panes; a cut is two keyframes one frame apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -77,12 +80,61 @@ def keyframe_indices(values: np.ndarray, tol: float = _SIMPLIFY_PX) -> list[int]
     return sorted(keep)
 
 
-def crop_keyframes(path: CropPath, geometry: OutputGeometry, frames: int, fps: float) -> list[dict[str, Any]]:
+def frame_source_times(path: CropPath, frames: int, fps: float,
+                       segments: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """The source time each output frame shows (the render's clock: segment by segment when spliced)."""
+    n = max(1, frames)
+    if not segments:
+        return path.start + np.arange(n) / fps
+    times = [a + j / fps for a, b in segments for j in range(max(1, round((b - a) * fps)))]
+    times += [times[-1]] * (n - len(times))
+    return np.array(times[:n])
+
+
+def shot_windows(path: CropPath, geometry: OutputGeometry, frames: int, fps: float,
+                 segments: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """Per output frame of a crop geometry with per-shot layouts, the rendered windows:
+    ``(x, y, w, h, bx, by, bw, bh)``, the bottom pane's zero except in split shots; a fit
+    shot's window is the whole source frame."""
+    n = max(1, frames)
+    times = frame_source_times(path, n, fps, segments)
+    rows = np.zeros((n, 8), dtype=np.int64)
+    for k in range(n):
+        shot = path.shot_at(float(times[k]) + 0.5 / fps)
+        layout = shot.layout if shot is not None else "face"
+        if layout == "fit":
+            rows[k, :4] = (0, 0, geometry.src_w, geometry.src_h)
+            continue
+        w, h = shot.panel if layout == "split" and shot is not None else (geometry.crop_w, geometry.crop_h)
+        max_x, max_y = max(0, geometry.src_w - w), max(0, geometry.src_h - h)
+        x, y = path.at_frame(k)
+        rows[k, :4] = (min(max(_even(x), 0), max_x), min(max(_even(y), 0), max_y), w, h)
+        if layout == "split":
+            bx, by = path.at_frame2(k)
+            rows[k, 4:] = (min(max(_even(bx), 0), max_x), min(max(_even(by), 0), max_y), w, h)
+    return rows
+
+
+def crop_keyframes(path: CropPath, geometry: OutputGeometry, frames: int, fps: float,
+                   segments: Sequence[tuple[float, float]] = ()) -> list[dict[str, Any]]:
     """The clip's cropPath: keyframes of the rendered source window (see the module docstring).
 
     ``geometry`` is the one the render used (``render_geometry``: split panes' size for a split
-    path), ``frames`` and ``fps`` the rendered clip's frame count and output rate.
+    path), ``frames`` and ``fps`` the rendered clip's frame count and output rate. A crop path
+    whose shots differ in layout (fit shots: the whole source, split shots: two panes) gives each
+    keyframe its own ``w``, ``h`` (and ``bottom`` in split shots); ``segments`` (a spliced
+    clip's) say which source frame each output frame shows.
     """
+    if geometry.mode == "crop" and any(s.layout in ("fit", "split") for s in path.shots):
+        rows = shot_windows(path, geometry, frames, fps, segments)
+        out = []
+        for k in keyframe_indices(rows):
+            r = [int(c) for c in rows[k]]
+            kf: dict[str, Any] = {"t": round(k / fps, 6), "x": r[0], "y": r[1], "w": r[2], "h": r[3]}
+            if r[6] > 0:
+                kf["bottom"] = {"x": r[4], "y": r[5], "w": r[6], "h": r[7]}
+            out.append(kf)
+        return out
     windows = rendered_windows(path, geometry, frames)
     if geometry.mode in ("crop", "split"):
         w, h = geometry.crop_w, geometry.crop_h

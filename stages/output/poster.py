@@ -39,7 +39,7 @@ class PosterStage(Stage[PosterRequest, Path]):
         if rgb is None:
             raise InvalidMedia(f"no frame could be decoded near {t:.2f} s for the poster")
         k = int(round((t - inputs.start) * inputs.crop_path.fps))
-        image = frame_to_output(rgb, inputs.geometry, inputs.crop_path, k)
+        image = frame_to_output(rgb, inputs.geometry, inputs.crop_path, k, t)
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
@@ -64,10 +64,15 @@ def choose_poster_time(faces: tuple[FaceSample, ...], start: float, end: float) 
     return min(max(best_t, start), max(start, end - 1e-3))
 
 
-def frame_to_output(rgb: np.ndarray, geo: OutputGeometry, path: CropPath, k: int) -> np.ndarray:
-    """One upright RGB source frame framed exactly as the render frames output frame ``k``."""
-    if geo.mode == "pad":
+def frame_to_output(rgb: np.ndarray, geo: OutputGeometry, path: CropPath, k: int,
+                    t: float | None = None) -> np.ndarray:
+    """One upright RGB source frame framed exactly as the render frames output frame ``k``
+    (``t``: the frame's source time, which says its shot's layout when the path has shots)."""
+    shot = path.shot_at(t) if t is not None else None
+    if geo.mode == "pad" or (geo.mode == "crop" and shot is not None and shot.layout == "fit"):
         return fit_over_blur(rgb, geo.out_w, geo.out_h, fit_rect(geo.src_w, geo.src_h, geo.out_w, geo.out_h))
+    if geo.mode == "crop" and shot is not None and shot.layout == "split":
+        geo = OutputGeometry(geo.src_w, geo.src_h, geo.out_w, geo.out_h, "split", *shot.panel)
     if geo.mode == "split":
         ph = geo.out_h // 2
         panels = []

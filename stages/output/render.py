@@ -29,6 +29,7 @@ from engine.storage import atomic_path
 from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
 from kernels.resize import crop_resize, darken_luma, fit_over_blur, fit_rect
+from stages.captions import FIT_MARGIN, fit_dy
 from stages.media import AudioClipper, i420_frame, iter_video_frames, upright_i420
 
 
@@ -140,13 +141,15 @@ def _frame_batches(
                 pass
         return i420_frame(geo.out_w, geo.out_h)
 
+    fit_shots = geo.mode == "crop" and any(s.layout == "fit" for s in path.shots)
+    fitted = FitCaptions(path, geo, captions) if captions is not None and fit_shots else None
     for batch in batches:
         made = [take() for _ in range(len(batch))]
         out = tuple([views[p] for _, views in made] for p in range(3))
         outb = reframe_batch(batch, geo, path, out=out)
         outb.frames = [frame for frame, _ in made]
         if captions is not None:
-            composite_batch(outb, captions, rate)
+            composite_batch(outb, captions, rate, fitted)
         yield outb
 
 
@@ -232,6 +235,9 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: t
             _split_frame(tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), geo, path,
                          int(batch.index[i]))
         return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
+    if geo.mode == "crop" and any(s.layout in ("fit", "split") for s in path.shots):
+        _shot_frames(batch, out, geo, path)
+        return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
     rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
     for i in range(n):
         y, u, v = (p[i] for p in batch.planes)
@@ -251,6 +257,38 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: t
     return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
 
 
+def _fit_frame(src: tuple, dst: tuple, src_w: int, src_h: int, ow: int, oh: int) -> None:
+    """The whole source frame fitted to the output width over a blurred, darkened fill of itself."""
+    rect = fit_rect(src_w, src_h, ow, oh)
+    y, u, v = src
+    fit_over_blur(y, ow, oh, rect, dst=dst[0])
+    darken_luma(dst[0], rect)
+    half = (rect[0] // 2, rect[1] // 2, rect[2] // 2, rect[3] // 2)
+    fit_over_blur(u, ow // 2, oh // 2, half, dst=dst[1])
+    fit_over_blur(v, ow // 2, oh // 2, half, dst=dst[2])
+
+
+def _shot_frames(batch: FrameBatch, out: tuple, geo: OutputGeometry, path: CropPath) -> None:
+    """A crop geometry whose shots differ in layout: each frame laid out by its shot's layout
+    (the shot of the source frame it shows, ``batch.pts``), so the layout changes on the cut frame."""
+    cw, ch, ow, oh = geo.crop_w, geo.crop_h, geo.out_w, geo.out_h
+    for i in range(len(batch)):
+        src, dst = tuple(p[i] for p in batch.planes), tuple(o[i] for o in out)
+        shot = path.shot_at(float(batch.pts[i]))
+        k = int(batch.index[i])
+        if shot is not None and shot.layout == "fit":
+            _fit_frame(src, dst, geo.src_w, geo.src_h, ow, oh)
+            continue
+        if shot is not None and shot.layout == "split":
+            _split_frame(src, dst, OutputGeometry(geo.src_w, geo.src_h, ow, oh, "split", *shot.panel), path, k)
+            continue
+        x, top = path.at_frame(k)
+        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2
+        crop_resize(src[0], x, top, cw, ch, ow, oh, dst=dst[0])
+        crop_resize(src[1], x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=dst[1])
+        crop_resize(src[2], x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=dst[2])
+
+
 SEAM_ROWS = 4  # a dark line between the split layout's panels (luma rows, even)
 
 
@@ -268,12 +306,58 @@ def _split_frame(src: tuple, dst: tuple, geo: OutputGeometry, path: CropPath, k:
     dst[0][ph - SEAM_ROWS // 2 : ph + SEAM_ROWS // 2] = 16
 
 
-def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction) -> None:
-    """Blend the caption sprite on screen at each output frame's clip time, in place."""
+def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction,
+                    fitted: FitCaptions | None = None) -> None:
+    """Blend the caption sprite on screen at each output frame's clip time, in place.
+
+    ``fitted``: on frames of a "fit" shot the sprite moves down into the fill band below the picture.
+    """
     for i in range(len(batch)):
         sprite = captions.sprite_at(float(batch.index[i] / rate))
         if sprite is not None:
+            if fitted is not None:
+                sprite = fitted.place(sprite, float(batch.pts[i]))
             blend_sprite_i420(batch.planes[0][i], batch.planes[1][i], batch.planes[2][i], sprite)
+
+
+class FitCaptions:
+    """Where captions go on the frames of "fit" shots: in the fill band below the fitted picture.
+
+    The whole caption band (``captions.band``, every sprite lies within it) moves down by one
+    even offset so that its top clears the picture's bottom edge by ``margin`` of the output
+    height (as far as the frame allows); without a band each sprite moves on its own. The shot
+    is looked up by the source time of the frame shown (``batch.pts``), so spliced clips agree.
+    """
+
+    def __init__(self, path: CropPath, geo: OutputGeometry, captions: SpriteSource, margin: float = FIT_MARGIN) -> None:
+        self.path = path
+        _, ry, _, rh = fit_rect(geo.src_w, geo.src_h, geo.out_w, geo.out_h)
+        self.picture_top, self.picture_bottom = ry, ry + rh
+        self.out_h = geo.out_h
+        self.margin = margin
+        band = getattr(captions, "band", None)
+        self.band_dy: int | None = None
+        if band is not None and band[1] > band[0]:
+            self.band_dy = self._dy(band[0], band[1] - band[0])
+        self._moved: dict[int, tuple[Sprite, Sprite]] = {}
+
+    def _dy(self, top: int, height: int) -> int:
+        return fit_dy(top, height, self.picture_bottom, self.out_h, self.margin)
+
+    def place(self, sprite: Sprite, t: float) -> Sprite:
+        shot = self.path.shot_at(t)
+        if shot is None or shot.layout != "fit":
+            return sprite
+        got = self._moved.get(id(sprite))
+        if got is not None and got[0] is sprite:
+            return got[1]
+        dy = self.band_dy if self.band_dy is not None else self._dy(sprite.y, sprite.h)
+        moved = Sprite(sprite.x, sprite.y + dy, sprite.y_plane, sprite.u, sprite.v, sprite.a, sprite.a2,
+                       _prepared=sprite._prepared)
+        if len(self._moved) > 256:
+            self._moved.clear()
+        self._moved[id(sprite)] = (sprite, moved)
+        return moved
 
 
 def _threaded(source: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
