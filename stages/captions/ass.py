@@ -5,9 +5,15 @@ Kept apart from stages/captions/stage.py only for size; it reads the track's lay
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from stages.captions.emphasis import EMOJI_FONT, emoji_style
 from stages.captions.layout import SAFE_WIDTH, CaptionLayout, base_em_px, vertical_extent
 from stages.captions.stage import CaptionTrack
 from stages.captions.style import BLACK, PRESETS, RGB, CaptionGroup, CaptionStyle, font_info
+
+EMOJI_STYLE = "emoji"  # the .ass Style of captionEmoji's events
 
 # -- .ass rendering -------------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ def render_ass(track: CaptionTrack) -> str:
         (f"Style: {style.name},{fi.family},{fs},{_ass_colour(sung)},{_ass_colour(style.text_rgb)},"
         f"{_ass_colour(style.outline_rgb)},{_ass_colour(BLACK, style.shadow_alpha)},0,0,0,0,"
         f"100,100,0,0,1,{bord},{shad},2,{margin_lr},{margin_lr},{margin_v},1"),
+        *([_emoji_style_line(style, base_em)] if any(track.emoji) else []),
         "",
         "[Events]",
         "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
@@ -90,31 +97,84 @@ def render_ass(track: CaptionTrack) -> str:
             prefix = f"{{\\fs{efs}\\bord{ebord}\\shad{eshad}}}"
         mv = _margin_v(track, lay)
 
-        def dialogue(t0: float, t1: float, text: str, mv: int = mv) -> None:
-            if round(t1 * 100) > round(t0 * 100):
-                lines.append(
-                    f"Dialogue: 0,{_ass_time(t0)},{_ass_time(t1)},{style.name},,0,0,{mv},,{text}"
-                )
+        def dialogue(t0: float, t1: float, text: Callable[[float], str], mv: int = mv, prefix: str = prefix) -> None:
+            # split at the fit shots' edges: inside one, the event sits as far down as the render moves the
+            # burned-in sprite (track.fit_offset); ``text(t)`` is the text of the piece that starts at t
+            for a, b, fit in _fit_pieces(t0, t1, track.fit_spans):
+                if round(b * 100) > round(a * 100):
+                    v = max(0, mv - track.fit_offset) if fit else mv
+                    lines.append(
+                        f"Dialogue: 0,{_ass_time(a)},{_ass_time(b)},{style.name},,0,0,{v},,{prefix}{text(a)}"
+                    )
 
+        if track.emoji[gi] is not None:
+            lines.extend(_emoji_events(track, gi))
         if karaoke:
-            dialogue(g.start, g.end, prefix + _karaoke_text(g, lay))
+            dialogue(g.start, g.end, partial(_karaoke_text, g, lay))
             continue
         if style.highlight == "none":  # nothing changes while the group is up: one event
-            dialogue(g.start, g.end, prefix + _join_lines(list(g.texts), lay))
+            dialogue(g.start, g.end, partial(_plain_text, g, lay))
             continue
         for ai, w in enumerate(g.words):
             t0 = g.start if ai == 0 else w.start
             t1 = g.words[ai + 1].start if ai + 1 < len(g.words) else g.end
-            dialogue(t0, t1, prefix + _state_text(track, gi, ai, lay))
+            dialogue(t0, t1, partial(_state_piece, track, gi, ai, lay, t0))
     return "\n".join(head + lines) + "\n"
+
+
+def _emoji_style_line(style: CaptionStyle, em: float) -> str:
+    """The emoji's Style: the bundled emoji font, in the text colour, with the preset's outline and shadow."""
+    es = emoji_style(style)
+    fs, bord, shad = _ass_metrics(es, em)
+    white = _ass_colour(style.text_rgb)
+    return (f"Style: {EMOJI_STYLE},{font_info(EMOJI_FONT).family},{fs},{white},{white},"
+            f"{_ass_colour(style.outline_rgb)},{_ass_colour(BLACK, style.shadow_alpha)},0,0,0,0,"
+            f"100,100,0,0,1,{bord},{shad},2,0,0,0,1")
+
+
+def _emoji_events(track: CaptionTrack, gi: int) -> list[str]:
+    """The group's emoji as its own event (layer 1, \\pos at the bottom centre of where the sprite draws it),
+    for as long as the group shows; lower by the fit offset on fit shots, like the words."""
+    assert track.style is not None
+    g, lay, char = track.events[gi], track.emoji_layouts[gi], track.emoji[gi]
+    assert lay is not None and char is not None
+    fs, bord, shad = _ass_metrics(emoji_style(track.style), lay.em)
+    bottom = lay.y + lay.baselines[0] + font_info(EMOJI_FONT).win_descent_em * lay.em
+    # libass sets a wrapped group's lines a font height apart (the sprite: line_pitch_em), bottom-aligned on
+    # the same last baseline: above a group of two lines the emoji moves up by the difference
+    text = track._layouts[gi]
+    bottom -= (len(text.lines) - 1) * (font_info(track.style.font_file).ass_em - track.style.line_pitch_em) * text.em
+    out = []
+    for a, b, fit in _fit_pieces(g.start, g.end, track.fit_spans):
+        if round(b * 100) > round(a * 100):
+            y = bottom + (track.fit_offset if fit else 0)
+            tags = f"\\an2\\pos({_ass_num(track.out_w / 2)},{_ass_num(y)})\\fs{fs}\\bord{bord}\\shad{shad}"
+            out.append(f"Dialogue: 1,{_ass_time(a)},{_ass_time(b)},{EMOJI_STYLE},,0,0,0,,{{{tags}}}{char}")
+    return out
+
+
+def _fit_pieces(t0: float, t1: float, spans: Sequence[tuple[float, float]]) -> list[tuple[float, float, bool]]:
+    """[t0, t1) cut at the edges of ``spans`` (sorted): (start, end, inside a span) pieces in order."""
+    cuts = sorted({t0, t1, *(x for a, b in spans for x in (a, b) if t0 < x < t1)})
+    return [(a, b, any(sa <= (a + b) / 2 < sb for sa, sb in spans)) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+def _plain_text(g: CaptionGroup, lay: CaptionLayout, t0: float) -> str:
+    return _join_lines(list(g.texts), lay)
+
+
+def _state_piece(track: CaptionTrack, gi: int, active: int, lay: CaptionLayout, start: float, t0: float) -> str:
+    """The state's text for the event piece starting at ``t0`` (the state starts at ``start``: the pop only then)."""
+    return _state_text(track, gi, active, lay, pop=round(t0 * 100) == round(start * 100))
 
 
 def _join_lines(parts: list[str], lay: CaptionLayout) -> str:
     return "\\N".join(" ".join(parts[i] for i in ln) for ln in lay.lines)
 
 
-def _state_text(track: CaptionTrack, gi: int, active: int, lay: CaptionLayout) -> str:
-    """Text of one (group, active word) state: colours and the pop as override tags."""
+def _state_text(track: CaptionTrack, gi: int, active: int, lay: CaptionLayout, pop: bool = True) -> str:
+    """Text of one (group, active word) state: colours and the pop as override tags (``pop`` False: an
+    event continuing the state after a fit-shot edge, whose pop has started already, shows no pop)."""
     style = track.style
     assert style is not None
     g = track.events[gi]
@@ -123,9 +183,10 @@ def _state_text(track: CaptionTrack, gi: int, active: int, lay: CaptionLayout) -
     for wi, text in enumerate(g.texts):
         rgb = track.word_colour(gi, wi, active)
         tags = f"\\c{_ass_colour(rgb)}" if rgb != style.text_rgb else ""
-        if wi == active and style.pop_scale > 1:
+        if wi == active and style.pop_scale > 1 and pop:
             half = round(style.pop_seconds * 500)
-            pct = round(style.pop_scale * 100)
+            emphasised = style.emphasis and track.emphasised[gi] == wi  # captionEmphasis: the stronger pop
+            pct = round((style.emphasis_scale if emphasised else style.pop_scale) * 100)
             tags += (f"\\t(0,{half},\\fscx{pct}\\fscy{pct})"
                      f"\\t({half},{2 * half},\\fscx100\\fscy100)")
         if tags:
@@ -135,9 +196,11 @@ def _state_text(track: CaptionTrack, gi: int, active: int, lay: CaptionLayout) -
     return _join_lines(parts, lay)
 
 
-def _karaoke_text(g: CaptionGroup, lay: CaptionLayout) -> str:
-    """One line with \\k per word: a word turns from Secondary to Primary at its start."""
+def _karaoke_text(g: CaptionGroup, lay: CaptionLayout, t0: float | None = None) -> str:
+    """One line with \\k per word: a word turns from Secondary to Primary at its start (times from ``t0``,
+    the event's start, the group's by default: words already spoken by then are sung at once)."""
+    t0 = g.start if t0 is None else t0
     bounds = [w.start for w in g.words] + [g.end]
-    cs = [round((b - g.start) * 100) for b in bounds]
+    cs = [round((max(b, t0) - t0) * 100) for b in bounds]
     parts = [f"{{\\k{max(0, cs[i + 1] - cs[i])}}}{t}" for i, t in enumerate(g.texts)]
     return _join_lines(parts, lay)

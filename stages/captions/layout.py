@@ -36,8 +36,13 @@ def centre_y(out_w: int, out_h: int) -> float:
 
 
 def _pad(style: CaptionStyle, em: float) -> int:
-    return math.ceil(em * (style.outline_em * style.pop_scale + style.shadow_em
+    return math.ceil(em * (style.outline_em * style.max_pop + style.shadow_em
                                + 3 * style.shadow_blur_em)) + 4
+
+
+def pad_px(style: CaptionStyle, em: float) -> int:
+    """The room a canvas leaves around its text: outline (popped), shadow and its blur."""
+    return _pad(style, em)
 
 
 def _line_width(widths: list[float], space: float, pop: float) -> float:
@@ -54,7 +59,7 @@ def fit_layout(texts: Sequence[str], style: CaptionStyle, out_w: int, out_h: int
         f = load_font(style.font_file, em)
         space = f.getlength(" ")
         widest = max(
-            _line_width([f.getlength(texts[i]) for i in ln], space, style.pop_scale) for ln in lines
+            _line_width([f.getlength(texts[i]) for i in ln], space, style.max_pop) for ln in lines
         )
         return math.ceil(widest) + 2 * _pad(style, em)
 
@@ -92,10 +97,25 @@ def vertical_extent(style: CaptionStyle, em: float, n_lines: int, out_w: int, ou
     # centre the caps of the block (top of first line's caps .. last baseline) on the band
     b0 = centre_y(out_w, out_h) + cap / 2 - (n_lines - 1) * pitch / 2
     pad = _pad(style, em)
-    top = b0 - fi.ascent_em * em * style.pop_scale - pad
-    bottom = b0 + (n_lines - 1) * pitch + (fi.descent_em * style.pop_scale
-                                           + fi.cap_em * (style.pop_scale - 1) / 2) * em + pad
+    top = b0 - fi.ascent_em * em * style.max_pop - pad
+    bottom = b0 + (n_lines - 1) * pitch + (fi.descent_em * style.max_pop
+                                           + fi.cap_em * (style.max_pop - 1) / 2) * em + pad
     return b0, top, bottom
+
+
+#: on a "fit" shot the caption band's top clears the fitted picture's bottom edge by this fraction of
+#: the output height (as far as the frame allows)
+FIT_MARGIN = 0.02
+
+
+def fit_dy(top: int, height: int, picture_bottom: int, out_h: int, margin: float = FIT_MARGIN) -> int:
+    """How far (even px, >= 0) a caption band at rows ``top`` .. ``top + height`` moves down on the frames of
+    a "fit" shot: its top to ``picture_bottom`` + the margin, its bottom kept inside the frame. The one rule
+    the render (burned-in sprites) and the .ass writer both use."""
+    gap = int(round(margin * out_h / 2)) * 2
+    dy = max(0, picture_bottom + gap - top)
+    dy = min(dy, max(0, out_h - height - top))
+    return dy - dy % 2
 
 
 def even_floor(v: float) -> int:

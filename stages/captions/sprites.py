@@ -115,16 +115,20 @@ class GlyphMasks:
 
 
 def rasterise(style: CaptionStyle, lay: CaptionLayout, texts: Sequence[str], active: int, step: int,
-              word_colour: Callable[[int], RGB], masks: GlyphMasks) -> tuple[np.ndarray, int, int] | None:
+              word_colour: Callable[[int], RGB], masks: GlyphMasks, emphasised: int | None = None
+              ) -> tuple[np.ndarray, int, int] | None:
     """The state's straight-alpha RGBA, cropped to its visible pixels (even-aligned), at (x, y).
 
     Pixel for pixel what Pillow's ImageDraw + GaussianBlur + alpha_composite give on the
     whole layout canvas (the shadow blur may differ by 1 level), but only the rectangle the
     text and its shadow cover is touched: glyph masks are pasted with Pillow's own blend
-    rounding, the shadow is one separable cv2 filter, the layers are composited by Pillow.
+    rounding, the shadow is one separable cv2 filter, the layers are composited by Pillow. The
+    ``emphasised`` word (captionEmphasis) pops to ``style.emphasis_scale`` when it is the active one.
     """
     fi = font_info(style.font_file)
-    scale = 1 + (style.pop_scale - 1) * step / POP_LEVELS
+    top_scale = (style.emphasis_scale if style.emphasis and emphasised is not None and active == emphasised
+                 else style.pop_scale)
+    scale = 1 + (top_scale - 1) * step / POP_LEVELS
     base_font = load_font(style.font_file, lay.em)
     space = base_font.getlength(" ")
     words: list[tuple[np.ndarray, int, int, np.ndarray, int, int, RGB]] = []
@@ -200,3 +204,17 @@ def rasterise(style: CaptionStyle, lay: CaptionLayout, texts: Sequence[str], act
     top = Image.fromarray(cv2.merge([*cv2.split(colour[crop]), fill[crop]]))
     arr = np.asarray(Image.alpha_composite(out, top))
     return np.ascontiguousarray(arr), lay.x + rx0 + x0, lay.y + ry0 + y0
+
+
+def combine(parts: Sequence[tuple[np.ndarray, int, int] | None]) -> tuple[np.ndarray, int, int] | None:
+    """Straight-alpha RGBA pieces at (x, y) (even) composited, later over earlier, on their union rectangle."""
+    got = [p for p in parts if p is not None]
+    if len(got) <= 1:
+        return got[0] if got else None
+    x0, y0 = min(p[1] for p in got), min(p[2] for p in got)
+    x1 = max(p[1] + p[0].shape[1] for p in got)
+    y1 = max(p[2] + p[0].shape[0] for p in got)
+    canvas = Image.new("RGBA", (x1 - x0, y1 - y0))
+    for rgba, x, y in got:
+        canvas.alpha_composite(Image.fromarray(rgba), (x - x0, y - y0))
+    return np.ascontiguousarray(np.asarray(canvas)), x0, y0

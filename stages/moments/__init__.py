@@ -15,9 +15,10 @@ from engine.config import Settings
 from stages.moments.base import MomentProvider, MomentRequest, MomentsConfigError, ProviderFailure
 from stages.moments.highlights import HighlightsRequest, HighlightsStage
 from stages.moments.local import LocalMomentScorer
+from stages.moments.text import keyword_forms
 
 __all__ = ["HighlightsRequest", "HighlightsStage", "MomentProvider", "MomentRequest", "MomentsConfigError",
-           "ProviderFailure", "LocalMomentScorer", "build_provider", "provider_name"]
+           "ProviderFailure", "LocalMomentScorer", "build_provider", "keyword_forms", "provider_name"]
 
 
 def provider_name(settings: Settings) -> str:

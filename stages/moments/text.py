@@ -366,6 +366,13 @@ def hashtags_from(text: str, tfidf: TfIdf, k: int = 5) -> tuple[str, ...]:
             if t.isalpha() and t.lower() in present and t.lower() not in _DANGLING]
     return tuple(dict.fromkeys(tags))[:k]
 
+def keyword_forms(keywords: Sequence[str], texts: Sequence[str]) -> tuple[str, ...]:
+    """The words of ``texts`` (lower-case, as spoken) that are one of ``keywords`` by :func:`stem` (a clip's
+    hashtags -> the forms its captions say them in): what the captions emphasise as the clip's keywords."""
+    stems = {stem(t) for k in keywords for t in tokens(k) if t not in STOPWORDS and len(t) > 2}
+    return tuple(dict.fromkeys(t for x in texts for t in tokens(x) if t not in STOPWORDS and stem(t) in stems))
+
+
 def _add(vectors: Sequence[dict[str, float]]) -> dict[str, float]:
     out: Counter[str] = Counter()
     for v in vectors:

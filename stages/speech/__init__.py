@@ -19,6 +19,7 @@ from stages.speech.host import (
 from stages.speech.splice import (
     CROSSFADE_S,
     Segment,
+    clip_spans,
     clip_words,
     kept_faces,
     plan_edits,
@@ -45,6 +46,7 @@ __all__ = [
     "Segment",
     "TranscribeRequest",
     "TranscribeStage",
+    "clip_spans",
     "clip_words",
     "decide_host",
     "default_model_path",

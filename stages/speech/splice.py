@@ -165,6 +165,21 @@ def to_clip_time(t: float, segments: Sequence[Segment], fps: float) -> float | N
     return None
 
 
+def clip_spans(spans: Sequence[Segment], segments: Sequence[Segment], fps: float) -> list[Segment]:
+    """Source-time spans as they play in the clip: each span's pieces inside the kept ``segments``, on the
+    clip timeline (as :func:`to_clip_time` maps their edges), in clip order."""
+    out: list[Segment] = []
+    offset = 0.0
+    for (a, _), n in zip(segments, segment_frames(segments, fps), strict=True):
+        b = a + n / fps
+        for s0, s1 in spans:
+            lo, hi = max(a, s0), min(b, s1)
+            if hi > lo:
+                out.append((round(offset + lo - a, 6), round(offset + hi - a, 6)))
+        offset += n / fps
+    return sorted(out)
+
+
 def clip_words(words: Sequence[Word], segments: Sequence[Segment], fps: float) -> list[Word]:
     """Kept words moved onto the clip timeline (each clamped inside its own segment)."""
     out: list[Word] = []

@@ -7,6 +7,7 @@ import pytest
 from engine.types import CropPath, Word
 from stages.speech import (
     CROSSFADE_S,
+    clip_spans,
     clip_words,
     plan_segments,
     segment_frames,
@@ -110,3 +111,14 @@ def test_a_host_word_straddling_the_window_edge_is_cut_too():
 
 def test_a_window_of_host_speech_only_keeps_nothing():
     assert plan_segments(2.7, 3.7, SCRIPT, "H", FPS) == ()
+
+
+def test_clip_spans_maps_source_spans_onto_the_spliced_timeline() -> None:
+    """A fit shot 3-9 s over segments 0-2, 4-6, 8-12 plays as 2-4 and 4-5 on the clip (edges as to_clip_time)."""
+    segs = [(0.0, 2.0), (4.0, 6.0), (8.0, 12.0)]
+    got = clip_spans([(3.0, 9.0)], segs, 25.0)
+    assert got == [(2.0, 4.0), (4.0, 5.0)]
+    assert got[0][0] == pytest.approx(to_clip_time(4.0, segs, 25.0))
+    assert got[1][1] == pytest.approx(to_clip_time(9.0, segs, 25.0))
+    assert clip_spans([(2.5, 3.5)], segs, 25.0) == []  # cut out entirely
+    assert clip_spans([(1.0, 3.0)], [(0.5, 10.0)], 25.0) == [(0.5, 2.5)]  # one window: source - start
