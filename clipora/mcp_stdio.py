@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from engine.edits import ClipEdit
 from engine.mcp_tools import ClipTools, ToolError
 from engine.options import ProcessOptions
 from http_gateway.routes.mcp import ServiceTools, mcp_server, upload_response
@@ -105,6 +106,9 @@ class RestTools:
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
         return await self._json("DELETE", f"/api/jobs/{job_id}")
+
+    async def render_clip(self, job_id: str, index: int, edit: ClipEdit) -> dict[str, Any]:
+        return await self._json("POST", f"/api/clips/{job_id}/{index}/render", json=edit.to_json())
 
 
 # -- local: the engine in this process ------------------------------------------------------------------

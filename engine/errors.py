@@ -78,6 +78,10 @@ class NotFound(ClipporaError):
 
 
 
+class Busy(ClipporaError):
+    """The thing asked for is being done already (a render of this clip is queued or running)."""
+
+
 class JobCancelled(ClipporaError):
     """Raised inside a stage when the job's cancel flag is seen."""
 

@@ -129,11 +129,11 @@ async def reap(store: JobStore, config: ExecutorConfig, stopping: Callable[[], b
 
 
 class InProcessExecutor:
-    def __init__(self, store: JobStore, run: JobFunction, paths: Callable[[str], tuple[Path, Path, Path]],
+    def __init__(self, store: JobStore, run: JobFunction, paths: Callable[[JobRecord], tuple[Path, Path, Path]],
                  bus: EventBus, config: ExecutorConfig, embedded: bool = True, recovers: bool = True) -> None:
         self.store = store
         self.run = run
-        self.paths = paths  # job id -> (source, out dir, work dir)
+        self.paths = paths  # job -> (source, out dir, work dir): a clip re-render's are its parent's
         self.bus = bus
         self.config = config
         self.embedded = embedded
@@ -218,7 +218,7 @@ class InProcessExecutor:
             loop.call_soon_threadsafe(self._on_progress, job, event, last_write, writes)
 
         job_bus.subscribe(forward)
-        source, out_dir, work_dir = self.paths(job.id)
+        source, out_dir, work_dir = self.paths(job)
         self.bus.publish(JobEvent(job.id, "status", status=JobStatus.PROCESSING.value,
                                   message=f"attempt {job.attempts}"))
         beat = asyncio.create_task(self._heartbeat(job.id))
@@ -230,8 +230,9 @@ class InProcessExecutor:
             reason = self._cancels.get(job.id, (flag, "shutdown"))[1]
             if reason == "shutdown":
                 await self.store.release(job.id, self.worker_id, "interrupted by a server shutdown; queued again")
-            elif reason == "lost" and await self.store.get(job.id) is None:
-                # deleted while it ran elsewhere than its gateway: what it wrote since goes too
+            elif reason == "lost" and await self.store.get(job.parent_id or job.id) is None:
+                # deleted while it ran elsewhere than its gateway: what it wrote since goes too (a clip
+                # render writes into its job's folder: that goes only with its job)
                 await asyncio.to_thread(shutil.rmtree, source.parent, True)
             return
         except RetryableError as exc:

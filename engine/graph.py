@@ -9,6 +9,10 @@ A job runs in three phases:
 - **finalize**: one step over the plan and every ClipResult (the manifest), after which the
   engine publishes the clips' files and the manifest by atomic rename.
 
+A clip re-render runs a second graph over the same stages (``Pipeline.run_edit``): its analysis
+plans the one edited clip from the finished job's cached results, its clip unit is the job's, and
+its finalize step makes that clip's manifest entry, which the engine publishes as a new version.
+
 A :class:`Step` names the stage that fills it and how its request is built from what the job
 knows so far (a :class:`Scope`). The composition root declares the steps; the engine
 (``engine.pipeline``) runs them: caching each result keyed by step and inputs, progress, the
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.edits import ClipEdit
 from engine.options import ProcessOptions
 from engine.stage import Resources, Stage
 from engine.types import ClipPlan, ClipResult, JobPlan
@@ -29,11 +34,13 @@ from engine.types import ClipPlan, ClipResult, JobPlan
 
 @dataclass(frozen=True)
 class JobInput:
-    """What a job starts from."""
+    """What a job starts from. A clip re-render also names the clip and the (accumulated) edit."""
 
     job_id: str
     source: Path
     options: ProcessOptions
+    clip: int | None = None  # 1-based, re-renders only
+    edit: ClipEdit | None = None
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Scope:
     clip: ClipPlan | None = None
     clip_results: dict[str, Any] = field(default_factory=dict)
     units: tuple[ClipResult, ...] = ()
+    #: the version a clip re-render publishes (2 for the first re-render); 0 in a whole job
+    version: int = 0
 
     def __getitem__(self, name: str) -> Any:
         if name in self.clip_results:

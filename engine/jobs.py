@@ -51,10 +51,18 @@ class JobRecord:
     updated_at: int
     started_at: int | None
     finished_at: int | None
+    #: a clip re-render: the job whose clip it renders again, and which clip (1-based); else None
+    parent_id: str | None = None
+    clip_index: int | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def is_render(self) -> bool:
+        """A re-render of one clip of ``parent_id`` (POST /api/clips/{jobId}/{index}/render)."""
+        return self.parent_id is not None
 
 
 def clips_ready(count: int | None) -> str:

@@ -2,7 +2,7 @@
 
 Clipora speaks MCP on two transports: ``/mcp`` on the gateway (streamable HTTP, API keys) and
 ``clipora mcp`` (stdio, for a local agent), which either drives a running Clipora over its REST
-API or runs jobs on this machine. All of them offer the same six tools, declared once here:
+API or runs jobs on this machine. All of them offer the same seven tools, declared once here:
 
     create_clips   a video (a URL; on the local stdio server a file path) + ProcessOptions -> a job
     get_job        one job, as GET /api/jobs/{jobId}
@@ -10,6 +10,7 @@ API or runs jobs on this machine. All of them offer the same six tools, declared
     list_clips     a completed job's manifest, as GET /api/clips/{jobId}
     get_clip_file  where to download one artifact (GET /api/clips/{jobId}/{filename})
     cancel_job     cancel and delete a job, as DELETE /api/jobs/{jobId}
+    render_clip    render one clip of a completed job again with edits, as POST /api/clips/{jobId}/{index}/render
 
 Why here: the gateway and the composition root (``clipora/``) both import the engine, and
 neither may import the other's side of the arrows the wrong way, so the shared part is a module
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from engine.edits import ClipEdit
 from engine.errors import InvalidOptions
 from engine.jobs import JOB_ID
 from engine.options import ProcessOptions
@@ -70,6 +72,8 @@ class ClipTools(Protocol):
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]: ...
 
+    async def render_clip(self, job_id: str, index: int, edit: ClipEdit) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -100,11 +104,14 @@ def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 
 
 def tool_specs(source: Source = "url") -> list[ToolSpec]:
-    """The six tools; only create_clips' video argument depends on the transport (``source``)."""
+    """The seven tools; only create_clips' video argument depends on the transport (``source``)."""
     options = ProcessOptions.model_json_schema(by_alias=True)
     options["description"] = ("what to make, every key optional (the API's ProcessOptions), e.g. "
                               '{"numClips": 3, "clipLength": "short", "captionPreset": "mozi", "prompt": "…"}')
     where = "a video URL" if source == "url" else "a video file on this machine"
+    edit = ClipEdit.model_json_schema(by_alias=True, ref_template="#/properties/edit/$defs/{model}")
+    edit["description"] = ('what to change, e.g. {"start": 41.2, "end": 63.0, "captionPreset": "karaoke", '
+                           '"words": [{"index": 812, "text": "Kubernetes"}]}')
     return [
         ToolSpec("create_clips",
                  f"Start a job that turns {where} into short captioned clips. Returns at once with the jobId "
@@ -125,6 +132,15 @@ def tool_specs(source: Source = "url") -> list[ToolSpec]:
                  _schema({"jobId": _JOB_ID, "filename": _FILENAME}, ("jobId", "filename"))),
         ToolSpec("cancel_job", "Cancel a job (stopping it if it runs) and delete it and its files.",
                  _schema({"jobId": _JOB_ID}, ("jobId",))),
+        ToolSpec("render_clip",
+                 "Render one clip of a completed job again with edits: a new start/end (source seconds), "
+                 "corrected words (by their index in the job's transcript), another caption preset, aspect "
+                 "ratio, layout, or pauses/fillers cut. Edits accumulate; fields left out keep the clip's. "
+                 "Returns the render's own jobId at once: poll get_job on it, then list_clips on the job shows "
+                 "the clip's new version.",
+                 _schema({"jobId": _JOB_ID, "index": {"type": "integer", "minimum": 1, "maximum": 99,
+                                                      "description": "the clip's number (1 = clip_01)"},
+                          "edit": edit}, ("jobId", "index", "edit"))),
     ]
 
 
@@ -178,4 +194,15 @@ async def call_tool(tools: ClipTools, spec: ToolSpec, arguments: Mapping[str, An
         return await tools.get_clip_file(job_id, _string(args, "filename"))
     if spec.name == "cancel_job":
         return await tools.cancel_job(job_id)
+    if spec.name == "render_clip":
+        index, raw = args.get("index"), args.get("edit")
+        if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index <= 99:
+            raise ToolError("index must be a clip's number, an integer from 1 to 99")
+        if not isinstance(raw, dict):
+            raise ToolError('edit must be a JSON object, e.g. {"captionPreset": "mozi"}')
+        try:
+            edit = ClipEdit.from_json(raw)
+        except InvalidOptions as exc:
+            raise ToolError(exc.message) from None
+        return await tools.render_clip(job_id, index, edit)
     raise ToolError(f"unknown tool {spec.name!r}")  # a spec without an implementation: a bug, said plainly

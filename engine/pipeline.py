@@ -216,6 +216,40 @@ class Pipeline:
         self._publish(plan, units, final.workdir, out_dir)
         return manifest
 
+    def run_edit(self, job: JobInput, results: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        """Re-render one clip of a finished job (``job.clip``, ``job.edit``) and publish it as a new version.
+
+        ``results`` are the finished job's cached analysis results the graph's analysis steps read (the
+        edit graph's analysis plans the one edited clip from them); its clip unit runs in that clip's own
+        folder, so every step whose request did not change (faces, reframe) is reused from its cache.
+        Finalize makes the clip's manifest entry; :func:`publish_version` puts the files in place (the
+        current ones kept as ``clip_NN.vK.*``) and the entry into the manifest. Returns the entry.
+        """
+        if job.clip is None:
+            raise ValueError("a re-render names its clip")
+        analysis = self.workdir / ANALYSIS_DIR
+        scope = Scope(job, analysis, dict(results))
+        cache = StepCache(analysis, job.job_id)
+        for step in self.graph.analysis:
+            scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+        plan = scope.results[self.graph.analysis[-1].name]
+        if not isinstance(plan, JobPlan) or len(plan.clips) != 1 or plan.clips[0].index != job.clip:
+            raise TypeError("an edit graph's analysis must end in a JobPlan of the one clip it renders")
+        scope.plan = plan
+        (unit,) = self._clips(scope, plan)
+        with edit_lock(self.workdir):  # one publisher at a time: renders of other clips edit the same manifest
+            version = current_version(out_dir, job.clip) + 1
+            final = Scope(job, self.workdir / EDITS_DIR / job.job_id, scope.results, plan, units=(unit,),
+                          version=version)
+            final.workdir.mkdir(parents=True, exist_ok=True)
+            entry: dict[str, Any] = self._step(self.graph.finalize, final, None, phase=self.graph.finalize.name)
+            folder = self.workdir / CLIPS_DIR / f"{unit.index:02d}"
+            manifest = publish_version(folder, unit, entry, version, out_dir)
+            with contextlib.suppress(FileNotFoundError):
+                (folder / "result.json").unlink()
+        shutil.rmtree(final.workdir, ignore_errors=True)
+        return {"clipCount": 1, "clip": entry, "version": version, "manifestClipCount": manifest.get("clipCount")}
+
     def _clips(self, scope: Scope, plan: JobPlan) -> tuple[ClipResult, ...]:
         n = len(plan.clips)
         if n == 0:
@@ -269,6 +303,95 @@ class Pipeline:
             with contextlib.suppress(FileNotFoundError):
                 (folder / "result.json").unlink()  # its files have moved on: the unit is no longer cached
         publish(final / "manifest.json", out_dir / "manifest.json")
+
+
+# -- clip versions (re-renders) ----------------------------------------------------------------------
+
+EDITS_DIR = "edits"
+
+
+def versioned_name(name: str, version: int) -> str:
+    """``clip_01.mp4`` as version 2's kept file: ``clip_01.v2.mp4``."""
+    stem, _, ext = name.partition(".")
+    return f"{stem}.v{version}.{ext}"
+
+
+def current_version(out_dir: Path, index: int) -> int:
+    """The version of clip ``index`` now published: 1 plus the versions kept beside it."""
+    kept = [p.name for p in Path(out_dir).glob(f"clip_{index:02d}.v*.mp4")]
+    numbers = [int(n.split(".")[1][1:]) for n in kept if n.split(".")[1][1:].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+@contextlib.contextmanager
+def edit_lock(workdir: Path):  # type: ignore[no-untyped-def]
+    """An exclusive lock on a job's published files while a re-render replaces one clip's (every
+    worker process on this host, and hosts sharing the folder over a filesystem with flock)."""
+    import fcntl
+
+    path = Path(workdir) / "edits.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _keep(src: Path, dst: Path) -> None:
+    """``dst`` becomes another name of ``src`` (a hard link, or a copy across filesystems)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        pass
+    except OSError:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+
+
+def publish_version(folder: Path, unit: ClipResult, entry: dict[str, Any], version: int,
+                    out_dir: Path) -> dict[str, Any]:
+    """Publish a re-rendered clip as ``version``: the current files are kept as ``clip_NN.v<K>.*`` (K =
+    version - 1), the new ones replace ``clip_NN.*`` one atomic rename each (a reader gets the old file
+    or the new one, never a missing or partial one), then the manifest's entry for the clip becomes
+    ``entry`` (its URLs carrying ``?v=<version>``, the earlier versions listed under ``versions``),
+    written atomically last. Returns the new manifest."""
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    clips = manifest.get("clips") or []
+    pos = next((k for k, c in enumerate(clips) if c.get("index") == unit.index), None)
+    if pos is None:
+        raise ValueError(f"the manifest has no clip {unit.index}")
+    old = clips[pos]
+    previous = version - 1
+    for name in unit.files:
+        current = out_dir / name
+        if current.is_file():
+            _keep(current, out_dir / versioned_name(name, previous))
+    for name in unit.files:
+        publish(folder / name, out_dir / name)
+    kept = {k: _url_of_version(v, previous) for k, v in old.items() if k.endswith("Url") and isinstance(v, str)}
+    earlier = [v for v in old.get("versions", []) if isinstance(v, dict)]
+    earlier.append({"version": previous, **{k: old[k] for k in ("start", "end", "duration", "aspectRatio")
+                                             if k in old}, **kept, "edit": old.get("edit", {})})
+    new = dict(entry)
+    for key, value in list(new.items()):
+        if key.endswith("Url") and isinstance(value, str):
+            new[key] = f"{value.split('?')[0]}?v={version}"
+    new.update(version=version, versions=earlier)
+    clips[pos] = new
+    manifest["clips"] = clips
+    write_json_atomic(manifest_path, manifest)
+    return manifest
+
+
+def _url_of_version(url: str, version: int) -> str:
+    """An artifact URL of the clip's current files, as the kept version's (``…/clip_01.v1.mp4``)."""
+    path = url.split("?")[0]
+    head, _, name = path.rpartition("/")
+    return f"{head}/{versioned_name(name, version)}"
 
 
 class _UnitsStopped(Exception):

@@ -23,15 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from engine.db import Database
-from engine.errors import NotFound, PipelineUnavailable, QuotaExceeded
+from engine.edits import MAX_EDIT_S, MIN_EDIT_S, ClipEdit
+from engine.errors import Busy, InvalidOptions, NotFound, PipelineUnavailable, QuotaExceeded
 from engine.events import EventBus, JobEvent
 from engine.executor import Executor, ExecutorConfig, InProcessExecutor, JobFunction, failed_event
 from engine.jobs import JOB_ID, JobRecord, JobStatus, new_job_id
 from engine.options import ProcessOptions
+from engine.pipeline import cached_result
 from engine.store import JobStore
+from engine.types import JobPlan
 
-#: the artifacts a client may fetch; anything else is 404
-ARTIFACT = re.compile(r"^(clip_\d{2}\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$")
+#: the artifacts a client may fetch (a re-rendered clip's earlier versions as clip_NN.vK.*); anything else is 404
+ARTIFACT = re.compile(r"^(clip_\d{2}(\.v\d{1,4})?\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$")
+#: an editor's word list reaches this far beyond the clip on each side (the trim handles' room)
+EDIT_CONTEXT_S = 20.0
 
 
 class JobFolders:
@@ -50,6 +55,11 @@ class JobFolders:
         d = self.job_dir(job_id)
         sources = sorted(d.glob("source.*"))
         return (sources[0] if sources else d / "source.mp4"), d / "out", d / "work"
+
+    def paths_of(self, job: JobRecord) -> tuple[Path, Path, Path]:
+        """What the job runs on: its own paths, or for a clip re-render its parent's (the source, the
+        published clips it replaces, the cached analysis it reuses)."""
+        return self.paths(job.parent_id if job.parent_id else job.id)
 
 
 class JobService:
@@ -73,7 +83,8 @@ class JobService:
             self.executor = executor(self.store, self.bus)
         elif run is not None:
             config = executor_config or ExecutorConfig(concurrency=concurrency)
-            self.executor = InProcessExecutor(self.store, run, self.paths, self.bus, config, embedded=db.is_sqlite)
+            self.executor = InProcessExecutor(self.store, run, self.folders.paths_of, self.bus, config,
+                                              embedded=db.is_sqlite)
         else:
             raise ValueError("JobService needs a job function or an executor")
 
@@ -189,6 +200,89 @@ class JobService:
             raise QuotaExceeded(f"you have {self.max_jobs_per_user} jobs queued or running, the most an account "
                                 "may; submit more when one ends")
 
+    # -- clip re-renders ---------------------------------------------------------------------
+
+    async def edit_context(self, job: JobRecord, index: int) -> dict[str, Any]:
+        """What an editor of clip ``index`` of a completed job needs: the clip as published (window,
+        version, accumulated edit), the options it renders with, the transcript's words around it (with
+        their indices, the ones edits name) and its renders. NotFound while the clip does not exist."""
+        clip, manifest = await self._published_clip(job, index)
+        plan = await asyncio.to_thread(self._plan_of, job.id)
+        edit = ClipEdit.from_json(clip.get("edit") or {})
+        options = edit.options(ProcessOptions.from_json(plan.options))
+        fixes = edit.corrections()
+        lo, hi = float(clip["start"]) - EDIT_CONTEXT_S, float(clip["end"]) + EDIT_CONTEXT_S
+        words = [{"index": i, "start": round(w.start, 3), "end": round(w.end, 3), "text": fixes.get(i, w.text),
+                  **({"heard": w.text} if i in fixes else {})}
+                 for i, w in enumerate(plan.transcript.words) if w.end > lo and w.start < hi]
+        renders = [r for r in await self.store.renders_of(job.id, index)]
+        return {
+            "jobId": job.id, "index": index, "version": int(clip.get("version", 1)),
+            "start": clip["start"], "end": clip["end"], "duration": clip.get("duration"),
+            "sourceDuration": manifest.get("duration"), "span": [round(plan.span[0], 3), round(plan.span[1], 3)],
+            "edit": edit.to_json(),
+            "options": {k: v for k, v in options.to_json().items()
+                        if k in ("captionPreset", "captionEmphasis", "captionEmoji", "aspectRatio", "layout",
+                                 "removeSilence", "removeFillers", "silenceThreshold")},
+            "limits": {"minSeconds": MIN_EDIT_S, "maxSeconds": MAX_EDIT_S},
+            "words": words,
+            "renders": [{"id": r.id, "status": r.status.value, "progress": round(r.progress, 4),
+                         "message": r.message, "error": r.error, "createdAt": r.created_at} for r in renders],
+        }
+
+    async def submit_render(self, job: JobRecord, index: int, edit: ClipEdit) -> JobRecord:
+        """Queue a re-render of clip ``index`` of a completed job with ``edit`` merged over the clip's
+        current edit. NotFound (no such clip, job not completed), Busy (a render of the clip is queued
+        or running), InvalidOptions (a word or window the job does not have), or the capacity errors."""
+        clip, _ = await self._published_clip(job, index)
+        if any(not r.terminal for r in await self.store.renders_of(job.id, index)):
+            raise Busy(f"clip {index} is being rendered already; wait for that render to end")
+        current = ClipEdit.from_json(clip.get("edit") or {})
+        merged = edit.over(current)
+        if merged.to_json() == current.to_json():
+            raise InvalidOptions("the edit changes nothing: give a new start or end, corrected words, or another "
+                                 "captionPreset, captionEmphasis, captionEmoji, aspectRatio, layout, "
+                                 "removeSilence, silenceThreshold or removeFillers", field="edit")
+        plan = await asyncio.to_thread(self._plan_of, job.id)
+        n = len(plan.transcript.words)
+        bad = [w.index for w in edit.words if w.index >= n]
+        if bad:
+            raise InvalidOptions(f"invalid edit 'words': word {bad[0]} does not exist (the transcript has {n} "
+                                 "words)", field="words")
+        start = merged.start if merged.start is not None else float(clip["start"])
+        end = merged.end if merged.end is not None else float(clip["end"])
+        lo, hi = plan.span
+        if start >= hi or end <= lo or start >= end:
+            raise InvalidOptions(f"invalid edit: the window {start:g}-{end:g} s is outside the video's "
+                                 f"{lo:g}-{hi:g} s (or ends before it starts)", field="start")
+        await self.check_capacity(job.owner_id)
+        render = await self.store.create(new_job_id(), job.owner_id, f"{job.original_name} · clip {index}", 0,
+                                         {"edit": merged.to_json()}, parent_id=job.id, clip_index=index)
+        self.bus.publish(JobEvent(render.id, "status", status=JobStatus.QUEUED.value, message="queued"))
+        self.executor.wake()
+        return render
+
+    async def _published_clip(self, job: JobRecord, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        if job.is_render:
+            raise NotFound("a clip render has no clips of its own; edit its job's clip")
+        manifest = await self.manifest(job.id)
+        if manifest is None:
+            raise NotFound(f"clips are not ready (status: {job.status.value})")
+        clip = next((c for c in manifest.get("clips", []) if c.get("index") == index), None)
+        if clip is None:
+            raise NotFound(f"the job has no clip {index} (it has {manifest.get('clipCount', 0)})")
+        return clip, manifest
+
+    def _plan_of(self, job_id: str) -> JobPlan:
+        _, _, work = self.paths(job_id)
+        try:
+            plan = cached_result(work, "plan")
+        except (OSError, ValueError, KeyError):
+            plan = None
+        if not isinstance(plan, JobPlan):
+            raise NotFound("this job's analysis is no longer kept, so its clips cannot be edited")
+        return plan
+
     async def get(self, job_id: str) -> JobRecord | None:
         return await self.store.get(job_id)
 
@@ -196,14 +290,22 @@ class JobService:
         return await self.store.list_for(owner_id)
 
     async def delete(self, job_id: str) -> None:
-        """Cancel the job if it runs, then remove its row and every file."""
+        """Cancel the job (and its clip renders) if it runs, then remove its row and every file.
+
+        A clip render's files are its job's: deleting a render cancels it and removes only its row."""
+        job = await self.store.get(job_id)
+        for render in await self.store.renders_of(job_id):
+            self.executor.cancel(render.id)
         self.executor.cancel(job_id)
         await self.store.delete(job_id)
-        await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), True)
+        if job is None or not job.is_render:
+            await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), True)
 
     async def manifest(self, job_id: str) -> dict[str, Any] | None:
+        """A completed job's manifest (None while not completed, and for a clip render: its clip is in its
+        job's manifest)."""
         job = await self.store.get(job_id)
-        if job is None or job.status != JobStatus.COMPLETED:
+        if job is None or job.status != JobStatus.COMPLETED or job.is_render:
             return None
         path = self.job_dir(job_id) / "out" / "manifest.json"
         text = await asyncio.to_thread(path.read_text, encoding="utf-8")

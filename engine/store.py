@@ -51,6 +51,8 @@ class JobRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    clip_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     def record(self) -> JobRecord:
         return JobRecord(
@@ -59,7 +61,7 @@ class JobRow(Base):
             original_name=self.original_name, size_bytes=self.size_bytes, options=dict(self.options),
             source_url=self.source_url, clip_count=self.clip_count, attempts=self.attempts,
             created_at=self.created_at, updated_at=self.updated_at, started_at=self.started_at,
-            finished_at=self.finished_at,
+            finished_at=self.finished_at, parent_id=self.parent_id, clip_index=self.clip_index,
         )
 
 
@@ -81,12 +83,13 @@ class JobStore:
     async def create(self, job_id: str, owner_id: str, original_name: str, size_bytes: int,
                      options: dict[str, Any], status: JobStatus = JobStatus.QUEUED,
                      source_url: str | None = None, lease_owner: str | None = None,
-                     lease_s: float | None = None) -> JobRecord:
+                     lease_s: float | None = None, parent_id: str | None = None,
+                     clip_index: int | None = None) -> JobRecord:
         t = now_ms()
         row = JobRow(id=job_id, owner_id=owner_id, status=status.value, stage="", progress=0.0, message="",
                      original_name=original_name, size_bytes=size_bytes, options=options,
                      source_url=source_url, attempts=0, cancel_requested=False, created_at=t, updated_at=t,
-                     lease_owner=lease_owner,
+                     lease_owner=lease_owner, parent_id=parent_id, clip_index=clip_index,
                      lease_expires_at=t + int(lease_s * 1000) if lease_owner and lease_s else None)
         async with self.db.session() as s, s.begin():
             s.add(row)
@@ -98,11 +101,21 @@ class JobStore:
             return row.record() if row else None
 
     async def list_for(self, owner_id: str, limit: int = 200) -> list[JobRecord]:
+        """An account's jobs made from videos, newest first (clip re-renders are listed by their parent)."""
         async with self.db.session() as s:
             rows = await s.scalars(
-                select(JobRow).where(JobRow.owner_id == owner_id)
+                select(JobRow).where(JobRow.owner_id == owner_id, JobRow.parent_id.is_(None))
                 .order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit)
             )
+            return [r.record() for r in rows]
+
+    async def renders_of(self, parent_id: str, clip_index: int | None = None) -> list[JobRecord]:
+        """The re-renders of a job's clips (or of one clip), oldest first."""
+        where = [JobRow.parent_id == parent_id]
+        if clip_index is not None:
+            where.append(JobRow.clip_index == clip_index)
+        async with self.db.session() as s:
+            rows = await s.scalars(select(JobRow).where(*where).order_by(JobRow.created_at, JobRow.id))
             return [r.record() for r in rows]
 
     async def count(self, status: JobStatus) -> int:
@@ -250,7 +263,9 @@ class JobStore:
             return _rows(requeued), _rows(failed) + _rows(lost)
 
     async def delete(self, job_id: str) -> bool:
+        """Remove a job's row and its clip re-renders' rows."""
         async with self.db.session() as s, s.begin():
+            await s.execute(delete(JobRow).where(JobRow.parent_id == job_id))
             result = await s.execute(delete(JobRow).where(JobRow.id == job_id))
             return _rows(result) == 1
 

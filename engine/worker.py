@@ -26,8 +26,11 @@ log = logging.getLogger("clipora.worker")
 
 
 class Worker:
-    def __init__(self, graph: JobGraph, settings: Settings) -> None:
+    """``graph`` runs jobs; ``edit_graph`` (the same stages) re-renders one clip of a finished job."""
+
+    def __init__(self, graph: JobGraph, settings: Settings, edit_graph: JobGraph | None = None) -> None:
         self.graph = graph
+        self.edit_graph = edit_graph
         self.settings = settings
         self._ready: set[int] = set()
         self._lock = threading.Lock()
@@ -36,6 +39,13 @@ class Worker:
     def units_at_once(self) -> int:
         """Clip units of one job that fit this worker's cores at once (their declared resources)."""
         return self.graph.clip_resources().fits(self.settings.cpu_threads)
+
+    def stages(self) -> list[Stage[Any, Any]]:
+        """Each distinct stage of both graphs once."""
+        seen = {id(s): s for s in self.graph.stages()}
+        for s in self.edit_graph.stages() if self.edit_graph else ():
+            seen.setdefault(id(s), s)
+        return list(seen.values())
 
     def ready(self, stage: Stage[Any, Any], ctx: StageContext) -> None:
         """Set ``stage`` up unless this worker already did (once per worker, whatever the job)."""
@@ -48,13 +58,13 @@ class Worker:
     def warm(self) -> None:
         """Set every stage up now (a serving worker loads its models before the first job)."""
         ctx = StageContext("", Path(tempfile.gettempdir()), self.settings, select_backend(self.settings.backend))
-        for stage in self.graph.stages():
+        for stage in self.stages():
             self.ready(stage, ctx.for_stage(stage.name))
 
     def close(self) -> None:
         """Tear down what was set up (the worker is stopping)."""
         with self._lock:
-            for stage in self.graph.stages():
+            for stage in self.stages():
                 if id(stage) in self._ready:
                     try:
                         stage.teardown()
@@ -80,3 +90,14 @@ class Worker:
         finally:
             if own:
                 shutil.rmtree(work, ignore_errors=True)
+
+    def run_edit(self, job: JobInput, results: dict[str, Any], out_dir: Path, bus: EventBus, *, workdir: Path,
+                 cancel: threading.Event | None = None) -> dict[str, Any]:
+        """One attempt at re-rendering clip ``job.clip`` of the finished job whose cached analysis is in
+        ``workdir`` and whose clips are published in ``out_dir`` (engine.pipeline.Pipeline.run_edit)."""
+        if self.edit_graph is None:
+            raise RuntimeError("this worker was built without an edit graph")
+        ctx = StageContext(job.job_id, Path(workdir), self.settings, select_backend(self.settings.backend),
+                           cancel_event=cancel or threading.Event())
+        pipeline = Pipeline(self.edit_graph, ctx, bus, self.ready, units_at_once=1)
+        return pipeline.run_edit(job, results, out_dir)

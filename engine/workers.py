@@ -27,7 +27,7 @@ from pathlib import Path
 
 from engine.events import EventBus, JobEvent
 from engine.executor import ExecutorConfig, InProcessExecutor, JobFunction, reap, recover
-from engine.jobs import JobStatus
+from engine.jobs import JobRecord, JobStatus
 from engine.relay import EventReceiver, EventSender
 from engine.store import JobStore
 
@@ -165,7 +165,7 @@ def limit_memory(mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
 
 
-async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[str], tuple[Path, Path, Path]],
+async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[JobRecord], tuple[Path, Path, Path]],
                      config: ExecutorConfig, *, nice: int = 0, memory_mb: int = 0) -> None:
     """A worker process: lease and run jobs until SIGTERM/SIGINT (or the gateway goes away)."""
     limit_memory(memory_mb)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from engine.errors import (
     BackendUnavailable,
+    Busy,
     ClipporaError,
     InvalidOptions,
     JobCancelled,
@@ -39,6 +40,7 @@ ENGINE_STATUS: dict[type[ClipporaError], int] = {
     PermanentError: 400,  # InvalidMedia, a refused URL
     NotFound: 404,
     JobCancelled: 409,
+    Busy: 409,
     QuotaExceeded: 429,
     RetryableError: 503,
     BackendUnavailable: 503,

@@ -10,7 +10,8 @@ from engine.jobs import JobRecord, JobStatus
 
 def job_json(job: JobRecord, url_prefix: str = "/api/clips") -> dict[str, Any]:
     """The job as GET /api/jobs and GET /api/jobs/{id} show it."""
-    poster = f"{url_prefix}/{job.id}/clip_01.jpg" if job.status == JobStatus.COMPLETED and job.clip_count else None
+    poster = (f"{url_prefix}/{job.id}/clip_01.jpg" if job.status == JobStatus.COMPLETED and job.clip_count
+              and not job.is_render else None)
     return {
         "id": job.id,
         "originalName": job.original_name,
@@ -29,6 +30,7 @@ def job_json(job: JobRecord, url_prefix: str = "/api/clips") -> dict[str, Any]:
         "updatedAt": job.updated_at,
         "startedAt": job.started_at,
         "finishedAt": job.finished_at,
+        **({"kind": "render", "parentJobId": job.parent_id, "clipIndex": job.clip_index} if job.is_render else {}),
     }
 
 

@@ -170,9 +170,13 @@ def job_data(job: JobRecord, manifest: dict[str, Any] | None, base_url: str) -> 
         data["error"] = job.error or job.message or "the job failed"
         return "job.failed", data
     data["clipCount"] = job.clip_count or 0
-    data["manifestUrl"] = f"{base_url}/api/clips/{job.id}"
+    data["manifestUrl"] = f"{base_url}/api/clips/{job.parent_id or job.id}"
+    listed = (manifest or {}).get("clips", [])
+    if job.is_render:  # a clip render: its job, and that one clip as now published
+        data.update(parentJobId=job.parent_id, clipIndex=job.clip_index)
+        listed = [c for c in listed if c.get("index") == job.clip_index]
     clips = []
-    for clip in (manifest or {}).get("clips", []):
+    for clip in listed:
         entry = {k: clip.get(k) for k in ("index", "start", "end", "duration", "score") if k in clip}
         for key in ("downloadUrl", "posterUrl", "captionsUrl", "srtUrl", "vttUrl"):
             if isinstance(clip.get(key), str):
@@ -180,6 +184,8 @@ def job_data(job: JobRecord, manifest: dict[str, Any] | None, base_url: str) -> 
         title = (clip.get("metadata") or {}).get("title")
         if title:
             entry["title"] = title
+        if "version" in clip:
+            entry["version"] = clip["version"]
         clips.append(entry)
     data["clips"] = clips
     return "job.completed", data
@@ -300,7 +306,7 @@ class Notifier:
         manifest = None
         if job.status == JobStatus.COMPLETED:
             try:
-                manifest = await self.service.manifest(job.id)
+                manifest = await self.service.manifest(job.parent_id or job.id)  # a clip render: its job's
             except (OSError, ValueError):
                 log.warning("completed job without a readable manifest", extra={"job_id": job.id})
         event_type, data = job_data(job, manifest, self.public_url)
@@ -315,7 +321,8 @@ class Notifier:
                         url=url, event_type=event_type, payload=event_body(event_type, data), status="pending",
                         attempts=0, next_attempt_at=t, created_at=t, updated_at=t))
                 if job.status == JobStatus.COMPLETED:
-                    duration = float((manifest or {}).get("duration") or 0.0)
+                    # a clip render processes no new source minutes (the job's were metered)
+                    duration = 0.0 if job.is_render else float((manifest or {}).get("duration") or 0.0)
                     await s.execute(self.plans.meter_statement(
                         job.id, job.owner_id, trimmed_minutes(duration, job.options), period_of(job.finished_at)))
                 else:

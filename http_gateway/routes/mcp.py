@@ -49,6 +49,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 
+from engine.edits import ClipEdit
 from engine.errors import ClipporaError
 from engine.mcp_tools import INSTRUCTIONS, SERVER_NAME, ClipTools, Source, ToolError, call_tool, tool_specs
 from engine.options import ProcessOptions
@@ -66,7 +67,7 @@ from http_gateway.errors import (
     engine_status,
 )
 from http_gateway.middleware import add_security_headers, error_response
-from http_gateway.routes.clips import CONTENT_TYPES, artifact_of, manifest_of
+from http_gateway.routes.clips import CONTENT_TYPES, artifact_of, manifest_of, render_clip
 from http_gateway.routes.jobs import delete, job_detail, job_of, jobs_list
 from http_gateway.routes.upload_url import submit_url
 
@@ -120,6 +121,11 @@ class ServiceTools:
 
     async def cancel_job(self, job_id: str) -> dict[str, Any]:
         return await delete(self.service, await job_of(self.service, job_id, self.user_id))
+
+    async def render_clip(self, job_id: str, index: int, edit: ClipEdit) -> dict[str, Any]:
+        # the service refuses a job that is not completed, a clip it lacks, and a clip rendering already
+        return await render_clip(self.service, await job_of(self.service, job_id, self.user_id), index,
+                                 edit.to_json())
 
 
 def upload_response(job: Any, options: ProcessOptions) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from stages.framing.faces import (
     nms,
 )
 from stages.framing.geometry import (
+    fit_shots,
     is_split_aspect,
     output_geometry,
     render_geometry,
@@ -24,6 +25,7 @@ from stages.framing.reframe import (
     ReframeStage,
     plan_crop_path,
 )
+from stages.framing.reuse import FaceReuseRequest, FaceReuseStage
 from stages.framing.speakers import (
     SpeakerParams,
     subject_schedule,
@@ -42,6 +44,8 @@ __all__ = [
     "DEFAULT_TRIPOD",
     "FaceDetectRequest",
     "FaceDetectStage",
+    "FaceReuseRequest",
+    "FaceReuseStage",
     "FaceSurveyRequest",
     "FaceSurveyStage",
     "ReframeRequest",
@@ -52,6 +56,7 @@ __all__ = [
     "decode_outputs",
     "default_centerface_source",
     "detection_size",
+    "fit_shots",
     "is_split_aspect",
     "max_speed_px_per_frame",
     "nms",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from stages.output.croppath import crop_keyframes
 from stages.output.manifest import (
+    ClipEntryRequest,
+    ClipEntryStage,
     ManifestRequest,
     ManifestStage,
     build_manifest,
@@ -22,6 +24,8 @@ from stages.output.render import (
 )
 
 __all__ = [
+    "ClipEntryRequest",
+    "ClipEntryStage",
     "ManifestRequest",
     "ManifestStage",
     "PosterRequest",

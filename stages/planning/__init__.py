@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stages.planning.edit import EditPlanRequest, EditPlanStage, snapped_window
 from stages.planning.plan import (
     ClipPlanStage,
     PlanRequest,
@@ -12,7 +13,10 @@ from stages.planning.plan import (
 
 __all__ = [
     "ClipPlanStage",
+    "EditPlanRequest",
+    "EditPlanStage",
     "PlanRequest",
+    "snapped_window",
     "speaker_to_cut",
     "trim_span",
     "without_speaker",

@@ -58,8 +58,7 @@ def without_speaker(transcript: Transcript, speaker: str | None) -> Transcript:
     """The words moments are chosen from: everyone's, or everyone's but the cut speaker's."""
     if speaker is None:
         return transcript
-    return Transcript(tuple(w for w in transcript.words if w.speaker != speaker), transcript.language,
-                      transcript.audio_duration)
+    return replace(transcript, words=tuple(w for w in transcript.words if w.speaker != speaker))
 
 
 def edits_for(options: ProcessOptions, cut_speaker: str | None) -> dict[str, object]:
@@ -139,6 +138,20 @@ def _extended(m: Moment, segments: tuple[Segment, ...], transcript: Transcript, 
     return best
 
 
+def clip_plan(index: int, m: Moment, segments: tuple[Segment, ...], transcript: Transcript, fps: float,
+              splicing: bool, diarized: bool) -> ClipPlan:
+    """Clip ``index`` of moment ``m`` with its kept ``segments``: spliced (captions on the clip's own
+    timeline) when the splice removed something, else the plain window."""
+    spliced = splicing and (
+        len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
+    window = transcript.words_between(m.start, m.end)
+    if spliced:
+        words, c0, c1 = tuple(clip_words(transcript.words, segments, fps)), 0.0, spliced_duration(segments, fps)
+    else:
+        segments, words, c0, c1 = (), tuple(window), m.start, m.end
+    return ClipPlan(index, m, tuple(segments), words, c0, c1, tuple(window) if diarized else ())
+
+
 def layout_notes(options: ProcessOptions, geometry: OutputGeometry) -> tuple[str, ...]:
     if options.layout == "split" and not is_split_aspect(geometry):
         why = "is for 9:16 outputs" if options.aspect_ratio != "9:16" else "needs a source wider than 9:16"
@@ -168,17 +181,8 @@ class ClipPlanStage(Stage[PlanRequest, JobPlan]):
         geometry = output_geometry(media.width, media.height, options.aspect_ratio)
         fps = float(output_rate(media))
         selection, plans = splice_plans(inputs.selection, transcript, cut, fps, options, inputs.span)
-        clips = []
-        for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1):
-            spliced = splices(options, cut) and (
-                len(segments) > 1 or abs(spliced_duration(segments, fps) - (m.end - m.start)) > 1.0 / fps)
-            window = transcript.words_between(m.start, m.end)
-            if spliced:
-                words, c0, c1 = tuple(clip_words(transcript.words, segments, fps)), 0.0, spliced_duration(segments, fps)
-            else:
-                segments, words, c0, c1 = (), tuple(window), m.start, m.end
-            clips.append(ClipPlan(i, m, tuple(segments), words, c0, c1,
-                                  tuple(window) if inputs.diarization.available else ()))
+        clips = [clip_plan(i, m, segments, transcript, fps, splices(options, cut), inputs.diarization.available)
+                 for i, (m, segments) in enumerate(zip(selection.moments, plans, strict=True), start=1)]
         ctx.progress(1.0, f"{len(clips)} clips planned")
         return JobPlan(inputs.job_id, media, options.to_json(), inputs.span, geometry, fps, tuple(clips), selection,
                        transcript, speaker_analysis(inputs.diarization, inputs.host, cut is not None),

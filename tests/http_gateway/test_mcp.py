@@ -104,6 +104,14 @@ async def test_a_url_job_runs_end_to_end(gateway, media):
         async with aiohttp.ClientSession() as s, s.get(file["url"], headers={"X-API-Key": account.key}) as r:
             assert r.status == 200 and await r.read() == (gateway.out_dir(job_id) / "clip_01.mp4").read_bytes()
         assert "not found" in await refused(client, "get_clip_file", jobId=job_id, filename="clip_09.mp4")
+        # render_clip reaches the re-render route's checks (this stand-in job keeps no analysis to edit)
+        assert "captionPreset" in await refused(client, "render_clip", jobId=job_id, index=1,
+                                                edit={"captionPreset": "neon"})
+        assert "index must be" in await refused(client, "render_clip", jobId=job_id, index=0, edit={})
+        assert "no clip 4" in await refused(client, "render_clip", jobId=job_id, index=4,
+                                            edit={"captionPreset": "mozi"})
+        assert "no longer kept" in await refused(client, "render_clip", jobId=job_id, index=1,
+                                                 edit={"captionPreset": "mozi"})
 
         assert await call(client, "cancel_job", jobId=job_id) == {"deleted": job_id}
         assert await refused(client, "get_job", jobId=job_id) == "job not found"
@@ -141,7 +149,7 @@ async def test_another_accounts_job_is_not_yours(gateway, media):
         await wait_done(client, job_id)
     async with mcp(gateway.mcp_url, bob.key, mode="legacy") as client:
         for name, extra in (("get_job", {}), ("list_clips", {}), ("get_clip_file", {"filename": "clip_01.mp4"}),
-                            ("cancel_job", {})):
+                            ("render_clip", {"index": 1, "edit": {"captionPreset": "mozi"}}), ("cancel_job", {})):
             assert await refused(client, name, jobId=job_id, **extra) == "this job belongs to another account"
         assert await call(client, "list_jobs") == {"jobs": []}
     status, job = await rest(gateway, alice.key, f"/api/jobs/{job_id}")

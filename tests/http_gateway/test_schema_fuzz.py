@@ -4,8 +4,8 @@ The real ``clipora serve`` is fuzzed through its own OpenAPI document, once with
 once with a browser session (cookie + Origin), every operation, every check schemathesis has
 (``--checks all``: no 5xx, no status, header, content type or body the document does not
 describe, invalid input refused, valid input accepted, auth not ignored, ...). Generated uploads
-are small generated files. A real completed job's id is supplied as ``jobId`` so the job, clip
-and WebSocket routes are reached past their 404s.
+are small generated files. A real completed job's id is supplied as ``jobId`` (and its clip as
+``index``) so the job, clip, re-render and WebSocket routes are reached past their 404s.
 
 Seeded and bounded (``-n`` examples per operation), so a run takes well under a minute on two
 cores and fails the same way twice. Where the document cannot say what the server checks,
@@ -39,6 +39,8 @@ SEMANTIC_400 = {
     "/ws": "OpenAPI cannot describe the WebSocket handshake: a plain GET is refused (400, upgrade required)",
     "/api/webhooks": "the receiver's URL must resolve to a public address, which is decided by DNS",
     "/api/keys": "names must be printable (str.isprintable), which no pattern in the document expresses",
+    "/api/clips/{jobId}/{index}/render": "an edit must change the clip, its window lie in the job's span and its "
+                                         "words' indices in the job's transcript: facts of the job, not the schema",
 }
 
 
@@ -48,6 +50,7 @@ def _config(tmp_path: Path, *, scheme: str, credential: str, origin: str, job_id
         f'headers = {{ Origin = "{origin}" }}',  # same-origin, as a browser sends for the session's writes
         "[parameters]",
         f'jobId = "{job_id}"',
+        "index = 1",  # the job's one clip (the clip editor and re-render routes)
         f"[auth.openapi.{scheme}]",
         f'api_key = "{credential}"',
     ]

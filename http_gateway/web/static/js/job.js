@@ -1,5 +1,6 @@
 // /jobs/{id}: live progress while the job runs, then the gallery of clips.
 import { $, STATUS_LABELS, api, copyText, formatSeconds, showMessage, toast, watchJob } from "./common.js";
+import { openEditor } from "./editor.js";
 
 const root = $("#job");
 const jobId = root.dataset.jobId;
@@ -78,6 +79,24 @@ function renderClip(clip, manifestUrl) {
   }
   link(node.querySelector(".dl-manifest"), manifestUrl, "manifest.json");
   node.querySelector(".downloads").setAttribute("aria-label", `Downloads for clip ${clip.index}`);
+  // a re-rendered clip: its version, and the earlier ones' files
+  const versions = node.querySelector(".clip-versions");
+  if (clip.version > 1) {
+    versions.replaceChildren(`Version ${clip.version} · earlier: `, ...(clip.versions || []).flatMap((v, k) => {
+      const a = document.createElement("a");
+      a.href = v.downloadUrl;
+      a.textContent = `v${v.version}`;
+      a.setAttribute("download", `clip_${name}.v${v.version}.mp4`);
+      a.setAttribute("aria-label", `Download version ${v.version} of clip ${clip.index}`);
+      return k ? [", ", a] : [a];
+    }));
+    versions.hidden = false;
+  }
+  const edit = node.querySelector(".edit-clip");
+  edit.setAttribute("aria-label", `Edit clip ${clip.index}`);
+  edit.addEventListener("click", () => openEditor(jobId, clip, (fresh) => {
+    node.replaceWith(renderClip(fresh, manifestUrl));
+  }));
   return node;
 }
 
