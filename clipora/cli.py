@@ -7,6 +7,7 @@
     clipora users set-plan EMAIL PLAN               an account's plan (free|creator|business|default)
     clipora keys create --email E --name N          an API key; the plaintext is printed once
     clipora mcp [--server-url U --api-key K]        an MCP server on stdio (a running Clipora, or jobs here)
+    clipora rerender JOB N [edits] [-o FILE]        render clip N of a finished job again (a running Clipora)
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-length", help="short 3-15 s | medium 20-45 s (default) | long 45-90 s")
     p.add_argument("--aspect-ratio", help="9:16 (default) | 1:1 | 4:5 | 16:9")
     p.add_argument("--caption-preset", help="none (default) | beasty | karaoke | mozi")
+    p.add_argument("--caption-emphasis", help="auto (default: beasty and mozi colour and pop about one key word "
+                   "per caption) | none")
+    p.add_argument("--caption-emoji", action=argparse.BooleanOptionalAction, default=None,
+                   help="an emoji above a caption whose word has one (money, fire, idea, …), at most every 3 s")
     p.add_argument("--prompt", help="what to focus on, e.g. 'moments about hiring'")
     p.add_argument("--genre", help="auto (default) | podcast | interview | vlog | tutorial")
     p.add_argument("--trim-start", help="ignore the source before this many seconds")
@@ -67,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--silence-threshold", help="seconds; longer pauses are shortened (default 0.6)")
     p.add_argument("--remove-fillers", action=argparse.BooleanOptionalAction, default=None,
                    help='cut "um", "uh" and stand-alone "you know", "like", "I mean" (default off)')
+    p.add_argument("--language", help="auto (default: detected by a multilingual model, else English) or an ISO "
+                   "639-1 code, e.g. es, de, ru (other languages than English need CLIPORA_WHISPER_MODEL=base)")
     p.add_argument("--layout", help="auto (default) | follow (crop on the active speaker) | split (9:16: two "
                    "speakers stacked)")
     p.add_argument("--webhook-url", help="POST a signed job.completed / job.failed event here when the job ends "
@@ -74,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook-secret", help="whsec_… to sign it with (CLIPORA_WEBHOOK_SECRET; made and printed "
                    "once when neither is set)")
     p.add_argument("--backend", choices=BACKEND_NAMES, help="compute backend (default: auto)")
-    p.add_argument("--whisper-model", help="a local CTranslate2 Whisper model directory")
+    p.add_argument("--whisper-model", help="tiny.en (default, English only), base (multilingual; installed by "
+                   "make install) or a local CTranslate2 Whisper model directory")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_server_commands(sub)
@@ -88,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_server_commands(sub: Any) -> None:
+    from clipora import rerender_cli
+
+    rerender_cli.add_parser(sub)
     s = sub.add_parser("serve", help="serve the HTTP API (settings from CLIPORA_* variables)")
     s.add_argument("--host", help="interface to listen on (CLIPORA_HOST, default 127.0.0.1)")
     s.add_argument("--port", type=int, help="TCP port (CLIPORA_PORT, default 8080)")
@@ -116,7 +127,7 @@ def _add_server_commands(sub: Any) -> None:
 _OPTION_FLAGS = (
     "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
     "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout", "webhook_url", "remove_silence",
-    "silence_threshold", "remove_fillers",
+    "silence_threshold", "remove_fillers", "language", "caption_emphasis", "caption_emoji",
 )
 
 
@@ -192,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "mcp":
         return _mcp(args)
+    if args.command == "rerender":
+        from clipora import rerender_cli
+
+        return rerender_cli.run(args)
     if args.command != "process":
         return _server_command(args)
     console = Console(stderr=True)
@@ -200,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = options_from_args(args)
         settings = Settings.from_env(backend=args.backend, whisper_model=args.whisper_model, threads=args.threads)
+        options.check_speech_model(settings.whisper_multilingual)  # a language the model cannot hear: exit 2
         from clipora.compose import run_job  # heavy imports only once the arguments are good
 
         secret = _webhook_secret(args, err) if options.webhook_url else None
@@ -417,7 +433,7 @@ def _worker(settings: Any, migrate: bool = True) -> int:
         try:
             if migrate:
                 await db.migrate()
-            await run_worker(JobStore(db), run, JobFolders(settings.data_dir).paths, settings.executor_config(),
+            await run_worker(JobStore(db), run, JobFolders(settings.data_dir).paths_of, settings.executor_config(),
                              nice=settings.worker_nice, memory_mb=settings.worker_memory_mb)
         finally:
             await db.close()

@@ -24,6 +24,18 @@ AspectRatio = Literal["9:16", "1:1", "4:5", "16:9"]
 CaptionPreset = Literal["none", "beasty", "karaoke", "mozi"]
 Genre = Literal["auto", "podcast", "interview", "vlog", "tutorial"]
 Layout = Literal["auto", "follow", "split"]
+CaptionEmphasis = Literal["auto", "none"]
+#: ``language``: auto (detect it with a multilingual model; English with an English-only one) or the
+#: ISO 639-1 code of a language Whisper transcribes (its 99, less the two without such a code)
+Language = Literal[
+    "auto", "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs",
+    "cy", "da", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "he",
+    "hi", "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jv", "ka", "kk", "km", "kn", "ko", "la",
+    "lb", "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl",
+    "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk", "sl", "sn", "so",
+    "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl", "tr", "tt", "uk", "ur", "uz",
+    "vi", "yi", "yo", "zh",
+]
 
 #: Allowed clip durations in seconds for each ``clipLength``.
 CLIP_LENGTH_RANGES: dict[str, tuple[float, float]] = {
@@ -60,6 +72,13 @@ class ProcessOptions(BaseModel):
     clip_length: ClipLength = Field("medium", description="short 3-15 s, medium 20-45 s, long 45-90 s.")
     aspect_ratio: AspectRatio = Field("9:16", description="Output frame shape.")
     caption_preset: CaptionPreset = Field("none", description="Burned-in caption style.")
+    caption_emphasis: CaptionEmphasis = Field(
+        "auto", description="auto = the beasty and mozi presets give about one key word per caption group (a "
+        "number, a name, one of the clip's keywords, a strong verb) the preset's accent colour and a stronger pop; "
+        "none = no emphasis (mozi colours its longest word, as before). Karaoke is never emphasised.")
+    caption_emoji: bool = Field(False, description="Put an emoji matching a caption's word (money, fire, idea, "
+                                "rocket, time, …) above the caption group, at most one every 3 s; burned-in "
+                                "presets and the .ass.")
     remove_ai_voice: bool = Field(True, description="Splice out AI-host turns in interviews.")
     auto_hook: bool = Field(True, description="Let the LLM write hook, title and hashtags.")
     prompt: str = Field("", max_length=MAX_PROMPT_CHARS, description="Free-form focus instruction.")
@@ -78,6 +97,12 @@ class ProcessOptions(BaseModel):
                                      "shortened when removeSilence is on.")
     remove_fillers: bool = Field(False, description='Cut "um", "uh", "erm", "hmm" and, where they stand alone '
                                  'between pauses, "you know", "like", "I mean".')
+    language: Language = Field(
+        "auto", description="The spoken language, as an ISO 639-1 code (e.g. en, es, de, ru), or auto: detected "
+        "by the multilingual speech model when the server runs one (CLIPORA_WHISPER_MODEL=base), else English. "
+        "Other languages than English need that model (400 otherwise). Captions switch to a font that has the "
+        "language's letters (Latin-extended, Cyrillic, Greek, Vietnamese) where the preset's font lacks them.",
+    )
     webhook_url: str | None = Field(
         None, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
         description="POST job.completed / job.failed here when the job ends, signed (Standard Webhooks) "
@@ -124,6 +149,14 @@ class ProcessOptions(BaseModel):
     def clip_length_range(self) -> tuple[float, float]:
         return CLIP_LENGTH_RANGES[self.clip_length]
 
+    def check_speech_model(self, multilingual: bool) -> None:
+        """InvalidOptions (400 at submit, exit 2 in the CLI) for a language other than English when
+        the installation's speech model is English-only (``Settings.whisper_multilingual``)."""
+        if not multilingual and self.language not in ("auto", "en"):
+            raise InvalidOptions(
+                f"invalid option 'language': got {self.language!r}, but this server's speech model is English-only; "
+                "expected \"auto\" or \"en\" (other languages need CLIPORA_WHISPER_MODEL=base)", field="language")
+
 
 _INT_FIELDS = frozenset({"num_clips"})
 _FLOAT_FIELDS = frozenset({"trim_start", "trim_end", "silence_threshold"})
@@ -151,6 +184,8 @@ _ALLOWED: dict[str, str] = {
     "clipLength": '"short", "medium" or "long"',
     "aspectRatio": '"9:16", "1:1", "4:5" or "16:9"',
     "captionPreset": '"none", "beasty", "karaoke" or "mozi"',
+    "captionEmphasis": '"auto" or "none"',
+    "captionEmoji": "true or false",
     "removeAiVoice": "true or false",
     "autoHook": "true or false",
     "prompt": f"a string of at most {MAX_PROMPT_CHARS} characters",
@@ -161,6 +196,7 @@ _ALLOWED: dict[str, str] = {
     "removeSilence": "true or false",
     "silenceThreshold": "a number of seconds from 0.2 to 10",
     "removeFillers": "true or false",
+    "language": '"auto" or an ISO 639-1 code the speech model knows, e.g. "en", "es", "de", "ru"',
     "webhookUrl": "an http(s) URL of at most 2048 characters, or null",
 }
 

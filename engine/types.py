@@ -64,6 +64,9 @@ class Transcript:
     language: str = "en"
     #: seconds of audio that were analysed (the trimmed span)
     audio_duration: float = 0.0
+    #: how sure the model was of ``language`` when it detected it (language ``auto`` with a
+    #: multilingual model); None when it was not detected (asked for, or an English-only model)
+    language_probability: float | None = None
 
     @property
     def text(self) -> str:
@@ -209,6 +212,62 @@ class FaceSample:
     faces: tuple[FaceBox, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """One shot of a clip window: the source frames from one cut to the next (source seconds).
+
+    ``start`` is the source time of the shot's first frame (the cut frame), ``end`` that of the
+    next shot's first frame (or the window's end). ``layout`` is how the reframe stage shows it:
+    "face" (a crop on a face), "split" (two stacked panels), "fit" (the whole frame over a
+    blurred fill), "full" (a resize/pad geometry shows every frame whole); empty in the faces
+    stage's result. ``panel``: a split shot's window size (source px).
+    """
+
+    start: float
+    end: float
+    layout: str = ""
+    panel: tuple[int, int] = (0, 0)
+    #: the cut's strength (the detector's score at ``start``; 0 for the window's first shot)
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FaceScan:
+    """The faces stage's result: face samples over the clip window and the window's shots.
+
+    It iterates, indexes and counts like its ``samples`` (the tuple the stage returned before
+    shots existed), so code that only needs the samples can take either.
+    """
+
+    samples: tuple[FaceSample, ...]
+    shots: tuple[Shot, ...] = ()
+
+    def __iter__(self):
+        return iter(self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        return self.samples[i]
+
+    @property
+    def cuts(self) -> tuple[float, ...]:
+        """Source times of the cut frames (every shot's start but the first)."""
+        return tuple(s.start for s in self.shots[1:])
+
+
+def shot_index(shots: tuple[Shot, ...] | list[Shot], t: float) -> int:
+    """The index of the shot that the source frame at time ``t`` belongs to (0 without shots)."""
+    k = 0
+    for i, s in enumerate(shots):
+        if s.start <= t + 1e-6:
+            k = i
+        else:
+            break
+    return k
+
+
 GeometryMode = Literal["resize", "crop", "pad", "split"]
 
 
@@ -265,6 +324,15 @@ class CropPath:
     links: tuple[SpeakerLink, ...] = ()
     #: why the framing is what it is (e.g. split fell back to follow)
     note: str = ""
+    #: the window's shots with the layout each got (source times); empty = one shot, laid out by
+    #: ``subject``. The render shows a source frame by the layout of the shot it belongs to.
+    shots: tuple[Shot, ...] = ()
+
+    def shot_at(self, t: float) -> Shot | None:
+        """The shot the source frame at time ``t`` belongs to, or None without shots."""
+        if not self.shots:
+            return None
+        return self.shots[shot_index(self.shots, t)]
 
     def at_frame(self, i: int) -> tuple[float, float]:
         if not self.x:
@@ -381,6 +449,8 @@ _JSON_TYPES: dict[str, type] = {
         MomentSelection,
         FaceBox,
         FaceSample,
+        Shot,
+        FaceScan,
         OutputGeometry,
         SpeakerLink,
         CropPath,

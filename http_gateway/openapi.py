@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.edits import ClipEdit
 from engine.jobs import JOB_ID
 from engine.options import ProcessOptions
 from http_gateway.accounts import MIN_PASSWORD_LENGTH
@@ -62,6 +63,17 @@ def _op(summary: str, responses: dict[str, Any], *, tag: str, errors: tuple[int,
 
 JOB_ID_PARAM = {"name": "jobId", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": f"^{JOB_ID.pattern}$"}}
+CLIP_INDEX_PARAM = {"name": "index", "in": "path", "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 99}, "description": "1 = clip_01"}
+
+
+def _clip_edit_schemas() -> dict[str, Any]:
+    """ClipEdit and the models it nests, as components (refs into #/components/schemas)."""
+    schema = ClipEdit.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    nested = schema.pop("$defs", {})
+    return {"ClipEdit": schema, **nested}
+
+
 CHECKOUT_URL = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "format": "uri"},
                                                                    "id": {"type": "string"}}}
 CREDENTIALS = {"type": "object", "required": ["email", "password"],
@@ -74,6 +86,32 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "ProcessOptions": ProcessOptions.model_json_schema(by_alias=True),
+        **_clip_edit_schemas(),
+        "RenderResponse": {
+            "type": "object", "required": ["jobId", "parentJobId", "clipIndex", "status", "wsUrl", "edit"],
+            "properties": {"jobId": {"type": "string", "description": "the render's own job id"},
+                           "parentJobId": {"type": "string"}, "clipIndex": {"type": "integer"},
+                           "status": {"enum": ["queued"]}, "wsUrl": {"type": "string"},
+                           "edit": {**_ref("ClipEdit"), "description": "the edit the render applies: this "
+                                    "request merged over the clip's current edit"}}},
+        "ClipEditor": {
+            "type": "object", "description": "What a clip editor shows: the clip as published, the options it "
+            "renders with, the transcript's words around it (with the indices corrections name) and its renders",
+            "required": ["jobId", "index", "version", "start", "end", "span", "edit", "options", "words", "renders"],
+            "properties": {
+                "jobId": {"type": "string"}, "index": {"type": "integer"}, "version": {"type": "integer"},
+                "start": {"type": "number"}, "end": {"type": "number"}, "duration": {"type": "number"},
+                "sourceDuration": {"type": "number"},
+                "span": {"type": "array", "items": {"type": "number"}, "description": "the job's trimmed span"},
+                "edit": _ref("ClipEdit"), "options": {"type": "object"},
+                "limits": {"type": "object", "properties": {"minSeconds": {"type": "number"},
+                                                            "maxSeconds": {"type": "number"}}},
+                "words": {"type": "array", "items": {"type": "object", "required": ["index", "start", "end", "text"],
+                          "properties": {"index": {"type": "integer"}, "start": {"type": "number"},
+                                         "end": {"type": "number"}, "text": {"type": "string"},
+                                         "heard": {"type": "string", "description": "a corrected word: what "
+                                                   "the speech recognition heard"}}}},
+                "renders": {"type": "array", "items": {"type": "object"}}}},
         "UploadResponse": {
             "type": "object", "required": ["jobId", "originalName", "sizeBytes", "wsUrl", "options"],
             "properties": {"jobId": {"type": "string"}, "originalName": {"type": "string"},
@@ -94,6 +132,10 @@ def _schemas() -> dict[str, Any]:
                 "posterUrl": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
                 "createdAt": {"type": "integer", "description": "ms since the epoch"},
                 "updatedAt": {"type": "integer"}, "startedAt": nullable_int, "finishedAt": nullable_int,
+                "kind": {"enum": ["render"], "description": "a clip re-render (POST /api/clips/{jobId}/{index}/"
+                         "render); absent for a job made from a video. GET /api/jobs lists only those"},
+                "parentJobId": {"type": "string", "description": "a render: the job whose clip it renders"},
+                "clipIndex": {"type": "integer", "description": "a render: which clip"},
                 "webhooks": {"type": "array", "items": _ref("WebhookDelivery"),
                              "description": "GET /api/jobs/{jobId} only: the job's webhook deliveries"}}},
         "JobList": {"type": "object", "required": ["jobs"],
@@ -121,7 +163,11 @@ def _schemas() -> dict[str, Any]:
                                    "first is at t = 0 and the last at the clip's last frame. Split layout "
                                    "(framing.layout split): x, y, w, h is the top pane, scaled into the "
                                    "output's top half, and `bottom` the bottom pane's window, scaled into "
-                                   "the bottom half, interpolated the same way.",
+                                   "the bottom half, interpolated the same way. Per-shot layouts "
+                                   "(framing.shots): a keyframe's w, h are those of its shot, the whole "
+                                   "source frame in a fit shot (fitted to the output width over a "
+                                   "blurred fill), with `bottom` in split shots; a cut between shots is "
+                                   "two keyframes one frame apart.",
                     "items": {"type": "object", "required": ["t", "x", "y", "w", "h"], "properties": {
                         "t": {"type": "number", "minimum": 0}, "x": {"type": "integer", "minimum": 0},
                         "y": {"type": "integer", "minimum": 0}, "w": {"type": "integer", "minimum": 1},
@@ -131,6 +177,12 @@ def _schemas() -> dict[str, Any]:
                                    "properties": {k: {"type": "integer", "minimum": 0}
                                                   for k in ("x", "y", "w", "h")}}}}},
                 "aspectRatio": {"type": "string"},
+                "version": {"type": "integer", "minimum": 2, "description": "a re-rendered clip's version (absent: "
+                            "1, as the job made it); its URLs then carry ?v=<version>"},
+                "edit": {**_ref("ClipEdit"), "description": "a re-rendered clip: every edit made to it so far"},
+                "versions": {"type": "array", "description": "a re-rendered clip's earlier versions, oldest first: "
+                             "version, start, end, duration, aspectRatio, their files' URLs (clip_NN.vK.*) and "
+                             "the edit that made each", "items": {"type": "object"}},
                 "metadata": {"type": "object", "properties": {
                     "title": {"type": "string"}, "viral_hook": {"type": "string"},
                     "key_insight": {"type": "string"}, "dominant_emotion": {"type": "string"},
@@ -144,7 +196,27 @@ def _schemas() -> dict[str, Any]:
                                             "out (the host's turns: removeAiVoice; pauses: removeSilence; "
                                             "fillers: removeFillers); absent otherwise"},
                 "framing": {"type": "object", "description": "how the camera framed the clip: layout "
-                            "(single, follow or split) and per speaker the linked faceTrack and confidence"}}},
+                            "(single, follow or split; shots when its shots were laid out differently; fit "
+                            "when every shot was shown whole), per speaker the linked faceTrack and "
+                            "confidence, and `shots`",
+                            "properties": {
+                                "shots": {"type": "array", "description": "the clip's shots, from one hard "
+                                          "cut to the next (cuts are found on the exact frame; the camera "
+                                          "re-frames on the cut frame and never pans across one): start and "
+                                          "end in seconds of the clip's own timeline (after any splicing) "
+                                          "and the layout the shot got: face (a crop following a face or "
+                                          "the active speaker), split (two stacked panes), fit (no "
+                                          "reliable face - graphics, slides, B-roll, wide shots - or, on "
+                                          "9:16, two speakers too far apart for one crop: the whole frame "
+                                          "at the output width over a blurred, darkened fill, captions "
+                                          "below the picture) or full (an output that shows every frame "
+                                          "whole anyway)",
+                                          "items": {"type": "object", "required": ["start", "end", "layout"],
+                                                    "properties": {
+                                                        "start": {"type": "number", "minimum": 0},
+                                                        "end": {"type": "number", "minimum": 0},
+                                                        "layout": {"type": "string",
+                                                                   "enum": ["face", "split", "fit", "full"]}}}}}}}},
         "Manifest": {"type": "object", "required": ["jobId", "duration", "clipCount", "clips"],
                      "properties": {"jobId": {"type": "string"}, "duration": {"type": "number"},
                                     "clipCount": {"type": "integer"},
@@ -153,6 +225,16 @@ def _schemas() -> dict[str, Any]:
                                     "notes": {"type": "array", "items": {"type": "string"},
                                               "description": "why fewer clips than asked, fallbacks, …"},
                                     "options": _ref("ProcessOptions"),
+                                    "language": {"type": "object", "description": "the language the words were "
+                                                 "transcribed in", "properties": {
+                                                     "code": {"type": "string", "description": "ISO 639-1"},
+                                                     "requested": {"type": "string",
+                                                                   "description": "options.language"},
+                                                     "detected": {"type": "boolean", "description": "true: the "
+                                                                  "multilingual model detected it (language auto)"},
+                                                     "probability": {"type": ["number", "null"], "description":
+                                                                     "the model's probability for it; null when "
+                                                                     "not detected"}}},
                                     "moments": {"type": "object", "description": "genre scored for, providers"},
                                     "speakers": {"type": "object", "description": "diarization and the "
                                                  "AI-host decision (interview sources)"}}},
@@ -341,14 +423,31 @@ def build_document() -> dict[str, Any]:
                         "content": {"application/json": {"schema": _ref("Error")}}}},
             tag=j, errors=(401, 403, 404),
             parameters=[JOB_ID_PARAM, {"name": "filename", "in": "path", "required": True, "schema": {
-                "type": "string", "pattern": r"^(clip_\d{2}\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$"},
+                "type": "string", "pattern": r"^(clip_\d{2}(\.v\d{1,4})?\.(mp4|jpg|ass|srt|vtt)|manifest\.json)$"},
                 "description": "clip_NN.mp4 (the clip, video/mp4), clip_NN.jpg (its poster), clip_NN.ass "
                                "(the styled caption track, text/x-ssa), clip_NN.srt (SubRip, "
                                "application/x-subrip), clip_NN.vtt (WebVTT with a `<hh:mm:ss.ttt>` "
                                "timestamp before each word after a cue's first, text/vtt), manifest.json. "
                                "The three caption files hold the same cues (one per caption group) on the "
                                "clip's own timeline; with captionPreset none nothing is burned in but they "
-                               "still hold the words. Text files are UTF-8."}])},
+                               "still hold the words. Text files are UTF-8. A re-rendered clip's earlier "
+                               "versions stay as clip_NN.vK.* until the job is deleted; its current files "
+                               "are served no-cache (their bytes changed), and immutable under the "
+                               "manifest's ?v=N URLs."}])},
+        "/api/clips/{jobId}/{index}/edit": {"get": _op(
+            "What an editor of clip {index} needs: its window, version, edit, options and the words around it",
+            {"200": _json(_ref("ClipEditor"))}, tag=j, errors=(401, 403, 404),
+            parameters=[JOB_ID_PARAM, CLIP_INDEX_PARAM])},
+        "/api/clips/{jobId}/{index}/render": {"post": _op(
+            "Render clip {index} again with edits, as a job of its own (progress on /ws?jobId=<its id>); "
+            "when it completes the clip's files and manifest entry are the new version's",
+            {"200": _json(_ref("RenderResponse"))}, tag=j, errors=(400, 401, 403, 404, 408, 409, 413, 503),
+            description="Any of the ClipEdit fields; those left out keep what the clip has now (edits "
+                        "accumulate). The job's cached analysis is reused: no transcription, and faces are "
+                        "detected only where the window grows. 404 while the job is not completed or has no "
+                        "such clip; 409 while a render of this clip is queued or running.",
+            parameters=[JOB_ID_PARAM, CLIP_INDEX_PARAM],
+            requestBody={"required": True, "content": {"application/json": {"schema": _ref("ClipEdit")}}})},
         "/ws": {"get": _op(
             "Job progress over WebSocket", {"101": {"description": "Switching protocols"}}, tag=j,
             errors=(400, 401, 403, 404, 429), description=WS_DESCRIPTION,

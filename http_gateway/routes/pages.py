@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
+import langcodes
 import markupsafe
 from aiohttp import web
 
@@ -115,8 +116,14 @@ def generic_option(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     kind = "enum" if "enum" in spec else next(
         (k for k in ("boolean", "integer", "number", "string") if k in types), "string")
     label = re.sub(r"\burl\b", "URL", re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize())
+    enum = list(spec.get("enum", []))
+    labels = {str(v): str(v).capitalize() for v in enum}
+    if name == "language":  # ISO 639-1 codes, shown by their English names (langcodes), in that order
+        labels = {code: "Detect it" if code == "auto" else f"{langcodes.Language.get(code).display_name()} ({code})"
+                  for code in enum}
+        enum = ["auto", *sorted((c for c in enum if c != "auto"), key=lambda c: labels[c])]
     return {"name": name, "kind": kind, "label": label, "nullable": "null" in types,
-            "default": spec.get("default"), "enum": spec.get("enum", []), "minimum": spec.get("minimum"),
+            "default": spec.get("default"), "enum": enum, "labels": labels, "minimum": spec.get("minimum"),
             "maximum": spec.get("maximum"), "description": spec.get("description", "")}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stages.captions.layout import SAFE_WIDTH, even_ceil, even_floor
+from stages.captions.layout import FIT_MARGIN, SAFE_WIDTH, even_ceil, even_floor, fit_dy
 from stages.captions.stage import CaptionsRequest, CaptionsStage, CaptionTrack, build_caption_track
 from stages.captions.style import (
     BLACK,
@@ -21,10 +21,13 @@ from stages.captions.style import (
     font_info,
     group_words,
     load_font,
+    missing_chars,
+    style_for_text,
 )
 
 __all__ = [
     "BLACK",
+    "FIT_MARGIN",
     "FONTS_DIR",
     "HOLD_S",
     "PAUSE_BREAK_S",
@@ -44,7 +47,10 @@ __all__ = [
     "display_text",
     "even_ceil",
     "even_floor",
+    "fit_dy",
     "font_info",
     "group_words",
     "load_font",
+    "missing_chars",
+    "style_for_text",
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,8 +31,17 @@ from engine.stage import Resources, Stage, StageContext
 from engine.storage import write_text_atomic
 from engine.types import Word
 from kernels.composite import Sprite, sprite_from_rgba
-from stages.captions.layout import base_em_px, centre_y, even_ceil, even_floor, fit_layout, vertical_extent
-from stages.captions.sprites import GlyphMasks, rasterise
+from stages.captions.emphasis import emoji_layout, emoji_style, emphasised_words, group_emoji
+from stages.captions.layout import (
+    base_em_px,
+    centre_y,
+    even_ceil,
+    even_floor,
+    fit_dy,
+    fit_layout,
+    vertical_extent,
+)
+from stages.captions.sprites import GlyphMasks, combine, rasterise
 from stages.captions.style import (
     PLAIN,
     POP_LEVELS,
@@ -42,6 +51,7 @@ from stages.captions.style import (
     CaptionStyle,
     group_words,
     is_keyword,
+    style_for_text,
 )
 
 
@@ -55,16 +65,33 @@ class CaptionTrack:
     _MASK_CACHE_SIZE = 256
 
     def __init__(self, style: CaptionStyle | None, groups: list[CaptionGroup], out_w: int,
-                 out_h: int, *, burned: bool = True) -> None:
+                 out_h: int, *, burned: bool = True, fit_spans: Sequence[tuple[float, float]] = (),
+                 fit_bottom: int = 0, keywords: Collection[str] = ()) -> None:
         self.style = style
         self.burned = burned and style is not None
         self.out_w, self.out_h = out_w, out_h
         self._groups = groups
-        self._starts = [g.start for g in groups]
         self._layouts = [fit_layout(g.texts, style, out_w, out_h) for g in groups] if style else []
+        # captionEmphasis / captionEmoji (stages/captions/emphasis.py): per group, its emphasised word and emoji
+        self.emphasised: list[int | None] = (
+            emphasised_words(groups, keywords, style.emphasis_min) if style is not None and style.emphasis
+            else [None] * len(groups))
+        self.emoji: list[str | None] = (
+            group_emoji(groups, self.emphasised) if style is not None and style.emoji else [None] * len(groups))
+        self.emoji_layouts = [emoji_layout(style, lay, e, out_w) if style is not None and e else None
+                              for lay, e in zip(self._layouts, self.emoji, strict=False)]
+        #: clip-time spans of the "fit" shots (the whole frame over a blurred fill) and how far the captions
+        #: move down during them (:func:`~stages.captions.layout.fit_dy`, the render's rule), for the .ass
+        self.fit_spans = tuple(sorted((float(a), float(b)) for a, b in fit_spans if b > a))
+        self.fit_offset = 0
+        if self.fit_spans and style is not None:
+            top, bottom = self._style_band()
+            self.fit_offset = fit_dy(top, bottom - top, fit_bottom, out_h) if bottom > top else 0
+        self._starts = [g.start for g in groups]
         self._colours = [self._fixed_colours(i) for i in range(len(groups))]
         self._cache: OrderedDict[tuple[int, int, int], Sprite | None] = OrderedDict()
         self._masks = GlyphMasks(self._MASK_CACHE_SIZE)
+        self._emoji_rgba: dict[int, tuple[np.ndarray, int, int] | None] = {}
 
     @property
     def events(self) -> list[CaptionGroup]:
@@ -81,13 +108,26 @@ class CaptionTrack:
         if self.style is None or not self.burned:
             c = even_floor(centre_y(self.out_w, self.out_h))
             return c, c
+        return self._style_band()
+
+    def _style_band(self) -> tuple[int, int]:
+        """:attr:`band` of the style, burned in or not (the .ass of preset none moves on fit shots too)."""
+        assert self.style is not None
         em = round(base_em_px(self.style, self.out_w, self.out_h))
         _, top, bottom = vertical_extent(self.style, em, 2, self.out_w, self.out_h)
+        top = min([top, *(lay.y for lay in self.emoji_layouts if lay is not None)])  # emoji above their groups
         return max(0, even_floor(top)), min(self.out_h, even_ceil(bottom) + 2)
 
     def _fixed_colours(self, gi: int) -> list[RGB | None]:
-        """Per-word colours that do not depend on timing (mozi key words)."""
+        """Per-word colours that do not depend on timing (the emphasised word; mozi key words without emphasis)."""
         style, group = self.style, self._groups[gi]
+        if style is not None and style.emphasis:
+            out_e: list[RGB | None] = [None] * len(group.texts)
+            em = self.emphasised[gi]
+            if em is not None and style.accent_rgbs:
+                seen_e = sum(1 for e in self.emphasised[:gi] if e is not None)
+                out_e[em] = style.accent_rgbs[seen_e % len(style.accent_rgbs)]
+            return out_e
         if style is None or style.highlight != "keywords":
             return [None] * len(group.texts)
         seen = sum(
@@ -152,8 +192,20 @@ class CaptionTrack:
         """The state's straight-alpha RGBA, cropped to its visible pixels (even-aligned), at (x, y)."""
         style = self.style
         assert style is not None
-        return rasterise(style, self._layouts[gi], self._groups[gi].texts, active, step,
-                         lambda i: self.word_colour(gi, i, active), self._masks)
+        text = rasterise(style, self._layouts[gi], self._groups[gi].texts, active, step,
+                         lambda i: self.word_colour(gi, i, active), self._masks, self.emphasised[gi])
+        if self.emoji[gi] is None:
+            return text
+        return combine([text, self._emoji_sprite(gi)])
+
+    def _emoji_sprite(self, gi: int) -> tuple[np.ndarray, int, int] | None:
+        """The group's emoji (straight-alpha RGBA at x, y), rasterised once per group like its words."""
+        if gi not in self._emoji_rgba:
+            char, lay = self.emoji[gi], self.emoji_layouts[gi]
+            assert self.style is not None and char is not None and lay is not None
+            es = emoji_style(self.style)
+            self._emoji_rgba[gi] = rasterise(es, lay, (char,), -1, 0, lambda i: es.text_rgb, self._masks)
+        return self._emoji_rgba[gi]
 
     # -- .ass ---------------------------------------------------------------------------------
 
@@ -190,12 +242,22 @@ class CaptionTrack:
 
 
 def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_w: int,
-                        out_h: int, clip_start: float, clip_end: float) -> CaptionTrack:
+                        out_h: int, clip_start: float, clip_end: float, language: str = "", *,
+                        fit_spans: Sequence[tuple[float, float]] = (), fit_bottom: int = 0,
+                        emphasis: str = "none", emoji: bool = False, keywords: Collection[str] = ()) -> CaptionTrack:
     """The caption track of one clip; word times are source seconds, the track's clip-relative.
 
     Words whose midpoint lies in [clip_start, clip_end) are kept; nothing is shown outside
     [0, clip_end - clip_start]. Preset ``none`` burns nothing in (``burned`` False) but groups the
-    words in the :data:`PLAIN` style for the caption files.
+    words in the :data:`PLAIN` style for the caption files. ``language`` (the transcript's) and the
+    words choose the font (:func:`~stages.captions.style.style_for_text`): the preset's, or a Noto Sans
+    of its weight for letters the preset's font lacks; sprites and the .ass use the same one.
+    ``fit_spans`` (clip seconds) and ``fit_bottom`` (the fitted picture's bottom row): the "fit" shots,
+    during which the .ass places its events where the render moves the sprites (below the picture).
+    ``emphasis`` (captionEmphasis: ``auto`` for the presets that have it, beasty and mozi; ``none``) and
+    ``emoji`` (captionEmoji, burned-in presets only) as :mod:`stages.captions.emphasis` chooses them;
+    ``keywords``: the clip's keywords (the moment scorer's, lower-case words as spoken), the most salient kind
+    after numbers.
     """
     style = PLAIN if preset == "none" else PRESETS.get(preset)
     if style is None:
@@ -212,7 +274,15 @@ def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_
         end = min(g.end, dur)
         if end > g.start:
             groups.append(replace(g, end=end))
-    return CaptionTrack(style, groups, out_w, out_h, burned=preset != "none")
+    style = style_for_text(style, [t for g in groups for t in g.texts], language)
+    if emphasis not in ("auto", "none"):
+        raise InvalidOptions(f"unknown caption emphasis {emphasis!r}", field="captionEmphasis")
+    if emphasis == "auto" and style.emphasis_min > 0:
+        style = replace(style, emphasis=True)
+    if emoji and preset != "none":
+        style = replace(style, emoji=True)
+    return CaptionTrack(style, groups, out_w, out_h, burned=preset != "none", fit_spans=fit_spans,
+                        fit_bottom=fit_bottom, keywords=keywords)
 
 
 @dataclass(frozen=True)
@@ -224,6 +294,14 @@ class CaptionsRequest:
     start: float
     end: float
     ass_path: Path  # clip_NN.ass; clip_NN.srt and clip_NN.vtt are written beside it
+    language: str = ""  # the transcript's (ISO 639-1): it picks the font with the script's letters
+    #: the clip's "fit" shots on the clip timeline, and the fitted picture's bottom edge (output px): the
+    #: .ass moves its events there as the render moves the burned-in captions
+    fit_spans: tuple[tuple[float, float], ...] = ()
+    fit_bottom: int = 0
+    emphasis: str = "none"  # captionEmphasis (compose passes the job's, default auto)
+    emoji: bool = False  # captionEmoji
+    keywords: tuple[str, ...] = ()  # the clip's keywords (stages.moments.keyword_forms of its metadata)
 
 
 class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
@@ -236,7 +314,9 @@ class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
 
     def process(self, inputs: CaptionsRequest, ctx: StageContext) -> CaptionTrack:
         track = build_caption_track(
-            inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end
+            inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end, inputs.language,
+            fit_spans=inputs.fit_spans, fit_bottom=inputs.fit_bottom, emphasis=inputs.emphasis, emoji=inputs.emoji,
+            keywords=inputs.keywords,
         )
         track.write_files(inputs.ass_path)
         ctx.progress(1.0, f"{len(track.events)} caption groups")

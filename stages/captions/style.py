@@ -62,6 +62,19 @@ class CaptionStyle:
     pop_seconds: float = 0.15
     line_pitch_em: float = 1.0  # baseline-to-baseline distance when a group wraps
     strip_punct: bool = False  # drop trailing , . ; : (display only)
+    #: the font of matching weight for text ``font_file`` cannot show (see :func:`style_for_text`)
+    fallback_font: str = "NotoSans-Black.ttf"
+    #: captionEmphasis (stages/captions/emphasis.py): ``emphasis`` on for this track; a group's word scoring at
+    #: least ``emphasis_min`` (0: the preset has none) is drawn in ``accent_rgbs`` and pops to ``emphasis_scale``
+    emphasis: bool = False
+    emphasis_min: float = 0.0
+    emphasis_scale: float = 1.0
+    emoji: bool = False  # captionEmoji: an emoji above some groups (emphasis.group_emoji)
+
+    @property
+    def max_pop(self) -> float:
+        """The largest scale any word reaches (what layout leaves room for)."""
+        return max(self.pop_scale, self.emphasis_scale) if self.emphasis else self.pop_scale
 
 
 PRESETS: dict[str, CaptionStyle] = {
@@ -70,20 +83,22 @@ PRESETS: dict[str, CaptionStyle] = {
         size=0.068, min_scale=0.78, text_rgb=WHITE, highlight="active",
         active_rgbs=((255, 232, 31), (83, 255, 69)), outline_em=0.12, outline_rgb=(8, 8, 8),
         shadow_em=0.075, shadow_blur_em=0.035, shadow_alpha=220, pop_scale=1.2,
-        line_pitch_em=0.92, strip_punct=True,
+        line_pitch_em=0.92, strip_punct=True, accent_rgbs=((255, 56, 56),), emphasis_min=3.0,
+        emphasis_scale=1.32,
     ),
     "karaoke": CaptionStyle(
         name="karaoke", font_file="Poppins-ExtraBold.ttf", max_words=5, uppercase=False,
         size=0.044, min_scale=0.72, text_rgb=WHITE, highlight="karaoke",
         active_rgbs=((255, 214, 10),), outline_em=0.09, outline_rgb=(10, 10, 10),
         shadow_em=0.05, shadow_blur_em=0.04, shadow_alpha=170, line_pitch_em=1.2,
+        fallback_font="NotoSans-ExtraBold.ttf",
     ),
     "mozi": CaptionStyle(
         name="mozi", font_file="Montserrat-Black.ttf", max_words=3, uppercase=True,
         size=0.058, min_scale=0.78, text_rgb=WHITE, highlight="keywords",
         accent_rgbs=((255, 214, 10), (46, 232, 107), (255, 59, 48)), outline_em=0.11,
         shadow_em=0.045, shadow_blur_em=0.03, shadow_alpha=190, pop_scale=1.08,
-        line_pitch_em=1.0, strip_punct=True,
+        line_pitch_em=1.0, strip_punct=True, emphasis_min=1.0, emphasis_scale=1.18,
     ),
 }
 
@@ -93,6 +108,7 @@ PLAIN = CaptionStyle(
     name="plain", font_file="Poppins-ExtraBold.ttf", max_words=5, uppercase=False,
     size=0.044, min_scale=0.72, text_rgb=WHITE, highlight="none", outline_em=0.09,
     outline_rgb=(10, 10, 10), shadow_em=0.05, shadow_blur_em=0.04, shadow_alpha=170, line_pitch_em=1.2,
+    fallback_font="NotoSans-ExtraBold.ttf",
 )
 
 
@@ -139,6 +155,40 @@ def font_info(font_file: str) -> FontInfo:
 @lru_cache(maxsize=64)
 def load_font(font_file: str, px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONTS_DIR / font_file), max(1, px))
+
+
+@lru_cache(maxsize=16)
+def font_chars(font_file: str) -> frozenset[int]:
+    """The code points the font has a glyph for (its cmap)."""
+    return frozenset(TTFont(FONTS_DIR / font_file, lazy=True).getBestCmap())
+
+
+#: languages whose alphabet the presets' own fonts (Basic Latin + Latin-1) hold: their captions keep the
+#: preset's display font; every other language's captions are set in the preset's fallback (Noto Sans of
+#: the same weight: Latin-extended, Cyrillic, Greek, Vietnamese), so all clips of a job look alike
+LATIN1_LANGUAGES = frozenset({"af", "br", "ca", "da", "de", "en", "es", "eu", "fi", "fo", "fr", "gl", "id", "is",
+                              "it", "la", "lb", "ms", "nl", "nn", "no", "oc", "pt", "sq", "sv", "sw", "tl"})
+
+
+def missing_chars(font_file: str, texts: Sequence[str]) -> set[str]:
+    """The characters of ``texts`` (spaces aside) that ``font_file`` has no glyph for: what would be tofu."""
+    have = font_chars(font_file)
+    return {c for t in texts for c in t if not c.isspace() and ord(c) not in have}
+
+
+def style_for_text(style: CaptionStyle, texts: Sequence[str], language: str = "") -> CaptionStyle:
+    """The style whose font shows ``texts``: the preset's own for a language its font holds (unless it lacks
+    characters of the text the fallback has), else the preset's :attr:`~CaptionStyle.fallback_font` (unless
+    that shows less of the text). A script neither font covers is tofu in both."""
+    own, fallback = missing_chars(style.font_file, texts), missing_chars(style.fallback_font, texts)
+    if language and language not in LATIN1_LANGUAGES:
+        use_fallback = len(fallback) <= len(own)
+    else:
+        use_fallback = len(fallback) < len(own)
+    if not use_fallback:
+        return style
+    # at least a full em between lines: the fallback's Cyrillic capitals descend (Д, Ц, Щ)
+    return replace(style, font_file=style.fallback_font, line_pitch_em=max(style.line_pitch_em, 1.0))
 
 
 

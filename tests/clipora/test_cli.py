@@ -32,6 +32,8 @@ def clipora(*args: str, tmp: Path, **extra_env: str) -> subprocess.CompletedProc
         (["--aspect-ratio", "2:3"], "aspectRatio"),
         (["--caption-preset", "comic"], "captionPreset"),
         (["--trim-start", "5", "--trim-end", "2"], "trimEnd must be greater than trimStart"),
+        (["--language", "xx"], "ISO 639-1"),
+        (["--language", "ru"], "speech model is English-only"),  # the default tiny.en
     ],
 )
 def test_bad_option_values_name_the_field(media_dir, tmp_path, flags, words):

@@ -73,6 +73,8 @@ def test_manifest_has_the_shape_of_the_api_reference(talk):
     assert set(manifest) >= {"jobId", "duration", "clipCount", "clips"}
     assert manifest["clipCount"] == len(manifest["clips"]) == 2
     assert manifest["duration"] == pytest.approx(69.36, abs=0.05)
+    # the default tiny.en: English, not detected
+    assert manifest["language"] == {"code": "en", "requested": "auto", "detected": False, "probability": None}
     job_id = manifest["jobId"]
     for i, clip in enumerate(manifest["clips"], start=1):
         assert set(clip) >= {"index", "start", "end", "duration", "score", "transcript", "downloadUrl",

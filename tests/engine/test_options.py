@@ -15,6 +15,8 @@ def test_defaults_match_the_api_reference():
         "clipLength": "medium",
         "aspectRatio": "9:16",
         "captionPreset": "none",
+        "captionEmphasis": "auto",
+        "captionEmoji": False,
         "removeAiVoice": True,
         "autoHook": True,
         "prompt": "",
@@ -26,6 +28,7 @@ def test_defaults_match_the_api_reference():
         "removeSilence": False,
         "silenceThreshold": 0.6,
         "removeFillers": False,
+        "language": "auto",
         "webhookUrl": None,
     }
     assert CLIP_LENGTH_RANGES == {"short": (3, 15), "medium": (20, 45), "long": (45, 90)}
@@ -56,6 +59,9 @@ def test_json_camel_case_round_trip():
         ({"clipLength": "huge"}, "clipLength", '"short"'),
         ({"aspectRatio": "2:1"}, "aspectRatio", '"9:16"'),
         ({"captionPreset": "comic"}, "captionPreset", '"beasty"'),
+        ({"captionEmphasis": "loud"}, "captionEmphasis", '"auto" or "none"'),
+        ({"captionEmphasis": True}, "captionEmphasis", '"auto" or "none"'),
+        ({"captionEmoji": "yes"}, "captionEmoji", "true or false"),
         ({"mode": "auto"}, "mode", '"ai"'),
         ({"genre": "news"}, "genre", '"podcast"'),
         ({"trimStart": -1}, "trimStart", ">= 0"),
@@ -70,6 +76,23 @@ def test_bad_values_name_the_field_and_the_allowed_range(payload, field, words):
     assert info.value.field == field
     assert field in str(info.value)
     assert words in str(info.value)
+
+
+def test_caption_emphasis_and_emoji_round_trip_and_reach_the_cli():
+    o = ProcessOptions.from_json({"captionPreset": "beasty", "captionEmphasis": "none", "captionEmoji": True})
+    assert (o.caption_emphasis, o.caption_emoji) == ("none", True)
+    assert o.to_json()["captionEmphasis"] == "none" and o.to_json()["captionEmoji"] is True  # the manifest's
+    with pytest.raises(InvalidOptions) as info:
+        ProcessOptions.from_json({"captionEmoji": 1})
+    from http_gateway.errors import engine_status  # the gateway answers it 400 {"error": message}
+
+    assert engine_status(info.value) == 400 and info.value.field == "captionEmoji"
+    assert info.value.message == "invalid option 'captionEmoji': got 1, expected true or false"
+    from clipora.cli import build_parser, options_from_args
+
+    args = build_parser().parse_args(["process", "in.mp4", "-o", "out", "--caption-emphasis", "none",
+                                      "--caption-emoji"])
+    assert (options_from_args(args).caption_emphasis, options_from_args(args).caption_emoji) == ("none", True)
 
 
 def test_options_must_be_an_object():
@@ -140,3 +163,30 @@ def test_cli_parser_options_coerce_strings():
                                       "--trim-end", "8.5", "--no-auto-hook", "--clip-length", "short"])
     o = options_from_args(args)
     assert (o.num_clips, o.trim_start, o.trim_end, o.auto_hook, o.clip_length) == (2, 1.0, 8.5, False, "short")
+
+
+@pytest.mark.parametrize("language", ["auto", "en", "es", "de", "ru", "el", "pl", "zh", "jv"])
+def test_language_is_auto_or_an_iso_639_1_code_whisper_knows(language):
+    assert ProcessOptions.from_json({"language": language}).language == language
+    assert ProcessOptions.build(language=language).to_json()["language"] == language
+
+
+@pytest.mark.parametrize("language", ["EN", "english", "xx", "haw", "yue", "es-ES", "", 1, None])
+def test_other_languages_are_refused_naming_the_field(language):
+    with pytest.raises(InvalidOptions) as err:
+        ProcessOptions.from_json({"language": language})
+    assert err.value.field == "language" and "ISO 639-1" in err.value.message
+
+
+def test_an_english_only_model_refuses_other_languages_but_not_auto_or_english():
+    from engine.config import Settings
+
+    assert not Settings.from_env(environ={}).whisper_multilingual  # the default: tiny.en
+    assert not Settings.from_env(environ={"CLIPORA_WHISPER_MODEL": "/models/small.en/"}).whisper_multilingual
+    assert Settings.from_env(environ={"CLIPORA_WHISPER_MODEL": "base"}).whisper_multilingual
+    for ok in ("auto", "en"):
+        ProcessOptions(language=ok).check_speech_model(multilingual=False)
+    ProcessOptions(language="ru").check_speech_model(multilingual=True)
+    with pytest.raises(InvalidOptions) as err:
+        ProcessOptions(language="ru").check_speech_model(multilingual=False)
+    assert err.value.field == "language" and "CLIPORA_WHISPER_MODEL=base" in err.value.message

@@ -41,3 +41,17 @@ def test_without_crop_paths_there_is_no_crop_path_entry_and_the_file_is_written(
     manifest = ManifestStage().process(_request(tmp_path, with_paths=False), ctx)
     assert all("cropPath" not in c and c["srtUrl"].endswith(".srt") for c in manifest["clips"])
     assert (tmp_path / "manifest.json").is_file()
+
+
+def test_the_manifest_says_which_language_was_heard_and_whether_it_was_detected(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    req = _request(tmp_path)
+    assert build_manifest(req)["language"] == {"code": "en", "requested": "auto", "detected": False,
+                                               "probability": None}  # tiny.en: English, not detected
+    detected = replace(req, transcript=Transcript(req.transcript.words, "ru", 60.0, language_probability=0.863))
+    assert build_manifest(detected)["language"] == {"code": "ru", "requested": "auto", "detected": True,
+                                                    "probability": 0.863}
+    asked = replace(req, options=ProcessOptions.build(language="de"), transcript=Transcript(req.transcript.words, "de"))
+    assert build_manifest(asked)["language"] == {"code": "de", "requested": "de", "detected": False,
+                                                 "probability": None}
