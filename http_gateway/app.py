@@ -11,6 +11,7 @@ headers -> CSRF -> auth.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import sys
@@ -35,6 +36,9 @@ from http_gateway.routes import clips, jobs, mcp, ops, pages, upload_url, upload
 from http_gateway.webhooks import NOTIFIER, Notifier
 
 log = logging.getLogger("clipora.gateway")
+#: the most one part of the engine (webhooks, pipeline, database) may take to stop at shutdown; the
+#: pipeline's own grace for running jobs and worker processes (10-12 s) fits well within it
+STOP_STEP_S = 30.0
 
 DATABASE: web.AppKey[Database] = web.AppKey("database", Database)
 
@@ -110,7 +114,10 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         unsubscribe()
-        await app[NOTIFIER].stop()
-        await service.stop()
-        await db.close()
+        # each part gets a bounded time to stop, so one that hangs cannot keep the process from exiting
+        for name, stopping in (("webhooks", app[NOTIFIER].stop), ("pipeline", service.stop), ("database", db.close)):
+            try:
+                await asyncio.wait_for(stopping(), STOP_STEP_S)
+            except TimeoutError:
+                log.error("%s did not stop within %g s; going on without it", name, STOP_STEP_S)
         log.info("pipeline stopped")

@@ -414,7 +414,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         endpoint.running = False
         stop.set()
-        await task
+        try:  # the session manager ends its sessions and its task group; bounded, so shutdown cannot hang here
+            await asyncio.wait_for(task, 10.0)
+        except TimeoutError:
+            log.error("the MCP session manager did not stop within 10 s")
 
 
 def setup(app: web.Application) -> None:
