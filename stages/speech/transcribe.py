@@ -7,7 +7,8 @@ reassembles from two PyPI packages (:mod:`stages.speech.models`); it may also na
 directory (or a model already in the local cache); nothing is ever downloaded.
 
 Language: the request's ``language`` (ISO 639-1) is used as given; ``auto`` is detected once per
-job by a multilingual model, on the first piece's speech, and then holds for every piece (an
+job by a multilingual model, on the speech of the first piece that has any, and then holds for every
+piece (an
 English-only model is English without detection). The transcript records the language and, when
 detected, the model's probability for it.
 """
@@ -74,8 +75,9 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
     name = "transcribe"
     resources = Resources(cpus=2.0)  # CTranslate2 on Settings.threads cores
 
-    def __init__(self) -> None:
+    def __init__(self, piece_s: float | None = None) -> None:
         self._model: Any = None
+        self.piece_s = PIECE_S if piece_s is None else piece_s  # a long source is heard in pieces this long
         self._english_only = True
 
     def setup(self, ctx: StageContext) -> None:
@@ -106,8 +108,8 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         rate = inputs.audio.sample_rate
         total = max(inputs.audio.duration, 1e-6)
         words: list[Word] = []
-        pieces = piece_bounds(source, rate)
-        language, probability = self._language(inputs.language, source, pieces[0], rate)
+        pieces = piece_bounds(source, rate, self.piece_s)
+        language, probability = self._language(inputs.language, source, pieces, rate)
         # a long source is transcribed a few minutes at a time, cut where it is quietest, so the
         # model's features (~0.5 MB per second of speech) and the samples are held for one piece only
         for a, b in pieces:
@@ -139,10 +141,11 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         return Transcript(words=tuple(words), language=language, audio_duration=total,
                           language_probability=probability)
 
-    def _language(self, requested: str, source: AudioFile, first: tuple[int, int],
+    def _language(self, requested: str, source: AudioFile, pieces: list[tuple[int, int]],
                   rate: int) -> tuple[str, float | None]:
         """(language, the model's probability when it detected it): as asked, English for an English-only
-        model, else detected on the first 30 s of speech of the first piece."""
+        model, else detected on the speech of the first piece that has any (a long intro of music or
+        silence does not make the source English); English when no piece has speech."""
         if requested not in ("", "auto"):
             if self._english_only and requested != "en":
                 raise PermanentError(f"language {requested!r} needs a multilingual speech model; this one is "
@@ -152,15 +155,19 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
             return "en", None
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-        a, b = first
-        # the first minute usually holds the 30 s of speech it needs (VAD over a whole piece costs seconds)
-        for end in dict.fromkeys((min(b, a + int(DETECT_S * rate)), b)):
-            x = source.read(a, end)
-            spans = get_speech_timestamps(x, VadOptions(**_VAD))
-            if spans:
-                speech = np.concatenate([x[s["start"]:s["end"]] for s in spans])
+        speech = None
+        for a, b in pieces:
+            # a piece's first minute usually holds the 30 s of speech it needs (VAD over a whole piece
+            # costs seconds); a piece read in full without speech passes detection on to the next
+            for end in dict.fromkeys((min(b, a + int(DETECT_S * rate)), b)):
+                x = source.read(a, end)
+                spans = get_speech_timestamps(x, VadOptions(**_VAD))
+                if spans:
+                    speech = np.concatenate([x[s["start"]:s["end"]] for s in spans])
+                    break
+            if speech is not None:
                 break
-        else:  # no speech in the whole first piece: nothing will be transcribed there either
+        if speech is None:  # no speech anywhere: nothing will be transcribed either
             return "en", None
         code, probability, _ = self._model.detect_language(speech)
         code = {v: k for k, v in _WHISPER_CODES.items()}.get(code, code)

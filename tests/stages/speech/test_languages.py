@@ -200,3 +200,26 @@ def test_detection_finds_speech_after_a_long_silence_and_none_in_silence(base_st
     np.save(tmp_path / "silence.npy", np.zeros(2 * RATE, np.float32))
     t = stage.process(TranscribeRequest(AnalysisAudio(str(tmp_path / "silence.npy"), 0.0, RATE, 2.0)), ctx)
     assert (t.language, t.language_probability, t.words) == ("en", None, ())
+
+
+def test_a_long_silent_intro_does_not_make_the_source_english(base_stage, tmp_path):
+    """Detection goes on to the first piece with speech: 40 s of silence, then the Spanish, heard in
+    12 s pieces (as a long video's 5-minute pieces after a music intro)."""
+    need_tool("espeak-ng")
+    stage, ctx = base_stage
+    samples = np.concatenate([np.zeros(40 * RATE, np.float32), speak("es", tmp_path)])
+    path = tmp_path / "intro.npy"
+    np.save(path, samples)
+    audio = AnalysisAudio(str(path), 0.0, RATE, len(samples) / RATE)
+    from stages.media import AudioFile
+    from stages.speech.transcribe import piece_bounds
+
+    pieces = piece_bounds(AudioFile.of(audio), RATE, 12.0)
+    assert len(pieces) >= 3 and pieces[0][1] <= 40 * RATE  # the first piece holds no speech
+    saved, stage.piece_s = stage.piece_s, 12.0
+    try:
+        t = stage.process(TranscribeRequest(audio, language="auto"), ctx)
+    finally:
+        stage.piece_s = saved
+    assert t.language == "es", f"heard {t.language} ({t.language_probability}): {t.text}"
+    assert t.words and t.words[0].start >= 39.5
