@@ -7,6 +7,7 @@ a player needs that folder as its fonts dir (``ffmpeg -vf ass=clip.ass:fontsdir=
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -200,7 +201,33 @@ def display_text(text: str, style: CaptionStyle) -> str:
     t = text.strip().replace("{", "(").replace("}", ")").replace("\\", "/")
     if style.strip_punct:
         t = t.rstrip(",.;:") or t
-    return t.upper() if style.uppercase else t
+    return upper(t) if style.uppercase else t
+
+
+#: accents Greek drops in capitals (tonos/oxia, varia, perispomeni, breathings); the dialytika stays
+_GREEK_CAPS_DROP = frozenset("\u0300\u0301\u0342\u0313\u0314")
+
+
+def _greek(c: str) -> bool:
+    return "\u0370" <= c <= "\u03ff" or "\u1f00" <= c <= "\u1fff"
+
+
+def upper(text: str) -> str:
+    """Capitals as each script writes them: Greek loses its accents in all-caps (Καλημέρα ->
+    ΚΑΛΗΜΕΡΑ, ΐ -> Ϊ); other letters keep theirs (día -> DÍA)."""
+    u = text.upper()
+    if not any(_greek(c) for c in u):
+        return u
+    out: list[str] = []
+    base_greek = False
+    for c in unicodedata.normalize("NFD", u):
+        if unicodedata.combining(c):
+            if not (base_greek and c in _GREEK_CAPS_DROP):
+                out.append(c)
+            continue
+        base_greek = _greek(c)
+        out.append(c)
+    return unicodedata.normalize("NFC", "".join(out))
 
 
 def _clean_words(words: Sequence[Word]) -> list[Word]:

@@ -96,3 +96,13 @@ def test_libass_finds_the_font_for_every_glyph(language: str, tmp_path: Path) ->
     picks = re.findall(r"fontselect: \((.+?), \d+, \d+\) -> ([^,]+),", run.stderr)
     assert picks and all(asked == family and got == Path(track.style.font_file).stem for asked, got in picks), picks
     assert "not found" not in run.stderr, [ln for ln in run.stderr.splitlines() if "not found" in ln]
+
+
+@pytest.mark.parametrize(("word", "caps"), [
+    ("Καλημέρα", "ΚΑΛΗΜΕΡΑ"), ("άνθρωπος", "ΑΝΘΡΩΠΟΣ"), ("ὁδός", "ΟΔΟΣ"), ("ΐ", "Ϊ"),  # Greek drops its accents
+    ("día", "DÍA"), ("Ärger", "ÄRGER"), ("привет", "ПРИВЕТ"), ("ŝi", "ŜI"),  # the others keep theirs
+])
+def test_uppercase_presets_write_capitals_as_each_script_does(word, caps):
+    from stages.captions.style import display_text
+
+    assert display_text(word, PRESETS["beasty"]) == caps
