@@ -148,6 +148,8 @@ async def job_page(request: web.Request) -> web.Response:
     except (NotFoundError, Forbidden):  # someone else's job is as unknown as a missing one
         return await _render(request, "not_found.html", "", status=404,
                              title="Job not found", detail="There is no job with this id in your account.")
+    if job.is_render:  # a clip re-render's page is its job's, where the clip and its editor are
+        raise web.HTTPFound(f"/jobs/{job.parent_id}")
     return await _render(request, "job.html", "/jobs", job=job_json(job))
 
 

@@ -103,5 +103,12 @@ def test_edit_a_clip_and_render_it_again(browser: Any, web_server: LiveServer, a
     assert "Zebra" in clip["transcript"] and heard not in clip["transcript"].split()
     assert abs(clip["start"] - 1.5) < 0.3 and clip["end"] - clip["start"] >= 1.0
     shoot(page, artifacts, "clip-edited-desktop")
+    # a render's own page is its job's
+    request = urllib.request.Request(f"{base}/api/clips/{job_id}/1/edit", headers={"X-API-Key": account.key})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        renders = json.loads(r.read())["renders"]
+    assert [x["status"] for x in renders] == ["completed"]
+    page.goto(f"{base}/jobs/{renders[0]['id']}")
+    assert page.url == f"{base}/jobs/{job_id}"
     assert console.errors == []
     context.close()
