@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from engine.config import Settings
 from engine.edits import ClipEdit
 from engine.mcp_tools import ClipTools, ToolError
 from engine.options import ProcessOptions
@@ -119,6 +120,7 @@ class LocalTools(ServiceTools):
     async def create_clips(self, source: str, options: ProcessOptions) -> dict[str, Any]:
         if options.webhook_url:
             raise ToolError("webhookUrl needs a Clipora server to deliver it (clipora serve); here, poll get_job")
+        options.check_speech_model(Settings.from_env().whisper_multilingual)  # as the gateway checks at submit
         path = Path(source).expanduser()
         if not path.is_file():
             raise ToolError(f"no such file: {source}")

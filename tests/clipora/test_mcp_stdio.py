@@ -60,6 +60,8 @@ async def test_local_mode_runs_a_real_job_on_this_machine(tmp_path):
         assert "webhookUrl needs a Clipora server" in await refused(
             client, "create_clips", path=str(MEDIA / "face_static.mp4"), options={"webhookUrl": "https://example.com/h"})
 
+        assert "English-only" in await refused(client, "create_clips", path=str(MEDIA / "face_static.mp4"),
+                                               options={**FAST, "language": "ru"})  # tiny.en, the default model
         created = await call(client, "create_clips", path=str(MEDIA / "face_static.mp4"), options=FAST)
         job_id = created["jobId"]
         assert created["status"] == "queued" and created["originalName"] == "face_static.mp4"
@@ -78,6 +80,14 @@ async def test_local_mode_runs_a_real_job_on_this_machine(tmp_path):
         assert file["contentType"] == "video/mp4"
         assert [j["id"] for j in (await call(client, "list_jobs"))["jobs"]] == [job_id]
         assert (MEDIA / "face_static.mp4").is_file()  # the source was linked or copied, not moved
+
+        # render_clip: the clip again, in 1:1, through the same engine; the job's manifest shows version 2
+        render = await call(client, "render_clip", jobId=job_id, index=1, edit={"aspectRatio": "1:1"})
+        assert render["parentJobId"] == job_id and render["clipIndex"] == 1
+        assert (await wait_done(client, render["jobId"], timeout_s=120))["status"] == "completed"
+        clip = (await call(client, "list_clips", jobId=job_id))["clips"][0]
+        assert clip["version"] == 2 and clip["aspectRatio"] == "1:1" and (out / "clip_01.v1.mp4").is_file()
+        assert [j["id"] for j in (await call(client, "list_jobs"))["jobs"]] == [job_id]
 
     # the store outlives the process: a new server sees the job, and can cancel (delete) it
     async with clipora_mcp(tmp_path, "--data-dir", str(data)) as client:
