@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "per caption) | none")
     p.add_argument("--caption-emoji", action=argparse.BooleanOptionalAction, default=None,
                    help="an emoji above a caption whose word has one (money, fire, idea, …), at most every 3 s")
+    p.add_argument("--caption-style", type=_json_object, metavar="JSON",
+                   help='a brand style over the preset, e.g. \'{"font":"poppins-extrabold","textColor":"#FFD60A",'
+                        '"position":0.3}\' (captionStyle: font, size, textColor, highlightColor, outlineColor, '
+                        'outlineWidth, uppercase, wordsPerGroup, position)')
     p.add_argument("--prompt", help="what to focus on, e.g. 'moments about hiring'")
     p.add_argument("--genre", help="auto (default) | podcast | interview | vlog | tutorial")
     p.add_argument("--trim-start", help="ignore the source before this many seconds")
@@ -127,8 +131,21 @@ def _add_server_commands(sub: Any) -> None:
 _OPTION_FLAGS = (
     "mode", "num_clips", "clip_length", "aspect_ratio", "caption_preset", "prompt", "genre",
     "trim_start", "trim_end", "remove_ai_voice", "auto_hook", "layout", "webhook_url", "remove_silence",
-    "silence_threshold", "remove_fillers", "language", "caption_emphasis", "caption_emoji",
+    "silence_threshold", "remove_fillers", "language", "caption_emphasis", "caption_emoji", "caption_style",
 )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """--caption-style's value: a JSON object (its fields are validated with the other options)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object, e.g. '{\"textColor\": \"#FFD60A\"}'")
+    return value
 
 
 def options_from_args(args: argparse.Namespace) -> ProcessOptions:

@@ -222,7 +222,8 @@ def job_graph(st: StageSet) -> JobGraph:
             s.clip_plan.words, s.options.caption_preset, geometry(s).out_w, geometry(s).out_h,
             s.clip_plan.caption_start, s.clip_plan.caption_end, _clip_file(s, "ass"),
             language=s.job_plan.transcript.language, **_fit_captions(s), emphasis=s.options.caption_emphasis,
-            emoji=s.options.caption_emoji, keywords=_keywords(s)), weight=3, cache=False),
+            emoji=s.options.caption_emoji, keywords=_keywords(s),
+            custom=s.options.caption_style.to_json() if s.options.caption_style else None), weight=3, cache=False),
         Step("render", st.render, lambda s: RenderRequest(
             s.job_plan.media, *_window(s), render_geometry(geometry(s), s["reframe"]), _crop(s),
             s["captions"] if s.options.caption_preset != "none" else None, _clip_file(s, "mp4"),

@@ -9,8 +9,9 @@ keeps the trim, and a word corrected once stays corrected.
   the clip is planned, so no word is cut in half);
 - ``words``: corrections ``[{"index": i, "text": "..."}]``, ``i`` the word's position in the job's
   transcript (the editor's word list shows it): the text is replaced, its timing kept;
-- ``captionPreset``, ``captionEmphasis``, ``captionEmoji``, ``aspectRatio``, ``layout``,
-  ``removeSilence``, ``removeFillers``, ``silenceThreshold``: as in ProcessOptions, for this clip.
+- ``captionPreset``, ``captionEmphasis``, ``captionEmoji``, ``captionStyle`` (replaced whole, not merged
+  field by field), ``aspectRatio``, ``layout``, ``removeSilence``, ``removeFillers``,
+  ``silenceThreshold``: as in ProcessOptions, for this clip.
 
 Validated as strictly as ProcessOptions (InvalidOptions naming the field, the spec's error shape).
 """
@@ -23,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from engine.errors import InvalidOptions
-from engine.options import AspectRatio, CaptionEmphasis, CaptionPreset, Layout, ProcessOptions
+from engine.options import (
+    AspectRatio,
+    CaptionEmphasis,
+    CaptionPreset,
+    CaptionStyleOptions,
+    Layout,
+    ProcessOptions,
+    style_error,
+)
 
 #: a re-rendered clip's length, seconds (the editor's trim handles stay within it)
 MIN_EDIT_S = 1.0
@@ -53,6 +62,7 @@ class ClipEdit(BaseModel):
     caption_preset: CaptionPreset | None = None
     caption_emphasis: CaptionEmphasis | None = None
     caption_emoji: bool | None = None
+    caption_style: CaptionStyleOptions | None = None
     aspect_ratio: AspectRatio | None = None
     layout: Layout | None = None
     remove_silence: bool | None = None
@@ -100,17 +110,19 @@ class ClipEdit(BaseModel):
     def over(self, base: ClipEdit) -> ClipEdit:
         """This edit applied on top of ``base`` (the clip's current one): fields set here win,
         word corrections merge by index."""
-        words = {w.index: w for w in base.words} | {w.index: w for w in self.words}
-        fields = base.model_dump(exclude_none=True, exclude={"words"}) | self.model_dump(exclude_none=True,
-                                                                                           exclude={"words"})
-        merged = ClipEdit.model_construct(**fields, words=[words[i] for i in sorted(words)])
-        return ClipEdit.from_json(merged.to_json())  # the window rule again, on the merged fields
+        words = {w.index: w.text for w in base.words} | {w.index: w.text for w in self.words}
+        merged = base.to_json() | self.to_json()
+        merged.pop("words", None)
+        if words:
+            merged["words"] = [{"index": i, "text": words[i]} for i in sorted(words)]
+        return ClipEdit.from_json(merged)  # the window rule again, on the merged fields
 
     def options(self, job: ProcessOptions) -> ProcessOptions:
         """The job's options with this edit's rendering fields in place."""
         changes = {k: v for k, v in {
             "caption_preset": self.caption_preset, "caption_emphasis": self.caption_emphasis,
-            "caption_emoji": self.caption_emoji, "aspect_ratio": self.aspect_ratio, "layout": self.layout,
+            "caption_emoji": self.caption_emoji, "caption_style": self.caption_style,
+            "aspect_ratio": self.aspect_ratio, "layout": self.layout,
             "remove_silence": self.remove_silence, "remove_fillers": self.remove_fillers,
             "silence_threshold": self.silence_threshold}.items() if v is not None}
         return job.model_copy(update=changes)
@@ -128,6 +140,7 @@ _ALLOWED = {
     "captionPreset": '"none", "beasty", "karaoke" or "mozi"',
     "captionEmphasis": '"auto" or "none"',
     "captionEmoji": "true or false",
+    "captionStyle": "an object of captionStyle fields (as in ProcessOptions)",
     "aspectRatio": '"9:16", "1:1", "4:5" or "16:9"',
     "layout": '"auto", "follow" or "split"',
     "removeSilence": "true or false",
@@ -142,6 +155,8 @@ def _invalid(exc: ValidationError) -> InvalidOptions:
     if not loc:  # the window rule
         msg = str(err.get("msg", "invalid edit")).removeprefix("Value error, ")
         return InvalidOptions(f"invalid edit: {msg}", field="end")
+    if to_camel(loc[0]) == "captionStyle" and len(loc) > 1:
+        return style_error(err, loc[1:], "captionStyle")
     if err.get("type") == "extra_forbidden":
         where = "word correction" if loc[0] == "words" else "edit field"
         known = "index, text" if loc[0] == "words" else ", ".join(k for k in _ALLOWED if k not in ("index", "text"))

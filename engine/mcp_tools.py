@@ -105,7 +105,7 @@ def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 
 def tool_specs(source: Source = "url") -> list[ToolSpec]:
     """The seven tools; only create_clips' video argument depends on the transport (``source``)."""
-    options = ProcessOptions.model_json_schema(by_alias=True)
+    options = ProcessOptions.model_json_schema(by_alias=True, ref_template="#/properties/options/$defs/{model}")
     options["description"] = ("what to make, every key optional (the API's ProcessOptions), e.g. "
                               '{"numClips": 3, "clipLength": "short", "captionPreset": "mozi", "prompt": "…"}')
     where = "a video URL" if source == "url" else "a video file on this machine"

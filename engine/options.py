@@ -54,6 +54,33 @@ OUTPUT_SIZES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 
 MAX_PROMPT_CHARS = 2000
 
+#: captionStyle's fonts: the bundled families (stages/fonts)
+CaptionFont = Literal["luckiest-guy", "montserrat-black", "poppins-extrabold", "noto-sans-black",
+                      "noto-sans-extrabold"]
+_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class CaptionStyleOptions(BaseModel):
+    """A brand style over the caption preset: every field optional, each overriding the preset's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True,
+                              strict=True, allow_inf_nan=False)
+
+    font: CaptionFont | None = Field(None, description="One of the bundled families.")
+    size: float | None = Field(None, ge=0.5, le=2.0, description="Text size, times the preset's.")
+    text_color: str | None = Field(None, pattern=_COLOUR, description="The words' colour, #RRGGBB.")
+    highlight_color: str | None = Field(None, pattern=_COLOUR, description="The spoken / active / key word's "
+                                        "colour, #RRGGBB.")
+    outline_color: str | None = Field(None, pattern=_COLOUR, description="The outline's colour, #RRGGBB.")
+    outline_width: float | None = Field(None, ge=0.0, le=0.3, description="Outline width, in ems (0-0.3).")
+    uppercase: bool | None = Field(None, description="Capital letters.")
+    words_per_group: int | None = Field(None, ge=1, le=8, description="At most this many words on screen.")
+    position: float | None = Field(None, ge=0.15, le=0.9, description="Where the captions' centre sits, as a "
+                                   "fraction of the frame's height from the top (0.15-0.9).")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
 
 class ProcessOptions(BaseModel):
     """What one job asks for. Every key is optional; defaults follow the API reference."""
@@ -76,6 +103,9 @@ class ProcessOptions(BaseModel):
         "auto", description="auto = the beasty and mozi presets give about one key word per caption group (a "
         "number, a name, one of the clip's keywords, a strong verb) the preset's accent colour and a stronger pop; "
         "none = no emphasis (mozi colours its longest word, as before). Karaoke is never emphasised.")
+    caption_style: CaptionStyleOptions | None = Field(
+        None, description="A brand style over captionPreset: font (a bundled family), size, textColor, "
+        "highlightColor, outlineColor, outlineWidth, uppercase, wordsPerGroup, position; each field optional.")
     caption_emoji: bool = Field(False, description="Put an emoji matching a caption's word (money, fire, idea, "
                                 "rocket, time, …) above the caption group, at most one every 3 s; burned-in "
                                 "presets and the .ass.")
@@ -142,8 +172,12 @@ class ProcessOptions(BaseModel):
             raise _to_invalid_options(exc) from None
 
     def to_json(self) -> dict[str, Any]:
-        """The options as the API reports them (camelCase keys, every field present)."""
-        return self.model_dump(by_alias=True)
+        """The options as the API reports them (camelCase keys, every field present; captionStyle with only
+        the fields it sets)."""
+        out = self.model_dump(by_alias=True)
+        if self.caption_style is not None:
+            out["captionStyle"] = self.caption_style.to_json()
+        return out
 
     @property
     def clip_length_range(self) -> tuple[float, float]:
@@ -186,6 +220,7 @@ _ALLOWED: dict[str, str] = {
     "captionPreset": '"none", "beasty", "karaoke" or "mozi"',
     "captionEmphasis": '"auto" or "none"',
     "captionEmoji": "true or false",
+    "captionStyle": "an object of captionStyle fields, or null",
     "removeAiVoice": "true or false",
     "autoHook": "true or false",
     "prompt": f"a string of at most {MAX_PROMPT_CHARS} characters",
@@ -201,6 +236,32 @@ _ALLOWED: dict[str, str] = {
 }
 
 
+_STYLE_ALLOWED: dict[str, str] = {
+    "font": '"luckiest-guy", "montserrat-black", "poppins-extrabold", "noto-sans-black" or "noto-sans-extrabold"',
+    "size": "a number from 0.5 to 2 (times the preset's size)",
+    "textColor": "a colour as #RRGGBB",
+    "highlightColor": "a colour as #RRGGBB",
+    "outlineColor": "a colour as #RRGGBB",
+    "outlineWidth": "a number of ems from 0 to 0.3",
+    "uppercase": "true or false",
+    "wordsPerGroup": "an integer from 1 to 8",
+    "position": "a fraction of the frame's height from 0.15 to 0.9",
+}
+
+
+def style_error(err: Any, loc: list[str], where: str) -> InvalidOptions:
+    """A captionStyle field's error, named as ``where.field`` (ProcessOptions and ClipEdit alike)."""
+    name = to_camel(loc[0]) if "_" in loc[0] else loc[0]
+    if err.get("type") == "extra_forbidden":
+        return InvalidOptions(f"unknown {where} field '{loc[0]}' (known: {', '.join(_STYLE_ALLOWED)})",
+                              field=f"{where}.{loc[0]}")
+    if err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+        return InvalidOptions(f"invalid option '{where}': expected an object of captionStyle fields, or null",
+                              field=where)
+    return InvalidOptions(f"invalid option '{where}.{name}': got {err.get('input')!r}, expected "
+                          f"{_STYLE_ALLOWED.get(name, 'a valid value')}", field=f"{where}.{name}")
+
+
 def _to_invalid_options(exc: ValidationError) -> InvalidOptions:
     err = exc.errors()[0]
     loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
@@ -209,6 +270,8 @@ def _to_invalid_options(exc: ValidationError) -> InvalidOptions:
         msg = str(err.get("msg", "invalid options")).removeprefix("Value error, ")
         return InvalidOptions(f"invalid options: {msg}", field="trimEnd")
     key = to_camel(loc[0]) if "_" in loc[0] else loc[0]
+    if key == "captionStyle" and len(loc) > 1:
+        return style_error(err, loc[1:], "captionStyle")
     if err.get("type") == "extra_forbidden":
         known = ", ".join(_ALLOWED)
         return InvalidOptions(f"unknown option '{loc[0]}' (known options: {known})", field=loc[0])

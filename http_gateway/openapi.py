@@ -67,11 +67,12 @@ CLIP_INDEX_PARAM = {"name": "index", "in": "path", "required": True,
                     "schema": {"type": "integer", "minimum": 1, "maximum": 99}, "description": "1 = clip_01"}
 
 
-def _clip_edit_schemas() -> dict[str, Any]:
-    """ClipEdit and the models it nests, as components (refs into #/components/schemas)."""
-    schema = ClipEdit.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+def _model_schemas(name: str, model: Any) -> dict[str, Any]:
+    """A pydantic model and the models it nests (CaptionStyleOptions, WordFix) as components, their refs
+    into #/components/schemas."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
     nested = schema.pop("$defs", {})
-    return {"ClipEdit": schema, **nested}
+    return {name: schema, **nested}
 
 
 CHECKOUT_URL = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "format": "uri"},
@@ -85,8 +86,8 @@ def _schemas() -> dict[str, Any]:
     nullable_int = {"type": ["integer", "null"]}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-        "ProcessOptions": ProcessOptions.model_json_schema(by_alias=True),
-        **_clip_edit_schemas(),
+        **_model_schemas("ProcessOptions", ProcessOptions),
+        **_model_schemas("ClipEdit", ClipEdit),
         "RenderResponse": {
             "type": "object", "required": ["jobId", "parentJobId", "clipIndex", "status", "wsUrl", "edit"],
             "properties": {"jobId": {"type": "string", "description": "the render's own job id"},

@@ -110,12 +110,20 @@ DESIGNED_OPTIONS = frozenset({"mode", "numClips", "clipLength", "aspectRatio", "
                               "autoHook", "prompt", "genre", "trimStart", "trimEnd"})
 
 
+#: labels the option's name does not spell well
+LABELS = {"captionStyle": "Brand caption style (JSON)"}
+
+
+def _is_object(spec: dict[str, Any]) -> bool:
+    return "$ref" in spec or any("$ref" in s or s.get("type") == "object" for s in spec.get("anyOf", []))
+
+
 def generic_option(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     """How to show an option the page has no special control for: its kind, label, default."""
     types = [spec["type"]] if "type" in spec else [s.get("type") for s in spec.get("anyOf", [])]
-    kind = "enum" if "enum" in spec else next(
+    kind = "enum" if "enum" in spec else "json" if _is_object(spec) else next(
         (k for k in ("boolean", "integer", "number", "string") if k in types), "string")
-    label = re.sub(r"\burl\b", "URL", re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize())
+    label = LABELS.get(name) or re.sub(r"\burl\b", "URL", re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize())
     enum = list(spec.get("enum", []))
     labels = {str(v): str(v).capitalize() for v in enum}
     if name == "language":  # ISO 639-1 codes, shown by their English names (langcodes), in that order

@@ -31,7 +31,10 @@ def base_em_px(style: CaptionStyle, out_w: int, out_h: int) -> float:
     return style.size * min(out_h, out_w * 16 / 9) * (aspect / 0.5625) ** 0.4
 
 
-def centre_y(out_w: int, out_h: int) -> float:
+def centre_y(out_w: int, out_h: int, centre: float = 0.0) -> float:
+    """Where captions are centred: ``centre`` (a style's position, a fraction of the height) or the default."""
+    if centre:
+        return out_h * centre
     return out_h * (0.70 if out_w / out_h < 0.9 else 0.78)
 
 
@@ -95,7 +98,7 @@ def vertical_extent(style: CaptionStyle, em: float, n_lines: int, out_w: int, ou
     pitch = style.line_pitch_em * em
     cap = fi.cap_em * em
     # centre the caps of the block (top of first line's caps .. last baseline) on the band
-    b0 = centre_y(out_w, out_h) + cap / 2 - (n_lines - 1) * pitch / 2
+    b0 = centre_y(out_w, out_h, style.centre) + cap / 2 - (n_lines - 1) * pitch / 2
     pad = _pad(style, em)
     top = b0 - fi.ascent_em * em * style.max_pop - pad
     bottom = b0 + (n_lines - 1) * pitch + (fi.descent_em * style.max_pop

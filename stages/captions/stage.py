@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,7 @@ from stages.captions.style import (
     RGB,
     CaptionGroup,
     CaptionStyle,
+    custom_style,
     group_words,
     is_keyword,
     style_for_text,
@@ -106,7 +108,7 @@ class CaptionTrack:
     def band(self) -> tuple[int, int]:
         """(y0, y1) output rows that every caption sprite lies within."""
         if self.style is None or not self.burned:
-            c = even_floor(centre_y(self.out_w, self.out_h))
+            c = even_floor(centre_y(self.out_w, self.out_h, self.style.centre if self.style else 0.0))
             return c, c
         return self._style_band()
 
@@ -244,7 +246,8 @@ class CaptionTrack:
 def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_w: int,
                         out_h: int, clip_start: float, clip_end: float, language: str = "", *,
                         fit_spans: Sequence[tuple[float, float]] = (), fit_bottom: int = 0,
-                        emphasis: str = "none", emoji: bool = False, keywords: Collection[str] = ()) -> CaptionTrack:
+                        emphasis: str = "none", emoji: bool = False, keywords: Collection[str] = (),
+                        custom: dict[str, Any] | None = None) -> CaptionTrack:
     """The caption track of one clip; word times are source seconds, the track's clip-relative.
 
     Words whose midpoint lies in [clip_start, clip_end) are kept; nothing is shown outside
@@ -257,11 +260,12 @@ def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_
     ``emphasis`` (captionEmphasis: ``auto`` for the presets that have it, beasty and mozi; ``none``) and
     ``emoji`` (captionEmoji, burned-in presets only) as :mod:`stages.captions.emphasis` chooses them;
     ``keywords``: the clip's keywords (the moment scorer's, lower-case words as spoken), the most salient kind
-    after numbers.
+    after numbers. ``custom``: captionStyle's fields over the preset (:func:`~stages.captions.style.custom_style`).
     """
     style = PLAIN if preset == "none" else PRESETS.get(preset)
     if style is None:
         raise InvalidOptions(f"unknown caption preset {preset!r}", field="captionPreset")
+    style = custom_style(style, custom)
     dur = max(0.0, clip_end - clip_start)
     inside = [
         replace(w, start=min(max(w.start - clip_start, 0.0), dur),
@@ -302,6 +306,7 @@ class CaptionsRequest:
     emphasis: str = "none"  # captionEmphasis (compose passes the job's, default auto)
     emoji: bool = False  # captionEmoji
     keywords: tuple[str, ...] = ()  # the clip's keywords (stages.moments.keyword_forms of its metadata)
+    custom: dict[str, Any] | None = None  # captionStyle (its JSON): a brand style over the preset
 
 
 class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
@@ -316,7 +321,7 @@ class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
         track = build_caption_track(
             inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end, inputs.language,
             fit_spans=inputs.fit_spans, fit_bottom=inputs.fit_bottom, emphasis=inputs.emphasis, emoji=inputs.emoji,
-            keywords=inputs.keywords,
+            keywords=inputs.keywords, custom=inputs.custom,
         )
         track.write_files(inputs.ass_path)
         ctx.progress(1.0, f"{len(track.events)} caption groups")

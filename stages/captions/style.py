@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from fontTools.ttLib import TTFont
 from PIL import ImageFont
@@ -71,6 +72,7 @@ class CaptionStyle:
     emphasis_min: float = 0.0
     emphasis_scale: float = 1.0
     emoji: bool = False  # captionEmoji: an emoji above some groups (emphasis.group_emoji)
+    centre: float = 0.0  # captionStyle.position: the captions' centre as a fraction of the height (0: default)
 
     @property
     def max_pop(self) -> float:
@@ -191,6 +193,50 @@ def style_for_text(style: CaptionStyle, texts: Sequence[str], language: str = ""
     # at least a full em between lines: the fallback's Cyrillic capitals descend (Д, Ц, Щ)
     return replace(style, font_file=style.fallback_font, line_pitch_em=max(style.line_pitch_em, 1.0))
 
+
+
+#: captionStyle.font -> (font file, the Noto Sans of its weight for letters it lacks)
+STYLE_FONTS: dict[str, tuple[str, str]] = {
+    "luckiest-guy": ("LuckiestGuy-Regular.ttf", "NotoSans-Black.ttf"),
+    "montserrat-black": ("Montserrat-Black.ttf", "NotoSans-Black.ttf"),
+    "poppins-extrabold": ("Poppins-ExtraBold.ttf", "NotoSans-ExtraBold.ttf"),
+    "noto-sans-black": ("NotoSans-Black.ttf", "NotoSans-Black.ttf"),
+    "noto-sans-extrabold": ("NotoSans-ExtraBold.ttf", "NotoSans-ExtraBold.ttf"),
+}
+
+
+def _rgb(hex_colour: str) -> RGB:
+    v = hex_colour.lstrip("#")
+    return (int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16))
+
+
+def custom_style(style: CaptionStyle, custom: dict[str, Any] | None) -> CaptionStyle:
+    """``style`` with captionStyle's fields (camelCase JSON, validated by engine.options) in place:
+    font, size (times the preset's), text/highlight/outline colours, outline width, uppercase, words per
+    group, position. The highlight colour is the active, spoken and key word's colour alike."""
+    if not custom:
+        return style
+    changes: dict[str, Any] = {}
+    if custom.get("font") in STYLE_FONTS:
+        changes["font_file"], changes["fallback_font"] = STYLE_FONTS[custom["font"]]
+    if custom.get("size") is not None:
+        changes["size"] = style.size * float(custom["size"])
+    if custom.get("textColor"):
+        changes["text_rgb"] = _rgb(custom["textColor"])
+    if custom.get("highlightColor"):
+        rgb = _rgb(custom["highlightColor"])
+        changes["active_rgbs"], changes["accent_rgbs"] = (rgb,), (rgb,)
+    if custom.get("outlineColor"):
+        changes["outline_rgb"] = _rgb(custom["outlineColor"])
+    if custom.get("outlineWidth") is not None:
+        changes["outline_em"] = float(custom["outlineWidth"])
+    if custom.get("uppercase") is not None:
+        changes["uppercase"] = bool(custom["uppercase"])
+    if custom.get("wordsPerGroup") is not None:
+        changes["max_words"] = int(custom["wordsPerGroup"])
+    if custom.get("position") is not None:
+        changes["centre"] = float(custom["position"])
+    return replace(style, **changes)
 
 
 # -- grouping -------------------------------------------------------------------------------

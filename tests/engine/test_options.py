@@ -17,6 +17,7 @@ def test_defaults_match_the_api_reference():
         "captionPreset": "none",
         "captionEmphasis": "auto",
         "captionEmoji": False,
+        "captionStyle": None,
         "removeAiVoice": True,
         "autoHook": True,
         "prompt": "",

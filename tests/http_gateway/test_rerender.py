@@ -141,13 +141,17 @@ async def test_render_again_with_a_trim_a_correction_and_another_preset(live_ser
     assert b"\\k" in ass or b"\\K" in ass  # karaoke's sweep tags
 
     # edits accumulate: only the preset changes now, the trim and the correction stay
-    status, second = await post_render(base, owner.key, job_id, 1, {"captionPreset": "mozi"})
+    status, second = await post_render(base, owner.key, job_id, 1, {"captionPreset": "mozi",
+                                                                    "captionStyle": {"textColor": "#00FF00"}})
     assert status == 200, second
     done = await wait_for_job(base, owner.key, second["jobId"], timeout_s=180)
     assert done["status"] == "completed", done
     status, manifest, _ = await get(base, owner.key, f"/api/clips/{job_id}")
     clip2 = manifest["clips"][0]
     assert clip2["version"] == 3 and clip2["edit"]["captionPreset"] == "mozi"
+    assert clip2["edit"]["captionStyle"] == {"textColor": "#00FF00"}  # a brand colour, in the .ass too
+    status, ass, _ = await get(base, owner.key, f"/api/clips/{job_id}/clip_01.ass")
+    assert b"&H0000FF00" in ass
     assert clip2["edit"]["words"] == clip["edit"]["words"]
     assert (clip2["start"], clip2["end"]) == (clip["start"], clip["end"])
     assert [v["version"] for v in clip2["versions"]] == [1, 2]

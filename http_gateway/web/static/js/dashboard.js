@@ -102,7 +102,17 @@ function readOptions() {
   for (const el of form.querySelectorAll("[data-option]")) { // options without a designed control
     const kind = el.dataset.kind;
     if (kind === "boolean") extra[el.dataset.option] = el.checked;
-    else if (kind === "integer" || kind === "number") {
+    else if (kind === "json") { // an object option (captionStyle): JSON, or empty for none
+      if (el.value.trim() === "") extra[el.dataset.option] = null;
+      else {
+        let value;
+        try { value = JSON.parse(el.value); } catch { value = undefined; }
+        if (value === null || typeof value !== "object" || Array.isArray(value)) {
+          return invalid(el, `${el.labels[0] ? el.labels[0].textContent : el.dataset.option} must be a JSON object, e.g. {"textColor": "#FFD60A"}.`);
+        }
+        extra[el.dataset.option] = value;
+      }
+    } else if (kind === "integer" || kind === "number") {
       if (el.value.trim() === "" && el.dataset.nullable) extra[el.dataset.option] = null;
       else if (el.value.trim() !== "") extra[el.dataset.option] = Number(el.value);
     } else if (el.value.trim() !== "") extra[el.dataset.option] = el.value.trim();
