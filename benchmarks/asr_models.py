@@ -7,7 +7,7 @@ int8, Settings.threads) with ``language`` auto: tiny.en is English without detec
   truth.json's sentences with asr_rtf's normaliser (numbers as words, British -> American spelling);
 - ``jfk``: the real 11 s recording in ../shared/media (skipped where that folder is absent), against
   the sentence spoken;
-- ``es`` / ``de`` / ``ru``: espeak-ng speech of the sentences tests/stages/speech/test_languages.py uses
+- ``es`` / ``de`` / ``ru``: espeak-ng speech of scripts/make_test_media.LANGUAGE_SPEECH (the tests' sentences)
   (same voices and rates), WER on lower-cased words (punctuation dropped, ё = е). tiny.en hears them
   as English: its WER there says what an English-only model makes of them.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,24 +43,13 @@ from benchmarks.common import (
     truth,
     write_result,
 )
+from scripts.make_test_media import LANGUAGE_SPEECH, speak_language
 
 NAME = "asr_models"
 RATE = 16_000
 MODELS = ("tiny.en", "base")
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
-#: language -> (espeak-ng arguments, what it says): tests/stages/speech/test_languages.py's speech
-SAID = {
-    "es": (["-s", "140"], "Buenos días. Me llamo Carlos y vivo en Madrid. Trabajo en una escuela pequeña. "
-                          "Hoy hace buen tiempo y vamos a la playa con nuestros amigos."),
-    "de": (["-s", "140", "-g", "4"], "Guten Tag. Heute ist das Wetter sehr schön. Wir gehen in den Park und "
-                                     "trinken Kaffee. Guten Morgen, ich heiße Anna und arbeite in einer "
-                                     "kleinen Schule."),
-    "ru": (["-s", "125", "-g", "10"], "Сегодня хорошая погода. Завтра будет дождь, поэтому мы останемся дома. "
-                                      "Мы будем пить чай и читать книги."),
-}
-
-
 def plain_words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower().replace("ё", "е"))
 
@@ -83,9 +71,8 @@ def sources(folder: Path) -> list[dict[str, Any]]:
     if jfk.is_file():
         out.append({"name": "jfk", "what": "real recording (shared/media/jfk.wav)", "language": "en",
                     "samples": decode_audio(str(jfk), sampling_rate=RATE), "english": True, "ref": normalise(JFK)})
-    for language, (args, text) in SAID.items():
-        wav = folder / f"{language}.wav"
-        subprocess.run(["espeak-ng", "-v", language, *args, "-w", str(wav), text], check=True, capture_output=True)
+    for language, (_args, text) in LANGUAGE_SPEECH.items():
+        wav = speak_language(language, folder)
         out.append({"name": language, "what": f"espeak-ng {language}", "language": language, "english": False,
                     "samples": decode_audio(str(wav), sampling_rate=RATE), "ref": plain_words(text)})
     return out

@@ -151,6 +151,28 @@ def speak(text: str, voice: str, tmp: Path) -> np.ndarray:
     return x[loud[0]:loud[-1] + 1].copy()
 
 
+#: language -> (espeak-ng arguments, what it says): speech in other languages that the multilingual
+#: Whisper base hears well (tests/stages/speech/test_languages.py, benchmarks.asr_models). Russian needs
+#: a word gap (-g 10) and German a small one (-g 4); without them base hears Polish or Yiddish.
+LANGUAGE_SPEECH: dict[str, tuple[list[str], str]] = {
+    "es": (["-s", "140"], "Buenos días. Me llamo Carlos y vivo en Madrid. Trabajo en una escuela pequeña. "
+                          "Hoy hace buen tiempo y vamos a la playa con nuestros amigos."),
+    "de": (["-s", "140", "-g", "4"], "Guten Tag. Heute ist das Wetter sehr schön. Wir gehen in den Park und "
+                                     "trinken Kaffee. Guten Morgen, ich heiße Anna und arbeite in einer "
+                                     "kleinen Schule."),
+    "ru": (["-s", "125", "-g", "10"], "Сегодня хорошая погода. Завтра будет дождь, поэтому мы останемся дома. "
+                                      "Мы будем пить чай и читать книги."),
+}
+
+
+def speak_language(language: str, folder: Path) -> Path:
+    """``LANGUAGE_SPEECH[language]`` spoken by espeak-ng, as ``folder/<language>.wav``."""
+    args, text = LANGUAGE_SPEECH[language]
+    wav = folder / f"{language}.wav"
+    subprocess.run(["espeak-ng", "-v", language, *args, "-w", str(wav), text], check=True, capture_output=True)
+    return wav
+
+
 def speech_track(paragraphs: list[tuple[str, str, list[str]]], tmp: Path,
                  lead: float = 0.5) -> tuple[np.ndarray, list[dict[str, object]]]:
     """Concatenate sentences (topic, voice, texts per paragraph); times are speech extents."""

@@ -24,6 +24,7 @@ from engine.config import Settings
 from engine.errors import PermanentError
 from engine.stage import StageContext
 from engine.types import AnalysisAudio, Transcript
+from scripts.make_test_media import LANGUAGE_SPEECH, speak_language
 from stages.captions import FONTS_DIR, PLAIN, PRESETS, build_caption_track, font_info, missing_chars
 from stages.speech import TranscribeRequest, TranscribeStage, resolve_model
 from stages.speech import models as speech_models
@@ -32,16 +33,7 @@ from tests.judges import check
 
 RATE = 16_000
 
-#: language -> (espeak-ng arguments, what it says)
-SAID = {
-    "es": (["-s", "140"], "Buenos días. Me llamo Carlos y vivo en Madrid. Trabajo en una escuela pequeña. "
-                          "Hoy hace buen tiempo y vamos a la playa con nuestros amigos."),
-    "de": (["-s", "140", "-g", "4"], "Guten Tag. Heute ist das Wetter sehr schön. Wir gehen in den Park und "
-                                     "trinken Kaffee. Guten Morgen, ich heiße Anna und arbeite in einer "
-                                     "kleinen Schule."),
-    "ru": (["-s", "125", "-g", "10"], "Сегодня хорошая погода. Завтра будет дождь, поэтому мы останемся дома. "
-                                      "Мы будем пить чай и читать книги."),
-}
+SAID = LANGUAGE_SPEECH  # language -> (espeak-ng arguments, what it says)
 
 
 def words_of(text: str) -> list[str]:
@@ -54,9 +46,7 @@ def content_words(text: str) -> set[str]:
 
 
 def speak(language: str, folder: Path) -> np.ndarray:
-    args, text = SAID[language]
-    wav = folder / f"{language}.wav"
-    subprocess.run(["espeak-ng", "-v", language, *args, "-w", str(wav), text], check=True, capture_output=True)
+    wav = speak_language(language, folder)
     from faster_whisper import decode_audio
 
     return decode_audio(str(wav), sampling_rate=RATE)
@@ -168,8 +158,7 @@ def test_a_russian_job_says_so_in_its_manifest_and_captions_it_in_cyrillic(media
     from clipora.compose import run_job
     from engine.options import ProcessOptions
 
-    speech = tmp_path / "ru.wav"
-    subprocess.run(["espeak-ng", "-v", "ru", *SAID["ru"][0], "-w", str(speech), SAID["ru"][1]], check=True)
+    speech = speak_language("ru", tmp_path)
     source = tmp_path / "ru.mp4"  # the committed face video, its audio replaced by the Russian speech
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "1", "-i", str(media_dir / "face_static.mp4"),
                     "-i", str(speech), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest",
