@@ -7,7 +7,17 @@ Sources (generated into the bench cache, nothing committed):
 - ``real_cuts``: the real talking heads of ../shared/media cut together (another man, a zoomed angle
   of the same man, back; 3 cuts), when that folder is present;
 - ``steady``: 20 s of the committed talk (a face swaying across the frame, no cut), and the real
-  vlog's first 8.9 s (a man gesturing, no cut) when present.
+  vlog's first 8.9 s (a man gesturing, no cut) when present;
+- ``multicam``: multi-camera podcasts (scripts/make_multicam_media.py): two and three generated
+  people with their own espeak-ng voices (a wide shot, a close-up of each, cuts on and off the turn
+  boundaries, a reaction shot), and the real talking heads cut together with their own voices
+  (a side-by-side wide shot, a close-up of each) when ../shared/media is present. These are planned
+  with the truth's speaker-labelled words (as diarization labels them) and judged by the
+  generator's ``judge``: the share of the frames where someone speaks and the shot shows them whose
+  crop holds the speaker's face ("speaker on screen"; follow and split layouts; a fit frame does
+  not count), pans across a cut, the shortest hold between two moves inside a shot. Baselines: the
+  per-shot planner without the one-speaker link (``SpeakerParams.solo_min = inf``: the planner
+  before multi-camera support) and the one-shot planner.
 
 Per source the faces stage runs once over the whole file, as a clip unit's faces step does; the
 cut detector's own time (signatures of every decoded frame + finding the cuts,
@@ -52,7 +62,57 @@ def _sources(quick: bool) -> list[tuple[str, Path, float, dict[str, Any]]]:
     out.append(("steady talk", TALK, 8.0 if quick else 20.0, {"cuts": [], "no_face": []}))
     if SHARED.is_dir() and not quick:
         out.append(("steady vlog", SHARED / "vertical_vlog_hevc.mp4", 8.9, {"cuts": [], "no_face": []}))
+    return out + _multicam(cache, quick)
+
+
+def _multicam(cache: Path, quick: bool) -> list[tuple[str, Path, float, dict[str, Any]]]:
+    import shutil
+
+    from scripts.make_multicam_media import make, make_real
+
+    out: list[tuple[str, Path, float, dict[str, Any]]] = []
+    folder = cache / "multicam"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    if shutil.which("espeak-ng"):
+        for people in (2,) if quick else (2, 3):
+            made.append((f"multicam, {people} generated people", folder / f"podcast{people}.mp4",
+                         lambda p, people=people: make(p, folder, people)))
+    if SHARED.is_dir():
+        made.append(("multicam, real talking heads", folder / "podcast_real.mp4",
+                     lambda p: make_real(p, folder, SHARED)))
+    for name, path, build in made:
+        truth = build(path)
+        out.append((name, path, truth["duration"], {"cuts": truth["cut_frames"], "no_face": [], "multicam": truth}))
     return out
+
+
+def _multicam_row(scan: Any, geo: Any, fps: float, seconds: float, truth: dict[str, Any]) -> dict[str, Any]:
+    """A multi-camera source judged on the planner (follow, split) and its two baselines."""
+    import math
+
+    from engine.types import Word
+    from scripts.make_multicam_media import judge, words_from_truth
+    from stages.framing import plan_crop_path
+    from stages.framing.speakers import SpeakerParams
+
+    words = [Word(a, b, t, speaker=spk) for a, b, t, spk in words_from_truth(truth)]
+
+    def judged(layout: str, **kw: Any) -> tuple[Any, dict[str, Any]]:
+        path = plan_crop_path(scan.samples, geo, fps, 0.0, seconds, words=words, layout=layout, **kw)
+        return path, judge(truth, path, geo.crop_w)
+
+    follow, jf = judged("follow", shots=scan.shots)
+    _, js = judged("split", shots=scan.shots)
+    _, jb = judged("follow", shots=scan.shots, speaker_params=SpeakerParams(solo_min=math.inf))
+    _, jo = judged("follow")
+    return {"people": len(truth["people"]), "shot_kinds": [s["kind"] for s in truth["shots"]],
+            "reaction_shots": sum(s["reaction"] for s in truth["shots"]), "speaker_frames": jf["speaker_frames"],
+            "speaker_on_screen": jf["speaker_shown"], "speaker_on_screen_split": js["speaker_shown"],
+            "speaker_on_screen_no_solo_link": jb["speaker_shown"], "speaker_on_screen_one_shot": jo["speaker_shown"],
+            "fit_frames_no_solo_link": jb["fit_frames"], "pans_across_cuts_split": js["pans_across_cuts"],
+            "min_hold_s": jf["min_hold_s"], "moves_in_shots": jf["moves_in_shots"],
+            "first_move_after_cut_s": jf["first_move_s"], "links": len(follow.links)}
 
 
 def _pans(x: np.ndarray, cuts: list[int]) -> int:
@@ -104,8 +164,16 @@ def run(quick: bool = False) -> dict[str, Any]:
                                "cut_ms_per_clip_s": 1000 * cut_s / seconds, "cut_share": cut_s / faces_s}
         if media.width > media.height:
             geo = output_geometry(media.width, media.height, "9:16")
-            shots = plan_crop_path(scan.samples, geo, media.fps, 0.0, seconds, shots=scan.shots)
-            plain = plan_crop_path(scan.samples, geo, media.fps, 0.0, seconds)
+            mc = truth.get("multicam")
+            words = ()
+            if mc is not None:
+                from engine.types import Word
+                from scripts.make_multicam_media import words_from_truth
+
+                words = tuple(Word(a, b, t, speaker=spk) for a, b, t, spk in words_from_truth(mc))
+                row.update(_multicam_row(scan, geo, media.fps, seconds, mc))
+            shots = plan_crop_path(scan.samples, geo, media.fps, 0.0, seconds, shots=scan.shots, words=words)
+            plain = plan_crop_path(scan.samples, geo, media.fps, 0.0, seconds, words=words)
             tf = np.arange(len(shots.x)) / media.fps
             no_face = np.zeros(len(tf), bool)
             for s in truth["no_face"]:
@@ -135,15 +203,28 @@ def table(data: dict[str, Any]) -> str:
                 f"**{r['pans_across_cuts']}** of {len(r['true_cuts'])} (one-shot planner: "
                 f"{r['pans_across_cuts_baseline']})")
         delays = "—"
-        if r.get("reframe_delay_frames"):
+        if r.get("reframe_delay_frames") and not r.get("shot_kinds"):  # multi-camera: the speaker column says it
             delays = (f"**{max(r['reframe_delay_frames'])}** (one-shot planner: "
                       f"{', '.join(str(d) for d in r['reframe_delay_frames_baseline'])})")
+        speaker = "—"
+        if r.get("speaker_on_screen") is not None:
+            speaker = (f"**{100 * r['speaker_on_screen']:.1f} %** / split "
+                       f"**{100 * r['speaker_on_screen_split']:.1f} %** "
+                       f"(without the one-speaker link: {100 * r['speaker_on_screen_no_solo_link']:.1f} %; "
+                       f"one-shot planner: {100 * r['speaker_on_screen_one_shot']:.1f} %)")
+            pans += f"; split **{r['pans_across_cuts_split']}**"
+        hold = "—" if r.get("min_hold_s") is None else f"{r['min_hold_s']:.2f} s"
+        layouts = ", ".join(r.get("layouts", [])) or "—"
+        if r.get("shot_kinds"):  # a multi-camera source: one layout per kind of shot is enough to say
+            pairs = sorted({f"{k} -> {lay}" for k, lay in zip(r["shot_kinds"], r["layouts"], strict=False)})
+            layouts = f"{len(r['layouts'])} shots: " + ", ".join(pairs)
         out.append((r["source"], f"{r['size'][0]}x{r['size'][1]}, {r['seconds']:.1f} s",
                     f"{len(r['found_cuts'])} of {len(r['true_cuts'])} (missed {r['missed']}, false {r['false']})",
-                    pans, delays, whole, ", ".join(r.get("layouts", [])) or "—",
+                    pans, delays, speaker, hold, whole, layouts,
                     f"{r['cut_ms_per_clip_s']:.1f} ms", f"**{100 * r['cut_share']:.1f} %**"))
     header = ("source", "clip", "cuts found (±1 frame)", "pans across a cut",
-              "frames until the new shot's face is framed, worst cut", "no-face frames shown whole",
+              "frames until the new shot's face is framed, worst cut", "speaking frames with the speaker on screen",
+              "shortest hold between moves in a shot", "no-face frames shown whole",
               "shot layouts", "cut detection per clip second", "of the faces stage's time")
     return md_table(header, out) + "\n\n" + machine_line(data)
 

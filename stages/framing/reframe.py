@@ -32,7 +32,13 @@ import numpy as np
 from engine.stage import Resources, Stage, StageContext
 from engine.types import CropPath, FaceSample, OutputGeometry, Shot, SpeakerLink, Word
 from stages.framing.geometry import is_split_aspect
-from stages.framing.speakers import SpeakerParams, link_speakers, plan_speaker_path, plan_split_path
+from stages.framing.speakers import (
+    SpeakerParams,
+    link_solo_speaker,
+    link_speakers,
+    plan_speaker_path,
+    plan_split_path,
+)
 from stages.framing.tracks import FaceTrack, choose_subject, track_faces
 from stages.framing.tripod import DEFAULT_TRIPOD, TripodParams, track_x
 
@@ -165,7 +171,9 @@ def plan_shots(
     the speaker links and the split decision restart in every shot. Each shot's layout:
 
     - ``split``: ``layout="split"`` on 9:16 and two faces on screen for most of the shot;
-    - ``face``: the active speaker (two linked faces) or the tripod on the shot's subject;
+    - ``face``: the active speaker (two linked faces; or the one person talking in the shot, linked
+      by whose mouth moves, :func:`link_solo_speaker`, even when two faces are far apart) or the
+      tripod on the shot's subject;
     - ``fit`` (crop geometries): no reliable face (:class:`ShotParams`: graphics, slides,
       B-roll, wide crowd shots), or on 9:16 two comparable faces too far apart for one crop
       with no speaker to follow and no split; the render shows the whole frame over a blurred fill;
@@ -201,15 +209,25 @@ def plan_shots(
         faces = _reliable(sh_tracks, len(sh_samples), geometry, shot_params)
         got: CropPath | None = None
         kind = "face"
+        solo: FaceTrack | None = None
         if faces and len(sh_tracks) >= 2 and words:
             sh_links = link_speakers(sh_tracks, sh_samples, words, a, b, sp)
             if layout == "split" and is_split_aspect(geometry):
-                got = plan_split_path(sh_tracks, sh_samples, sh_links, geometry, fps, a, b, params)
+                got = plan_split_path(sh_tracks, sh_samples, sh_links, geometry, fps, a, b, params, words=words)
                 kind = "split" if got is not None else kind
             if got is None:
                 got = plan_speaker_path(sh_tracks, sh_links, words, geometry, fps, a, b, params, sp)
             if got is not None:
                 links.extend(got.links)
+            elif not sh_links:
+                # one person talks in this shot (a wide shot during a turn): follow the face whose
+                # mouth moves, even where two faces are too far apart for one crop
+                one = link_solo_speaker(sh_tracks, sh_samples, words, a, b, sp)
+                solo = next((tr for tr in sh_tracks if one and tr.id == one[0].track), None)
+                links.extend(one if solo is not None else ())
+        if got is None and solo is not None:
+            got = CropPath(fps=fps, start=a, x=tuple(track_x(solo.detections, geometry, tf[sel], params)),
+                           y=(0.0,) * len(sel), subject="speakers")
         if got is None and faces and not _too_far_apart(faces, geometry, shot_params):
             subject = choose_subject(faces, b - a, speaking_scores, min_detections=1)
             if subject is not None:

@@ -1,6 +1,7 @@
 """speaker_framing: the camera on whoever is talking, and the split layout. Pure, no I/O.
 
-Speakers are linked to face tracks by mouth motion (:func:`link_speakers`); the camera
+Speakers are linked to face tracks by mouth motion (:func:`link_speakers`; one speaker alone in a
+shot by whose mouth moves while they talk, :func:`link_solo_speaker`); the camera
 changes at turns, held >= 1 s, cut when far / eased pan when near (:func:`plan_speaker_path`);
 ``layout="split"`` on 9:16 plans two stacked panels (:func:`plan_split_path`).
 """
@@ -43,6 +44,11 @@ class SpeakerParams:
     word_pad_s: float = 0.15
     #: a face must be seen in this share of the clip's samples to be a candidate
     min_presence: float = 0.3
+    #: one speaker in a shot (:func:`link_solo_speaker`): their face's mouth moves at least this
+    #: many times as much as any other face's while they talk ...
+    solo_ratio: float = 3.0
+    #: ... and at least this much (mean 3-sample running max of the mouth motion, 0-255 luma)
+    solo_min: float = 0.1
 
 
 def speech_turns(words: Sequence[Word], start: float, end: float) -> list[tuple[float, float, str]]:
@@ -72,6 +78,18 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _mouth(tr: FaceTrack) -> tuple[np.ndarray, np.ndarray]:
+    """A track's detection times and mouth motion as a 3-sample running max (the pauses between
+    syllables do not count as silence); detections without a motion measure are left out."""
+    dets = [(t, b.motion) for t, b in tr.detections if b.motion is not None]
+    ts = np.array([t for t, _ in dets], dtype=np.float64)
+    motion = np.array([m for _, m in dets], dtype=np.float64)
+    if len(motion):
+        padded = np.concatenate([motion[:1], motion, motion[-1:]])
+        motion = np.max(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return ts, motion
+
+
 def link_speakers(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], words: Sequence[Word],
                   start: float, end: float, sp: SpeakerParams) -> tuple[SpeakerLink, ...]:
     """Match speakers to face tracks by how well each face's mouth motion follows their speech.
@@ -88,13 +106,9 @@ def link_speakers(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], wo
         return ()
     pairs: list[tuple[float, str, FaceTrack]] = []
     for tr in tracks:
-        dets = [(t, b.motion) for t, b in tr.detections if b.motion is not None]
-        if len(tr.detections) < sp.min_presence * n_samples or len(dets) < 4:
+        ts, motion = _mouth(tr)
+        if len(tr.detections) < sp.min_presence * n_samples or len(ts) < 4:
             continue
-        ts = np.array([t for t, _ in dets])
-        motion = np.array([m for _, m in dets], dtype=np.float64)
-        padded = np.concatenate([motion[:1], motion, motion[-1:]])
-        motion = np.max(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
         for spk in speakers:
             pairs.append((_corr(motion, _activity(words, spk, ts, sp.word_pad_s)), spk, tr))
     pairs.sort(key=lambda p: -p[0])
@@ -109,6 +123,42 @@ def link_speakers(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], wo
         face_x = float(np.median([b.cx for _, b in tr.detections]))
         links.append(SpeakerLink(spk, tr.id, round(min(1.0, c), 3), round(face_x, 1)))
     return tuple(sorted(links, key=lambda lk: lk.speaker))
+
+
+def link_solo_speaker(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], words: Sequence[Word],
+                      start: float, end: float, sp: SpeakerParams) -> tuple[SpeakerLink, ...]:
+    """The one speaker of [start, end) (a shot where one person talks: a wide shot during a turn)
+    linked to the face whose mouth moves while they talk; () unless exactly one speaker talks.
+
+    With a single speaker there is no turn-taking to correlate with (the activity is one for most of
+    the window), so the faces are compared instead: per candidate track (seen in >=
+    ``min_presence`` of the samples, >= 4 motion measures) the mean of its mouth motion (3-sample
+    running max) at the detections during the speaker's words. The best track is linked when that
+    mean is at least ``solo_min`` and ``solo_ratio`` times every other candidate's (a listener's
+    mouth is still); else nobody is (the speaker may be off screen). Confidence = 1 - runner-up / best.
+    """
+    n_samples = sum(1 for s in samples if start <= s.t < end) or 1
+    speakers = sorted({w.speaker for w in words if w.speaker is not None and start <= (w.start + w.end) / 2 < end})
+    if len(speakers) != 1:
+        return ()
+    spk = speakers[0]
+    scored: list[tuple[float, FaceTrack]] = []
+    for tr in tracks:
+        ts, motion = _mouth(tr)
+        if len(tr.detections) < sp.min_presence * n_samples or len(ts) < 4:
+            continue
+        on = _activity(words, spk, ts, sp.word_pad_s) > 0
+        if on.sum() >= 2:
+            scored.append((float(motion[on].mean()), tr))
+    if not scored:
+        return ()
+    scored.sort(key=lambda p: -p[0])
+    best, tr = scored[0]
+    second = scored[1][0] if len(scored) > 1 else 0.0
+    if best < sp.solo_min or best < sp.solo_ratio * second:
+        return ()
+    face_x = float(np.median([b.cx for _, b in tr.detections]))
+    return (SpeakerLink(spk, tr.id, round(1.0 - second / best, 3), round(face_x, 1)),)
 
 
 def subject_schedule(turns: Sequence[tuple[float, float, str]], links: Sequence[SpeakerLink], start: float,
@@ -188,9 +238,10 @@ def _presence(track: FaceTrack, samples: Sequence[FaceSample], start: float, end
 def plan_split_path(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], links: Sequence[SpeakerLink],
                     geometry: OutputGeometry, fps: float, start: float, end: float,
                     params: TripodParams = DEFAULT_TRIPOD, min_presence: float = 0.7,
-                    bottom_face_at: float = 0.75) -> CropPath | None:
+                    bottom_face_at: float = 0.75, words: Sequence[Word] = ()) -> CropPath | None:
     """Two panels, the left face on top, each a tripod camera on its face; None unless two faces
-    (the linked speakers', else the two most present) are on screen in >= ``min_presence`` of
+    (the linked speakers', else the two most present; with ``words``, of three or more linked
+    faces the two who talk longest in [start, end)) are on screen in >= ``min_presence`` of
     the samples.
 
     Panel windows are 9:8 like the panels; their height is about 2.4 face heights (head and
@@ -201,8 +252,12 @@ def plan_split_path(tracks: Sequence[FaceTrack], samples: Sequence[FaceSample], 
     frame, i.e. 40 % of the bottom panel; the band never reaches the seam at 50 %).
     """
     linked = {lk.track for lk in links}
+    talk: dict[int, float] = {}
+    for lk in links:
+        talk[lk.track] = sum(w.end - w.start for w in words
+                             if w.speaker == lk.speaker and start <= (w.start + w.end) / 2 < end)
     cands = [tr for tr in tracks if _presence(tr, samples, start, end) >= min_presence]
-    cands.sort(key=lambda tr: (tr.id not in linked, -_presence(tr, samples, start, end),
+    cands.sort(key=lambda tr: (-talk.get(tr.id, 0.0), tr.id not in linked, -_presence(tr, samples, start, end),
                                -float(np.median([b.y2 - b.y1 for _, b in tr.detections]))))
     if len(cands) < 2:
         return None
