@@ -25,18 +25,27 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from sqlalchemy.exc import DBAPIError
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from engine.errors import ClipporaError, JobCancelled, RetryableError
 from engine.events import EventBus, JobEvent
 from engine.jobs import JobRecord, JobStatus, clips_ready
-from engine.store import JobStore
+from engine.relay import wake_on_notify
+from engine.store import JOBS_CHANNEL, JobStore
 
 log = logging.getLogger("clipora.executor")
 
@@ -155,6 +164,9 @@ class InProcessExecutor:
         if self.recovers:
             self._tasks.append(asyncio.create_task(reap(self.store, self.config, lambda: self._stopping, self.wake),
                                                    name="lease-reaper"))
+        if not self.store.db.is_sqlite:  # a job queued by any gateway starts at once, not at the next poll
+            self._tasks.append(asyncio.create_task(wake_on_notify(self.store, JOBS_CHANNEL, self.wake),
+                                                   name="queue-listener"))
         self.running = True
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -165,8 +177,8 @@ class InProcessExecutor:
             flag.set()
         self._wake.set()
         for task in self._tasks:
-            if task.get_name() == "lease-reaper":
-                task.cancel()  # it only sleeps between sweeps: nothing to finish
+            if task.get_name() in ("lease-reaper", "queue-listener"):
+                task.cancel()  # they only wait: nothing to finish
         _, pending = await asyncio.wait(self._tasks, timeout=grace_s) if self._tasks else (set(), set())
         for task in pending:
             task.cancel()
@@ -202,7 +214,10 @@ class InProcessExecutor:
                 except TimeoutError:
                     pass
                 continue
-            await self._execute(job)
+            try:
+                await self._execute(job)
+            except Exception:  # the database went away as the job ended: its lease expires, it runs again
+                log.exception("could not close a job", extra={"job_id": job.id})
 
     async def _execute(self, job: JobRecord) -> None:
         loop = asyncio.get_running_loop()
@@ -229,7 +244,8 @@ class InProcessExecutor:
         except JobCancelled:
             reason = self._cancels.get(job.id, (flag, "shutdown"))[1]
             if reason == "shutdown":
-                await self.store.release(job.id, self.worker_id, "interrupted by a server shutdown; queued again")
+                await self._durably(self.store.release, job.id, self.worker_id,
+                                    "interrupted by a server shutdown; queued again")
             elif reason == "lost" and await self.store.get(job.parent_id or job.id) is None:
                 # deleted while it ran elsewhere than its gateway: what it wrote since goes too (a clip
                 # render writes into its job's folder: that goes only with its job)
@@ -262,16 +278,25 @@ class InProcessExecutor:
         if now - last[0] < self.config.progress_write_s and event.stage == last[1]:
             return
         last[0], last[1] = now, event.stage
-        task = asyncio.create_task(
-            self.store.progress(job.id, self.worker_id, event.stage, event.progress, event.message)
-        )
+        task = asyncio.create_task(self._write_progress(job.id, event))
         writes.add(task)
         task.add_done_callback(writes.discard)
+
+    async def _write_progress(self, job_id: str, event: JobEvent) -> None:
+        try:
+            await self.store.progress(job_id, self.worker_id, event.stage, event.progress, event.message)
+        except Exception as exc:  # the row catches up at the next write; the events still flow
+            log.warning("could not record progress: %s", exc, extra={"job_id": job_id})
 
     async def _heartbeat(self, job_id: str) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
-            if not await self.store.heartbeat(job_id, self.worker_id, self.config.lease_s):
+            try:
+                held = await self.store.heartbeat(job_id, self.worker_id, self.config.lease_s)
+            except Exception as exc:  # the database is away (restarting): keep working, try again
+                log.warning("could not renew a lease: %s", exc, extra={"job_id": job_id})
+                continue
+            if not held:
                 log.warning("lost the lease of a running job; stopping it", extra={"job_id": job_id})
                 entry = self._cancels.get(job_id)
                 if entry:
@@ -279,9 +304,24 @@ class InProcessExecutor:
                     entry[0].set()
                 return
 
+    async def _durably(self, write: Callable[..., Awaitable[bool]], *args: Any, **kwargs: Any) -> bool:
+        """A job's closing write, tried again while the database is away (a restart) for up to a lease.
+
+        Past that the lease has expired anyway: the job is queued again and runs once more.
+        """
+        async for tried in AsyncRetrying(stop=stop_after_delay(self.config.lease_s), reraise=True,
+                                         wait=wait_exponential(multiplier=0.2, max=5.0),
+                                         retry=retry_if_exception_type((DBAPIError, OSError)),
+                                         before_sleep=lambda state: log.warning(
+                                             "the job store is away (%s); trying again",
+                                             state.outcome.exception() if state.outcome else "?")):
+            with tried:
+                return await write(*args, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying returns or raises
+
     async def _retry_or_fail(self, job: JobRecord, message: str) -> None:
         if job.attempts < self.config.max_attempts:
-            await self.store.release(job.id, self.worker_id, f"retrying after: {message}")
+            await self._durably(self.store.release, job.id, self.worker_id, f"retrying after: {message}")
             self.bus.publish(JobEvent(job.id, "status", status=JobStatus.QUEUED.value, message=message))
             self.wake()
         else:
@@ -289,7 +329,8 @@ class InProcessExecutor:
 
     async def _close(self, job: JobRecord, status: JobStatus, *, error: str | None = None,
                      clip_count: int | None = None) -> None:
-        if not await self.store.finish(job.id, self.worker_id, status, error=error, clip_count=clip_count):
+        if not await self._durably(self.store.finish, job.id, self.worker_id, status, error=error,
+                                   clip_count=clip_count):
             log.warning("job was no longer ours when it ended; result dropped", extra={"job_id": job.id})
             return
         if status == JobStatus.COMPLETED:

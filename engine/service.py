@@ -105,6 +105,16 @@ class JobService:
     def ready(self) -> bool:
         return self.executor.running
 
+    async def store_answers(self, timeout_s: float = 2.0) -> str | None:
+        """None when the job store answers a query within ``timeout_s``; else why not (for /readyz)."""
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout_s)
+        except TimeoutError:
+            return f"the job store did not answer within {timeout_s:g} s"
+        except Exception as exc:  # the database is away (restarting, unreachable)
+            return f"the job store does not answer: {type(exc).__name__}"
+        return None
+
     # -- paths ------------------------------------------------------------------------------
 
     def job_dir(self, job_id: str) -> Path:

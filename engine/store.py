@@ -4,7 +4,10 @@ A worker *leases* a queued job (status -> processing, lease owner + expiry, atte
 and keeps the lease alive with heartbeats. Only the lease holder can write progress or
 finish the job, so a job whose worker died (lease expired, or on restart of the
 embedded server) is queued again and can never be completed twice. On PostgreSQL the
-lease query uses ``FOR UPDATE SKIP LOCKED`` so many dispatchers can share one queue.
+lease query uses ``FOR UPDATE SKIP LOCKED`` so many dispatchers can share one queue, and a
+transaction that makes a job leasable (a new job, a download handed over, a job released or
+recovered) NOTIFYs ``jobs``, one that appends events NOTIFYs ``events`` (engine.db), so
+dispatchers and gateways on other machines wake at once instead of at their next poll.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from engine.db import Base, Database
 from engine.jobs import JobRecord, JobStatus, clips_ready
+
+#: notification channels (engine.db.Database.channel scopes them to the schema)
+JOBS_CHANNEL = "jobs"
+EVENTS_CHANNEL = "events"
 
 
 def _rows(result: Any) -> int:
@@ -93,6 +100,8 @@ class JobStore:
                      lease_expires_at=t + int(lease_s * 1000) if lease_owner and lease_s else None)
         async with self.db.session() as s, s.begin():
             s.add(row)
+            if status == JobStatus.QUEUED:
+                await self.db.notify(s, JOBS_CHANNEL)
         return row.record()
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -203,7 +212,10 @@ class JobStore:
                 .where(JobRow.id == job_id, JobRow.lease_owner == worker, JobRow.status == holding.value)
                 .values(**values)
             )
-            return _rows(result) == 1
+            done = _rows(result) == 1
+            if done and values.get("status") == JobStatus.QUEUED.value:
+                await self.db.notify(s, JOBS_CHANNEL)
+            return done
 
     # -- downloads (POST /api/upload/url): the fetching gateway holds a lease on the downloading row --
 
@@ -254,6 +266,8 @@ class JobStore:
             downloading = JobRow.status == JobStatus.DOWNLOADING.value
             if not everything:
                 downloading = downloading & ((JobRow.lease_expires_at < t) | JobRow.lease_expires_at.is_(None))
+            if _rows(requeued):
+                await self.db.notify(s, JOBS_CHANNEL)
             lost = await s.execute(
                 update(JobRow).where(downloading).values(
                     status=JobStatus.FAILED.value, lease_owner=None, lease_expires_at=None, finished_at=t,
@@ -278,6 +292,7 @@ class JobStore:
         t = now_ms()
         async with self.db.session() as s, s.begin():
             s.add_all([EventRow(job_id=job_id, event=event, created_at=t) for job_id, event in events])
+            await self.db.notify(s, EVENTS_CHANNEL)
 
     async def events_after(self, last_id: int, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
         """Events with an id above ``last_id``, oldest first: (id, job id, event)."""

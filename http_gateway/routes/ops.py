@@ -115,9 +115,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if not request.config_dict[SERVICE].ready:
+    service = request.config_dict[SERVICE]
+    if not service.ready:
         return web.json_response({"error": "the processing pipeline is not running"}, status=503,
                                  headers={"Cache-Control": "no-store"})
+    # a gateway that cannot reach the job store takes no uploads: a load balancer sends them elsewhere
+    if (why := await service.store_answers()) is not None:
+        return web.json_response({"error": why}, status=503, headers={"Cache-Control": "no-store"})
     return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
 
 
