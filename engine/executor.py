@@ -115,6 +115,9 @@ class ExecutorConfig:
     max_attempts: int = RETRY.max_attempts  # runs of one job (first try + retries after crashes/retryable errors)
     progress_write_s: float = 0.5
     poll_s: float = 1.0
+    #: PostgreSQL: LISTEN for newly queued jobs (off behind a pooler that cannot LISTEN, e.g. PgBouncer
+    #: in transaction mode: dispatchers then find jobs by polling every ``poll_s``)
+    listen: bool = True
 
 
 async def recover(store: JobStore, config: ExecutorConfig, everything: bool) -> None:
@@ -164,7 +167,7 @@ class InProcessExecutor:
         if self.recovers:
             self._tasks.append(asyncio.create_task(reap(self.store, self.config, lambda: self._stopping, self.wake),
                                                    name="lease-reaper"))
-        if not self.store.db.is_sqlite:  # a job queued by any gateway starts at once, not at the next poll
+        if self.config.listen and not self.store.db.is_sqlite:  # a job queued by any gateway starts at once
             self._tasks.append(asyncio.create_task(wake_on_notify(self.store, JOBS_CHANNEL, self.wake),
                                                    name="queue-listener"))
         self.running = True
