@@ -11,7 +11,7 @@ explicitly first (:meth:`ProcessOptions.build`), then validates just as strictly
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -57,6 +57,12 @@ MAX_PROMPT_CHARS = 2000
 #: captionStyle's fonts: the bundled families (stages/fonts)
 CaptionFont = Literal["luckiest-guy", "montserrat-black", "poppins-extrabold", "noto-sans-black",
                       "noto-sans-extrabold"]
+#: an uploaded font (POST /api/fonts): its id, ``font_`` and 16 hex digits
+UPLOADED_FONT_ID = r"^font_[0-9a-f]{16}$"
+#: a saved style (POST /api/styles): its id, ``sty_`` and 16 hex digits
+STYLE_ID = r"^sty_[0-9a-f]{16}$"
+#: where an uploaded font's file lives: its content address under the data root's fonts/ (engine.storage)
+FONT_FILE = r"^[0-9a-f]{64}\.(ttf|otf)$"
 _COLOUR = r"^#[0-9A-Fa-f]{6}$"
 
 
@@ -66,20 +72,44 @@ class CaptionStyleOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True,
                               strict=True, allow_inf_nan=False)
 
-    font: CaptionFont | None = Field(None, description="One of the bundled families.")
+    font: CaptionFont | Annotated[str, Field(pattern=UPLOADED_FONT_ID)] | None = Field(
+        None, description="One of the bundled families, or the id (font_…) of a font the account uploaded to "
+        "/api/fonts.")
     size: float | None = Field(None, ge=0.5, le=2.0, description="Text size, times the preset's.")
     text_color: str | None = Field(None, pattern=_COLOUR, description="The words' colour, #RRGGBB.")
-    highlight_color: str | None = Field(None, pattern=_COLOUR, description="The spoken / active / key word's "
-                                        "colour, #RRGGBB.")
+    highlight_color: str | None = Field(None, pattern=_COLOUR, description="The accent colour: the spoken / "
+                                        "active / key (emphasised) word's colour, #RRGGBB.")
     outline_color: str | None = Field(None, pattern=_COLOUR, description="The outline's colour, #RRGGBB.")
+    shadow_color: str | None = Field(None, pattern=_COLOUR, description="The drop shadow's colour, #RRGGBB "
+                                     "(the preset's opacity and offset).")
     outline_width: float | None = Field(None, ge=0.0, le=0.3, description="Outline width, in ems (0-0.3).")
     uppercase: bool | None = Field(None, description="Capital letters.")
     words_per_group: int | None = Field(None, ge=1, le=8, description="At most this many words on screen.")
     position: float | None = Field(None, ge=0.15, le=0.9, description="Where the captions' centre sits, as a "
                                    "fraction of the frame's height from the top (0.15-0.9).")
+    font_file: str | None = Field(None, pattern=FONT_FILE, description="Set by the server, never by a client "
+                                  "(any value sent is replaced): an uploaded font's file, <sha256>.ttf|otf under "
+                                  "the data root's fonts/.")
+
+    @property
+    def uploaded_font(self) -> str | None:
+        """The id of the uploaded font ``font`` names, or None for a bundled family (or none)."""
+        return self.font if self.font and self.font.startswith("font_") else None
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "captionStyle") -> CaptionStyleOptions:
+        """Validate a captionStyle object, errors named ``where.field`` (a saved style's ``style``), or raise
+        InvalidOptions."""
+        if not isinstance(data, dict):
+            raise InvalidOptions(f"invalid option '{where}': expected an object of captionStyle fields", field=where)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise style_error(err, [str(p) for p in err.get("loc", ())] or [where], where) from None
 
 
 class ProcessOptions(BaseModel):
@@ -105,7 +135,14 @@ class ProcessOptions(BaseModel):
         "none = no emphasis (mozi colours its longest word, as before). Karaoke is never emphasised.")
     caption_style: CaptionStyleOptions | None = Field(
         None, description="A brand style over captionPreset: font (a bundled family), size, textColor, "
-        "highlightColor, outlineColor, outlineWidth, uppercase, wordsPerGroup, position; each field optional.")
+        "highlightColor (the accent: active, spoken and key words), outlineColor, shadowColor, outlineWidth, "
+        "uppercase, wordsPerGroup, position; each field optional. font may name an uploaded font (font_…, "
+        "/api/fonts) of the account.")
+    caption_style_id: str | None = Field(
+        None, pattern=STYLE_ID, description="A saved style of the account (sty_…, /api/styles): the server puts "
+        "its captionStyle (and its captionPreset, unless captionPreset is given) in the job at submit, so a later "
+        "edit of the saved style does not change the job; captionStyle fields sent with it override the saved "
+        "style's, field by field.")
     caption_emoji: bool = Field(False, description="Put an emoji matching a caption's word (money, fire, idea, "
                                 "rocket, time, …) above the caption group, at most one every 3 s; burned-in "
                                 "presets and the .ass.")
@@ -221,6 +258,7 @@ _ALLOWED: dict[str, str] = {
     "captionEmphasis": '"auto" or "none"',
     "captionEmoji": "true or false",
     "captionStyle": "an object of captionStyle fields, or null",
+    "captionStyleId": "the id of a saved style (sty_ and 16 hex digits), or null",
     "removeAiVoice": "true or false",
     "autoHook": "true or false",
     "prompt": f"a string of at most {MAX_PROMPT_CHARS} characters",
@@ -237,15 +275,18 @@ _ALLOWED: dict[str, str] = {
 
 
 _STYLE_ALLOWED: dict[str, str] = {
-    "font": '"luckiest-guy", "montserrat-black", "poppins-extrabold", "noto-sans-black" or "noto-sans-extrabold"',
+    "font": '"luckiest-guy", "montserrat-black", "poppins-extrabold", "noto-sans-black", "noto-sans-extrabold" '
+            "or an uploaded font's id (font_ and 16 hex digits)",
     "size": "a number from 0.5 to 2 (times the preset's size)",
     "textColor": "a colour as #RRGGBB",
     "highlightColor": "a colour as #RRGGBB",
     "outlineColor": "a colour as #RRGGBB",
+    "shadowColor": "a colour as #RRGGBB",
     "outlineWidth": "a number of ems from 0 to 0.3",
     "uppercase": "true or false",
     "wordsPerGroup": "an integer from 1 to 8",
     "position": "a fraction of the frame's height from 0.15 to 0.9",
+    "fontFile": "nothing: the server sets it from an uploaded font",
 }
 
 

@@ -32,7 +32,7 @@ from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.ingest import PROBE_COMMAND
 from http_gateway.middleware import error_middleware, security_headers_middleware
 from http_gateway.plans import PLANS_KEY, Plans
-from http_gateway.routes import clips, jobs, mcp, ops, pages, upload_url, uploads, webhooks, ws
+from http_gateway.routes import clips, fonts, jobs, mcp, ops, pages, styles, upload_url, uploads, webhooks, ws
 from http_gateway.webhooks import NOTIFIER, Notifier
 
 log = logging.getLogger("clipora.gateway")
@@ -95,6 +95,8 @@ def create_app(settings: GatewaySettings, run: JobFunction | None = None,
     webhooks.setup(app)
     jobs.setup(app)
     clips.setup(app)
+    fonts.setup(app)  # /api/fonts: uploaded caption fonts
+    styles.setup(app)  # /api/styles: saved caption styles (captionStyleId)
     ws.setup(app)
     mcp.setup(app)  # POST /mcp: the MCP server (streamable HTTP), for API keys
     ops.setup(app)

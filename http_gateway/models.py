@@ -151,3 +151,43 @@ class StripeEvent(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Font(Base):
+    """A font an account uploaded (POST /api/fonts): its file is stored once per content under the data root
+    (engine.storage: fonts/<sha256>.ttf|otf); the row is the account's name for it."""
+
+    __tablename__ = "fonts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # font_ + 16 hex
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    family: Mapped[str] = mapped_column(String(200))
+    style: Mapped[str] = mapped_column(String(200))  # the name table's subfamily: Regular, Bold, Black …
+    full_name: Mapped[str] = mapped_column(String(300))
+    file: Mapped[str] = mapped_column(String(80))  # <sha256>.ttf|otf under <data_dir>/fonts
+    format: Mapped[str] = mapped_column(String(16))  # truetype | opentype (CFF)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    glyphs: Mapped[int] = mapped_column(Integer)
+    coverage: Mapped[list[Any]] = mapped_column(JSON)  # the Unicode ranges it covers whole (fonts.COVERAGE)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<Font {self.id} {self.family!r}>"
+
+
+class CaptionStyleRecord(Base):
+    """An account's saved caption style (POST /api/styles), used as captionStyleId."""
+
+    __tablename__ = "caption_styles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # sty_ + 16 hex
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    style: Mapped[dict[str, Any]] = mapped_column(JSON)  # a captionStyle object (engine.options)
+    caption_preset: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<CaptionStyle {self.id} {self.name!r}>"

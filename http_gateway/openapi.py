@@ -14,6 +14,8 @@ from engine.edits import ClipEdit
 from engine.jobs import JOB_ID
 from engine.options import ProcessOptions
 from http_gateway.accounts import MIN_PASSWORD_LENGTH
+from http_gateway.routes.fonts import COVERAGE, FONT_ID, MAX_FONT_BYTES
+from http_gateway.routes.styles import MAX_NAME, PRESETS, STYLE_ID
 
 WS_DESCRIPTION = """\
 Upgrade to a WebSocket that streams one job's progress. Auth and ownership are checked before
@@ -75,6 +77,18 @@ def _model_schemas(name: str, model: Any) -> dict[str, Any]:
     return {name: schema, **nested}
 
 
+FONT_ID_PARAM = {"name": "fontId", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": f"^{FONT_ID}$"}}
+STYLE_ID_PARAM = {"name": "styleId", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": f"^{STYLE_ID}$"}}
+#: POST/PUT/PATCH /api/styles' body
+STYLE_INPUT: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": r"\S",
+             "description": "display text: printable characters, not only spaces"},
+    "style": _ref("CaptionStyleOptions"),
+    "captionPreset": {"anyOf": [{"enum": list(PRESETS)}, {"type": "null"}]}}}
+
+
 CHECKOUT_URL = {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "format": "uri"},
                                                                    "id": {"type": "string"}}}
 CREDENTIALS = {"type": "object", "required": ["email", "password"],
@@ -88,6 +102,22 @@ def _schemas() -> dict[str, Any]:
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         **_model_schemas("ProcessOptions", ProcessOptions),
         **_model_schemas("ClipEdit", ClipEdit),
+        "Font": {"type": "object", "required": ["id", "family", "style", "format", "sizeBytes", "coverage"],
+                 "description": "An uploaded caption font (captionStyle.font names it by id)", "properties": {
+                     "id": {"type": "string", "pattern": f"^{FONT_ID}$"}, "family": {"type": "string"},
+                     "style": {"type": "string", "description": "the subfamily: Regular, Bold, Black …"},
+                     "fullName": {"type": "string"}, "format": {"enum": ["truetype", "opentype"]},
+                     "sizeBytes": {"type": "integer"}, "glyphs": {"type": "integer"},
+                     "coverage": {"type": "array", "items": {"enum": list(COVERAGE)},
+                                  "description": "the Unicode ranges it has every letter of (basic-latin always)"},
+                     "originalName": {"type": "string"}, "createdAt": {"type": "integer"},
+                     "fileUrl": {"type": "string", "description": "GET it for the file (the web app's preview)"}}},
+        "SavedStyle": {"type": "object", "required": ["id", "name", "style", "captionPreset"], "properties": {
+            "id": {"type": "string", "pattern": f"^{STYLE_ID}$"}, "name": {"type": "string"},
+            "style": _ref("CaptionStyleOptions"),
+            "captionPreset": {"anyOf": [{"enum": list(PRESETS)}, {"type": "null"}],
+                              "description": "the preset a job using it gets unless it sets captionPreset"},
+            "createdAt": {"type": "integer"}, "updatedAt": {"type": "integer"}}},
         "RenderResponse": {
             "type": "object", "required": ["jobId", "parentJobId", "clipIndex", "status", "wsUrl", "edit"],
             "properties": {"jobId": {"type": "string", "description": "the render's own job id"},
@@ -378,6 +408,60 @@ def build_document() -> dict[str, Any]:
             tag="webhooks", errors=(401, 403, 404), session_only=True,
             parameters=[{"name": "endpointId", "in": "path", "required": True,
                          "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}])},
+        "/api/fonts": {
+            "get": _op("Your uploaded caption fonts", {"200": _json({"type": "object", "required": ["fonts"],
+                       "properties": {"fonts": {"type": "array", "items": _ref("Font")}}})},
+                       tag="styles", errors=(401, 403)),
+            "post": _op(f"Upload a caption font (TTF/OTF, at most {MAX_FONT_BYTES} bytes); 201 with the font",
+                        {"201": _json(_ref("Font"), "Created")}, tag="styles", errors=(400, 401, 403, 408, 409, 413),
+                        description="The content decides: one TrueType or OpenType font, parsed with fontTools and "
+                        "opened with FreeType (never executed), with glyphs for basic Latin letters and digits; "
+                        "collections, WOFF and anything else are 400. Multipart (a `font` file field) or the raw "
+                        "file as the body. 409 past 20 fonts per account.",
+                        requestBody={"required": True, "content": {
+                            "multipart/form-data": {"schema": {"type": "object", "required": ["font"], "properties": {
+                                "font": {"type": "string", "format": "binary"}}}},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+        },
+        "/api/fonts/{fontId}": {
+            "get": _op("One of your fonts", {"200": _json(_ref("Font"))}, tag="styles", errors=(401, 403, 404),
+                       parameters=[FONT_ID_PARAM]),
+            "delete": _op("Delete a font (409 while a saved style names it); jobs already rendered keep their pixels",
+                          {"200": _json({"type": "object", "properties": {"deleted": {"type": "string"}}})},
+                          tag="styles", errors=(401, 403, 404, 409), parameters=[FONT_ID_PARAM]),
+        },
+        "/api/fonts/{fontId}/file": {"get": _op(
+            "The font's file", {"200": {"description": "the TTF/OTF file", "content": {
+                "font/ttf": {"schema": {"type": "string", "format": "binary"}},
+                "font/otf": {"schema": {"type": "string", "format": "binary"}}}}},
+            tag="styles", errors=(401, 403, 404), parameters=[FONT_ID_PARAM])},
+        "/api/styles": {
+            "get": _op("Your saved caption styles", {"200": _json({"type": "object", "required": ["styles"],
+                       "properties": {"styles": {"type": "array", "items": _ref("SavedStyle")}}})},
+                       tag="styles", errors=(401, 403)),
+            "post": _op("Save a caption style (a job names it as captionStyleId); 201 with it",
+                        {"201": _json(_ref("SavedStyle"), "Created")}, tag="styles",
+                        errors=(400, 401, 403, 408, 409, 413),
+                        description="`style` is a captionStyle object, validated as a job's is (400 naming "
+                        "`style.<field>`); `style.font` may be one of your uploaded fonts. 409 past 50 styles.",
+                        requestBody={"required": True, "content": {"application/json": {"schema": {
+                            **STYLE_INPUT, "required": ["name", "style"]}}}}),
+        },
+        "/api/styles/{styleId}": {
+            "get": _op("One of your saved styles", {"200": _json(_ref("SavedStyle"))}, tag="styles",
+                       errors=(401, 403, 404), parameters=[STYLE_ID_PARAM]),
+            "patch": _op("Change a saved style: the fields given (style replaced whole); jobs already submitted keep "
+                         "the style they were given", {"200": _json(_ref("SavedStyle"))}, tag="styles",
+                         errors=(400, 401, 403, 404, 408, 413), parameters=[STYLE_ID_PARAM],
+                         requestBody={"required": True, "content": {"application/json": {"schema": STYLE_INPUT}}}),
+            "put": _op("Replace a saved style (name and style; captionPreset null when left out)",
+                       {"200": _json(_ref("SavedStyle"))}, tag="styles", errors=(400, 401, 403, 404, 408, 413),
+                       parameters=[STYLE_ID_PARAM], requestBody={"required": True, "content": {"application/json": {
+                           "schema": {**STYLE_INPUT, "required": ["name", "style"]}}}}),
+            "delete": _op("Delete a saved style (jobs that used it keep their copy)",
+                          {"200": _json({"type": "object", "properties": {"deleted": {"type": "string"}}})},
+                          tag="styles", errors=(401, 403, 404), parameters=[STYLE_ID_PARAM]),
+        },
         "/api/upload": {"post": _op(
             "Upload a video (multipart); returns the new job", {"200": _json(_ref("UploadResponse"))}, tag=j,
             errors=(400, 401, 403, 408, 413, 429, 503),
@@ -444,9 +528,11 @@ def build_document() -> dict[str, Any]:
             "when it completes the clip's files and manifest entry are the new version's",
             {"200": _json(_ref("RenderResponse"))}, tag=j, errors=(400, 401, 403, 404, 408, 409, 413, 503),
             description="Any of the ClipEdit fields; those left out keep what the clip has now (edits "
-                        "accumulate). The job's cached analysis is reused: no transcription, and faces are "
-                        "detected only where the window grows. 404 while the job is not completed or has no "
-                        "such clip; 409 while a render of this clip is queued or running.",
+                        "accumulate). `captionStyleId` (a saved style, /api/styles) may be sent too: it is copied "
+                        "into captionStyle (and its captionPreset, unless the edit sets one). The job's cached "
+                        "analysis is reused: no transcription, and faces are detected only where the window grows. "
+                        "404 while the job is not completed or has no such clip; 409 while a render of this clip is "
+                        "queued or running.",
             parameters=[JOB_ID_PARAM, CLIP_INDEX_PARAM],
             requestBody={"required": True, "content": {"application/json": {"schema": _ref("ClipEdit")}}})},
         "/ws": {"get": _op(
@@ -488,8 +574,8 @@ def build_document() -> dict[str, Any]:
              404: "Resource not found", 409: "Conflict (e.g. email exists)",
              408: "The request body stalled (an upload sent nothing for CLIPORA_UPLOAD_IDLE_TIMEOUT_S; a JSON "
                   "body did not arrive within CLIPORA_BODY_TIMEOUT_S); the connection is closed",
-             413: "Body too large (uploads: the plan's upload size, at most CLIPORA_MAX_UPLOAD_BYTES; auth and key "
-                  "bodies: 16 KiB; other JSON: 1 MiB)",
+             413: "Body too large (uploads: the plan's upload size, at most CLIPORA_MAX_UPLOAD_BYTES; fonts: 10 MiB; "
+                  "auth and key bodies: 16 KiB; other JSON: 1 MiB)",
              429: "Too many requests: sign-ups or logins per address, an account's jobs, uploads, downloads or "
                   "WebSockets at once, or requests without credentials in flight per address; wait Retry-After "
                   "seconds", 500: "Internal server error",

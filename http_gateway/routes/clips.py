@@ -25,6 +25,7 @@ from http_gateway.bodies import json_object
 from http_gateway.config import SERVICE
 from http_gateway.errors import NotFoundError, RangeNotSatisfiable
 from http_gateway.routes.jobs import NO_STORE, owned_job
+from http_gateway.routes.styles import resolve_edit_style
 
 CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -128,6 +129,8 @@ async def post_render(request: web.Request) -> web.Response:
     index = _index(request)
     _ready(job)
     body = await json_object(request, limit=EDIT_BODY_LIMIT)
+    # captionStyleId and an uploaded captionStyle.font, as at submit (http_gateway.routes.styles)
+    body = await resolve_edit_style(request.config_dict, principal.user_id, body)
     render = await render_clip(request.config_dict[SERVICE], job, index, body)
     return web.json_response(render, headers=NO_STORE)
 

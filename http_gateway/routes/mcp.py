@@ -69,6 +69,7 @@ from http_gateway.errors import (
 from http_gateway.middleware import add_security_headers, error_response
 from http_gateway.routes.clips import CONTENT_TYPES, artifact_of, manifest_of, render_clip
 from http_gateway.routes.jobs import delete, job_detail, job_of, jobs_list
+from http_gateway.routes.styles import resolve_caption_style, resolve_edit_style
 from http_gateway.routes.upload_url import submit_url
 
 log = logging.getLogger("clipora.mcp")
@@ -150,12 +151,19 @@ class GatewayTools(ServiceTools):
         self.caller = caller
 
     async def create_clips(self, source: str, options: ProcessOptions) -> dict[str, Any]:
+        # captionStyleId and an uploaded captionStyle.font, as POST /api/upload/url resolves them
+        options = await resolve_caption_style(self.gateway, self.user_id, options)
         job = await submit_url(self.gateway, self.caller.principal, source, options)
         body = upload_response(job, options)
         # as POST /api/upload/url does after submit_url: a webhookUrl's signing secret, shown once
         if secret := await record_job(self.gateway, job.id, self.user_id, options, None):
             body["webhookSecret"] = secret
         return body
+
+    async def render_clip(self, job_id: str, index: int, edit: ClipEdit) -> dict[str, Any]:
+        # an uploaded captionStyle.font, as POST /api/clips/{jobId}/{index}/render resolves it
+        body = await resolve_edit_style(self.gateway, self.user_id, edit.to_json())
+        return await super().render_clip(job_id, index, ClipEdit.from_json(body))
 
     def file_location(self, job_id: str, filename: str, path: Path) -> dict[str, Any]:
         return {"url": f"{self.caller.base_url}/api/clips/{job_id}/{filename}",

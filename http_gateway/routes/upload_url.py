@@ -37,6 +37,7 @@ from http_gateway.config import SERVICE, SETTINGS, GatewaySettings
 from http_gateway.errors import BadRequest, Forbidden, ServiceUnavailable, TooManyRequests
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 from http_gateway.plans import PLANS_KEY, Plans, trimmed_minutes
+from http_gateway.routes.styles import resolve_caption_style
 from http_gateway.routes.uploads import container_ext, display_name
 from http_gateway.url_fetch import FetchLimits, fetch_direct, fetch_with_ytdlp
 from http_gateway.url_policy import Pins, UrlPolicy, UrlRefused, resolve_checked
@@ -219,6 +220,7 @@ async def upload_url(request: web.Request) -> web.Response:
     if raw_options is not None and not isinstance(raw_options, dict):
         raise BadRequest('options must be a JSON object, e.g. {"numClips": 3}')
     options = ProcessOptions.from_json(raw_options or {})  # InvalidOptions (400) names the field
+    options = await resolve_caption_style(request.config_dict, principal.user_id, options)  # captionStyleId, fonts
     job = await submit_url(request.config_dict, principal, url.strip(), options)
     body = {
         "jobId": job.id,

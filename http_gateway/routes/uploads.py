@@ -31,6 +31,7 @@ from http_gateway.errors import BadRequest, PayloadTooLarge
 from http_gateway.ingest import PROBE_COMMAND, probe_untrusted
 from http_gateway.plans import PLANS_KEY, Plan
 from http_gateway.ratelimit import ConcurrencyCap
+from http_gateway.routes.styles import resolve_caption_style
 
 CHUNK = 256 * 1024
 MAX_OPTIONS_BYTES = 64 * 1024
@@ -151,6 +152,7 @@ async def _upload(request: web.Request, user_id: str) -> web.Response:
         if size is None:
             raise BadRequest("video file required")
         options = ProcessOptions.from_json(raw_options)  # InvalidOptions (400) names the field
+        options = await resolve_caption_style(request.config_dict, user_id, options)  # captionStyleId, fonts
         admission = await admit(request.config_dict, user_id, options)  # 403 plan, 400 webhookUrl
         # InvalidMedia (400) when it is not a usable video, a media bomb, or too long
         info = await probe_untrusted(request.config_dict[PROBE_COMMAND], path, settings.probe_timeout_s,

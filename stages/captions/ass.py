@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 from stages.captions.emphasis import EMOJI_FONT, emoji_style
 from stages.captions.layout import SAFE_WIDTH, CaptionLayout, base_em_px, vertical_extent
 from stages.captions.stage import CaptionTrack
-from stages.captions.style import BLACK, PRESETS, RGB, CaptionGroup, CaptionStyle, font_info
+from stages.captions.style import PRESETS, RGB, CaptionGroup, CaptionStyle, font_info
 
 EMOJI_STYLE = "emoji"  # the .ass Style of captionEmoji's events
 
@@ -69,6 +70,8 @@ def render_ass(track: CaptionTrack) -> str:
         f"; Clipora caption track, preset {track.preset}"
         + (" (not burned in; plain style)." if style.highlight == "none" else "."),
         "; Fonts ship in stages/fonts: ffmpeg -vf ass=FILE:fontsdir=stages/fonts",
+        *([f"; {fi.family} is an uploaded font ({Path(style.font_file).name}): add the folder that holds it as a "
+           "fontsdir"] if Path(style.font_file).is_absolute() else []),
         "ScriptType: v4.00+",
         f"PlayResX: {W}",
         f"PlayResY: {H}",
@@ -81,7 +84,7 @@ def render_ass(track: CaptionTrack) -> str:
         "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, "
         "BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding"),
         (f"Style: {style.name},{fi.family},{fs},{_ass_colour(sung)},{_ass_colour(style.text_rgb)},"
-        f"{_ass_colour(style.outline_rgb)},{_ass_colour(BLACK, style.shadow_alpha)},0,0,0,0,"
+        f"{_ass_colour(style.outline_rgb)},{_ass_colour(style.shadow_rgb, style.shadow_alpha)},0,0,0,0,"
         f"100,100,0,0,1,{bord},{shad},2,{margin_lr},{margin_lr},{margin_v},1"),
         *([_emoji_style_line(style, base_em)] if any(track.emoji) else []),
         "",
@@ -128,7 +131,7 @@ def _emoji_style_line(style: CaptionStyle, em: float) -> str:
     fs, bord, shad = _ass_metrics(es, em)
     white = _ass_colour(style.text_rgb)
     return (f"Style: {EMOJI_STYLE},{font_info(EMOJI_FONT).family},{fs},{white},{white},"
-            f"{_ass_colour(style.outline_rgb)},{_ass_colour(BLACK, style.shadow_alpha)},0,0,0,0,"
+            f"{_ass_colour(style.outline_rgb)},{_ass_colour(style.shadow_rgb, style.shadow_alpha)},0,0,0,0,"
             f"100,100,0,0,1,{bord},{shad},2,0,0,0,1")
 
 

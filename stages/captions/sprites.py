@@ -198,7 +198,8 @@ def rasterise(style: CaptionStyle, lay: CaptionLayout, texts: Sequence[str], act
     crop = (slice(y0, y1), slice(x0, x1))
     r, g, b = (np.full((y1 - y0, x1 - x0), c, np.uint8) for c in style.outline_rgb)
     out = Image.alpha_composite(
-        Image.fromarray(cv2.merge([zero[crop]] * 3 + [sh[crop]])),
+        Image.fromarray(cv2.merge([np.full_like(zero[crop], c) for c in style.shadow_rgb] + [sh[crop]])
+                        if style.shadow_rgb != (0, 0, 0) else cv2.merge([zero[crop]] * 3 + [sh[crop]])),
         Image.fromarray(cv2.merge([r, g, b, stroke[crop]])),
     )
     top = Image.fromarray(cv2.merge([*cv2.split(colour[crop]), fill[crop]]))

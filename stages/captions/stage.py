@@ -247,7 +247,7 @@ def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_
                         out_h: int, clip_start: float, clip_end: float, language: str = "", *,
                         fit_spans: Sequence[tuple[float, float]] = (), fit_bottom: int = 0,
                         emphasis: str = "none", emoji: bool = False, keywords: Collection[str] = (),
-                        custom: dict[str, Any] | None = None) -> CaptionTrack:
+                        custom: dict[str, Any] | None = None, font_near: Path | None = None) -> CaptionTrack:
     """The caption track of one clip; word times are source seconds, the track's clip-relative.
 
     Words whose midpoint lies in [clip_start, clip_end) are kept; nothing is shown outside
@@ -260,12 +260,13 @@ def build_caption_track(words: Sequence[Word], preset: CaptionPreset | str, out_
     ``emphasis`` (captionEmphasis: ``auto`` for the presets that have it, beasty and mozi; ``none``) and
     ``emoji`` (captionEmoji, burned-in presets only) as :mod:`stages.captions.emphasis` chooses them;
     ``keywords``: the clip's keywords (the moment scorer's, lower-case words as spoken), the most salient kind
-    after numbers. ``custom``: captionStyle's fields over the preset (:func:`~stages.captions.style.custom_style`).
+    after numbers. ``custom``: captionStyle's fields over the preset (:func:`~stages.captions.style.custom_style`);
+    ``font_near``: a file of the job, from which an uploaded font is found under the data root.
     """
     style = PLAIN if preset == "none" else PRESETS.get(preset)
     if style is None:
         raise InvalidOptions(f"unknown caption preset {preset!r}", field="captionPreset")
-    style = custom_style(style, custom)
+    style = custom_style(style, custom, font_near)
     dur = max(0.0, clip_end - clip_start)
     inside = [
         replace(w, start=min(max(w.start - clip_start, 0.0), dur),
@@ -321,7 +322,7 @@ class CaptionsStage(Stage[CaptionsRequest, CaptionTrack]):
         track = build_caption_track(
             inputs.words, inputs.preset, inputs.out_w, inputs.out_h, inputs.start, inputs.end, inputs.language,
             fit_spans=inputs.fit_spans, fit_bottom=inputs.fit_bottom, emphasis=inputs.emphasis, emoji=inputs.emoji,
-            keywords=inputs.keywords, custom=inputs.custom,
+            keywords=inputs.keywords, custom=inputs.custom, font_near=inputs.ass_path,
         )
         track.write_files(inputs.ass_path)
         ctx.progress(1.0, f"{len(track.events)} caption groups")

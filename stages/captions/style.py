@@ -17,6 +17,8 @@ from typing import Any
 from fontTools.ttLib import TTFont
 from PIL import ImageFont
 
+from engine.errors import PermanentError
+from engine.storage import find_font
 from engine.types import SENTENCE_END, Word
 
 FONTS_DIR = Path(__file__).resolve().parents[1] / "fonts"  # stages/fonts (package data)
@@ -46,7 +48,7 @@ class CaptionStyle:
     """How one preset looks. Lengths ending in ``_em`` are fractions of the font's em size."""
 
     name: str
-    font_file: str  # in FONTS_DIR
+    font_file: str  # in FONTS_DIR, or an absolute path (an uploaded font: captionStyle.fontFile, found by find_font)
     max_words: int
     uppercase: bool
     size: float  # em size as a fraction of the output height for 9:16 (scaled for others)
@@ -57,6 +59,7 @@ class CaptionStyle:
     accent_rgbs: tuple[RGB, ...] = ()  # key word colours, rotating per key word
     outline_em: float = 0.1
     outline_rgb: RGB = BLACK
+    shadow_rgb: RGB = BLACK  # captionStyle.shadowColor (the alpha is shadow_alpha)
     shadow_em: float = 0.05  # drop-shadow offset (right and down)
     shadow_blur_em: float = 0.03
     shadow_alpha: int = 200
@@ -210,15 +213,35 @@ def _rgb(hex_colour: str) -> RGB:
     return (int(v[0:2], 16), int(v[2:4], 16), int(v[4:6], 16))
 
 
-def custom_style(style: CaptionStyle, custom: dict[str, Any] | None) -> CaptionStyle:
+def uploaded_font_path(custom: dict[str, Any], near: Path | None = None) -> Path:
+    """The file of the uploaded font captionStyle names (``font: font_…``, ``fontFile: <sha256>.ttf|otf``, set
+    by the gateway at submit): found under the data root (engine.storage.find_font, from ``near``, a file of
+    the job), its content checked against its name. PermanentError when the job does not say which file or
+    the storage no longer has it (the font was deleted since)."""
+    name = custom.get("fontFile")
+    if not name:
+        raise PermanentError(f"captionStyle.font {custom.get('font')!r} is an uploaded font, which only a job "
+                             "submitted to the server that has it can use")
+    path = find_font(str(name), near)
+    if path is None:
+        raise PermanentError(f"the uploaded font {custom.get('font')} of captionStyle is no longer stored (deleted?); "
+                             "choose another captionStyle.font")
+    return path
+
+
+def custom_style(style: CaptionStyle, custom: dict[str, Any] | None, near: Path | None = None) -> CaptionStyle:
     """``style`` with captionStyle's fields (camelCase JSON, validated by engine.options) in place:
-    font, size (times the preset's), text/highlight/outline colours, outline width, uppercase, words per
-    group, position. The highlight colour is the active, spoken and key word's colour alike."""
+    font (a bundled family, or an uploaded font's file: :func:`uploaded_font_path`, from ``near``), size (times
+    the preset's), text/highlight/outline/shadow colours, outline width, uppercase, words per group, position.
+    The highlight colour is the accent: the active, spoken and key word's colour alike. An uploaded font keeps
+    the preset's fallback (Noto Sans of its weight) for letters it lacks."""
     if not custom:
         return style
     changes: dict[str, Any] = {}
     if custom.get("font") in STYLE_FONTS:
         changes["font_file"], changes["fallback_font"] = STYLE_FONTS[custom["font"]]
+    elif str(custom.get("font") or "").startswith("font_"):
+        changes["font_file"] = str(uploaded_font_path(custom, near))
     if custom.get("size") is not None:
         changes["size"] = style.size * float(custom["size"])
     if custom.get("textColor"):
@@ -228,6 +251,8 @@ def custom_style(style: CaptionStyle, custom: dict[str, Any] | None) -> CaptionS
         changes["active_rgbs"], changes["accent_rgbs"] = (rgb,), (rgb,)
     if custom.get("outlineColor"):
         changes["outline_rgb"] = _rgb(custom["outlineColor"])
+    if custom.get("shadowColor"):
+        changes["shadow_rgb"] = _rgb(custom["shadowColor"])
     if custom.get("outlineWidth") is not None:
         changes["outline_em"] = float(custom["outlineWidth"])
     if custom.get("uppercase") is not None:

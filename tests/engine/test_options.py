@@ -18,6 +18,7 @@ def test_defaults_match_the_api_reference():
         "captionEmphasis": "auto",
         "captionEmoji": False,
         "captionStyle": None,
+        "captionStyleId": None,
         "removeAiVoice": True,
         "autoHook": True,
         "prompt": "",

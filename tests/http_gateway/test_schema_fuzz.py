@@ -39,6 +39,9 @@ SEMANTIC_400 = {
     "/ws": "OpenAPI cannot describe the WebSocket handshake: a plain GET is refused (400, upgrade required)",
     "/api/webhooks": "the receiver's URL must resolve to a public address, which is decided by DNS",
     "/api/keys": "names must be printable (str.isprintable), which no pattern in the document expresses",
+    "/api/fonts": "an uploaded font is judged by parsing its content (a generated file is not a TrueType font)",
+    "/api/styles": "style.font must name one of the account's uploaded fonts, and names must be printable",
+    "/api/styles/{styleId}": "style.font must name one of the account's uploaded fonts, and names must be printable",
     "/api/clips/{jobId}/{index}/render": "an edit must change the clip, its window lie in the job's span and its "
                                          "words' indices in the job's transcript: facts of the job, not the schema",
 }

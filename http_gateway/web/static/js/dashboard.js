@@ -4,6 +4,7 @@ import {
   $, ApiError, STATUS_LABELS, TERMINAL, api, csrfToken, formatBytes, formatDate, fullDate, humanError,
   showMessage, toast, watchJob,
 } from "./common.js";
+import { setupBrandStyles } from "./brand.js";
 
 const form = $("#new-job");
 const maxBytes = Number(form.dataset.maxBytes);
@@ -357,6 +358,7 @@ async function loadJobs() {
 
 window.addEventListener("pagehide", () => { for (const stop of watchers.values()) stop(); });
 loadJobs();
+setupBrandStyles(form);
 
 // /?deleted=1: the job page just deleted a job
 if (new URLSearchParams(window.location.search).has("deleted")) {
