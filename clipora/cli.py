@@ -437,12 +437,19 @@ def _worker(settings: Any, migrate: bool = True) -> int:
     _server_logging()
     engine_settings = Settings.from_env()
     stages = StageSet()
+    available = None
     try:
-        run = job_function(engine_settings, stages)
+        if settings.executor == "ray":  # the phases run on the cluster: this process loads no model
+            from clipora.compose import ray_job_function
+
+            run = ray_job_function(settings.ray_address)
+            available = run.available
+        else:
+            run = job_function(engine_settings, stages)
     except ValueError as exc:
         Console(stderr=True).print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
         return 2
-    if settings.worker_warm:
+    if settings.worker_warm and settings.executor != "ray":
         stages.worker(engine_settings).warm()  # every model loaded before the first job
 
     async def main() -> None:
@@ -451,7 +458,7 @@ def _worker(settings: Any, migrate: bool = True) -> int:
             if migrate:
                 await db.migrate()
             await run_worker(JobStore(db), run, JobFolders(settings.data_dir).paths_of, settings.executor_config(),
-                             nice=settings.worker_nice, memory_mb=settings.worker_memory_mb)
+                             nice=settings.worker_nice, memory_mb=settings.worker_memory_mb, available=available)
         finally:
             await db.close()
 

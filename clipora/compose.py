@@ -329,7 +329,27 @@ def job_function(settings: Settings, stages: StageSet | None = None):  # -> engi
     startup (MomentsConfigError names the setting) instead of failing every job.
     """
     build_provider(settings)
-    worker = (stages or StageSet()).worker(settings)
+    return _job_function((stages or StageSet()).worker(settings))
+
+
+def cluster_runtime() -> tuple[Any, Worker]:
+    """What a Ray worker process runs for ``CLIPORA_EXECUTOR=ray`` (engine.ray_executor builds it once
+    per process, so its models stay loaded across tasks and jobs): the job function and its worker."""
+    settings = Settings.from_env()
+    build_provider(settings)
+    worker = StageSet().worker(settings)
+    return _job_function(worker), worker
+
+
+def ray_job_function(address: str):  # -> engine.ray_executor.RayJobRunner
+    """The job function of a worker process when jobs run on a Ray cluster: the same graph, its phases
+    as Ray tasks (the graph is built here only for the resources its stages declare; nothing loads)."""
+    from engine.ray_executor import RayJobRunner
+
+    return RayJobRunner(address, "clipora.compose:cluster_runtime", job_graph(StageSet()))
+
+
+def _job_function(worker: Worker):  # -> engine.executor.JobFunction
 
     def run(job, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
             cancel: threading.Event) -> dict[str, Any]:

@@ -142,7 +142,8 @@ async def reap(store: JobStore, config: ExecutorConfig, stopping: Callable[[], b
 
 class InProcessExecutor:
     def __init__(self, store: JobStore, run: JobFunction, paths: Callable[[JobRecord], tuple[Path, Path, Path]],
-                 bus: EventBus, config: ExecutorConfig, embedded: bool = True, recovers: bool = True) -> None:
+                 bus: EventBus, config: ExecutorConfig, embedded: bool = True, recovers: bool = True,
+                 available: Callable[[], str | None] | None = None) -> None:
         self.store = store
         self.run = run
         self.paths = paths  # job -> (source, out dir, work dir): a clip re-render's are its parent's
@@ -150,6 +151,9 @@ class InProcessExecutor:
         self.config = config
         self.embedded = embedded
         self.recovers = recovers  # False in a worker process: its gateway recovers and reaps
+        # None while jobs can run; else why not (a cluster away): nothing is leased meanwhile
+        self.available = available
+        self.unavailable: str | None = None
         self.worker_id = f"w-{secrets.token_hex(6)}"
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="clipora-job")
         self._wake = asyncio.Event()
@@ -205,6 +209,14 @@ class InProcessExecutor:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
+            if self.available is not None:
+                why = await asyncio.to_thread(self.available)
+                if why != self.unavailable:
+                    (log.warning if why else log.info)(why or "jobs can run again")
+                    self.unavailable = why
+                if why is not None:  # leave the queue alone until it can run what it leases
+                    await asyncio.sleep(self.config.poll_s)
+                    continue
             try:
                 job = await self.store.lease_next(self.worker_id, self.config.lease_s)
             except Exception:

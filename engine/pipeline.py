@@ -200,20 +200,48 @@ class Pipeline:
 
     def run(self, job: JobInput, out_dir: Path) -> dict[str, Any]:
         """Run every phase and publish into ``out_dir``; returns the manifest."""
+        scope = self.analyse(job)
+        return self._finalize(scope, self._clips(scope, scope.job_plan), out_dir)
+
+    # The phases one at a time, for an executor that runs them on different machines (engine.ray_executor):
+    # each starts from the job's workdir on shared storage, where the phase before left its cached results.
+
+    def analyse(self, job: JobInput, *, report: bool = True) -> Scope:
+        """The analysis phase (each step a cache hit where an earlier run did it); the scope holds the plan.
+
+        ``report=False``: no progress events (a clip or finalize task replaying the cached analysis).
+        """
         analysis = self.workdir / ANALYSIS_DIR
         scope = Scope(job, analysis)
         cache = StepCache(analysis, job.job_id)
-        for step in self.graph.analysis:
+        steps = self.graph.analysis if report else [replace(s, report=False) for s in self.graph.analysis]
+        for step in steps:
             scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
         plan = scope.results[self.graph.analysis[-1].name]
         if not isinstance(plan, JobPlan):
             raise TypeError(f"the analysis phase must end in a JobPlan, not {type(plan).__name__}")
         scope.plan = plan
-        units = self._clips(scope, plan)
-        final = Scope(job, self.workdir / FINAL_DIR, scope.results, plan, units=units)
+        return scope
+
+    def run_unit(self, job: JobInput, index: int) -> ClipResult:
+        """Clip ``index`` (1-based, as in the plan) of an analysed job: its unit alone, cached in its folder."""
+        scope = self.analyse(job, report=False)
+        clips = scope.job_plan.clips
+        part = next((i for i, c in enumerate(clips) if c.index == index), None)
+        if part is None:
+            raise LookupError(f"the job's plan has no clip {index}")
+        return self._unit(scope, clips[part], part, len(clips))
+
+    def finalize(self, job: JobInput, out_dir: Path) -> dict[str, Any]:
+        """Finalize an analysed job whose clip units ran (each a cache hit; a missing one runs here)."""
+        scope = self.analyse(job, report=False)
+        return self._finalize(scope, self._clips(scope, scope.job_plan), out_dir)
+
+    def _finalize(self, scope: Scope, units: tuple[ClipResult, ...], out_dir: Path) -> dict[str, Any]:
+        final = Scope(scope.job, self.workdir / FINAL_DIR, scope.results, scope.job_plan, units=units)
         final.workdir.mkdir(parents=True, exist_ok=True)
         manifest: dict[str, Any] = self._step(self.graph.finalize, final, None, phase=self.graph.finalize.name)
-        self._publish(plan, units, final.workdir, out_dir)
+        self._publish(scope.job_plan, units, final.workdir, out_dir)
         return manifest
 
     def run_edit(self, job: JobInput, results: dict[str, Any], out_dir: Path) -> dict[str, Any]:

@@ -91,6 +91,25 @@ class Worker:
             if own:
                 shutil.rmtree(work, ignore_errors=True)
 
+    def run_phase(self, job: JobInput, phase: str, out_dir: Path, bus: EventBus, *, workdir: Path,
+                  index: int = 0, cancel: threading.Event | None = None) -> Any:
+        """One phase of ``job`` in its (shared) ``workdir``: ``analysis`` -> the clip indices of its plan,
+        ``unit`` -> clip ``index``'s ClipResult, ``finalize`` -> the manifest (published into ``out_dir``).
+
+        What a cluster executor runs as separate tasks (engine.ray_executor); each phase reads what the
+        one before cached in ``workdir``.
+        """
+        ctx = StageContext(job.job_id, Path(workdir), self.settings, select_backend(self.settings.backend),
+                           cancel_event=cancel or threading.Event())
+        pipeline = Pipeline(self.graph, ctx, bus, self.ready, units_at_once=1)
+        if phase == "analysis":
+            return [c.index for c in pipeline.analyse(job).job_plan.clips]
+        if phase == "unit":
+            return pipeline.run_unit(job, index)
+        if phase == "finalize":
+            return pipeline.finalize(job, out_dir)
+        raise ValueError(f"no such phase: {phase!r}")
+
     def run_edit(self, job: JobInput, results: dict[str, Any], out_dir: Path, bus: EventBus, *, workdir: Path,
                  cancel: threading.Event | None = None) -> dict[str, Any]:
         """One attempt at re-rendering clip ``job.clip`` of the finished job whose cached analysis is in

@@ -166,15 +166,20 @@ def limit_memory(mb: int) -> None:
 
 
 async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[JobRecord], tuple[Path, Path, Path]],
-                     config: ExecutorConfig, *, nice: int = 0, memory_mb: int = 0) -> None:
-    """A worker process: lease and run jobs until SIGTERM/SIGINT (or the gateway goes away)."""
+                     config: ExecutorConfig, *, nice: int = 0, memory_mb: int = 0,
+                     available: Callable[[], str | None] | None = None) -> None:
+    """A worker process: lease and run jobs until SIGTERM/SIGINT (or the gateway goes away).
+
+    ``available``: None while the job function can run jobs, else why not (a Ray cluster that does not
+    answer): no job is leased meanwhile, so jobs wait in ``queued``.
+    """
     limit_memory(memory_mb)
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)  # rendering yields the CPU to the gateway's requests
     bus = EventBus()
     sender = EventSender(store, bus)
-    executor = InProcessExecutor(store, run, paths, bus, config, embedded=False, recovers=False)
+    executor = InProcessExecutor(store, run, paths, bus, config, embedded=False, recovers=False, available=available)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

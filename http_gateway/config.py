@@ -57,6 +57,10 @@ class GatewaySettings:
     #: worker processes `clipora serve` starts (CLIPORA_WORKERS); 0 = jobs run in threads of the
     #: gateway's own process
     workers: int = 1
+    #: what a worker process runs a leased job on (CLIPORA_EXECUTOR): ``inprocess`` (its own threads) or
+    #: ``ray`` (the job's phases as tasks on the Ray cluster at CLIPORA_RAY_ADDRESS, host:port of its GCS)
+    executor: str = "inprocess"
+    ray_address: str = ""
     #: a worker's lease on a running job and how often it renews it (CLIPORA_LEASE_S, CLIPORA_HEARTBEAT_S):
     #: a job whose worker died is queued again once its lease expires
     lease_s: float = 30.0
@@ -141,7 +145,8 @@ class GatewaySettings:
         values: dict[str, Any] = {}
         parsers: dict[str, Any] = {
             "host": str, "port": int, "data_dir": Path, "max_upload_bytes": int, "database_url": str,
-            "concurrency": int, "workers": int, "lease_s": float, "heartbeat_s": float, "worker_nice": int,
+            "concurrency": int, "workers": int, "executor": str, "ray_address": str, "lease_s": float,
+            "heartbeat_s": float, "worker_nice": int,
             "worker_warm": _bool,
             "max_jobs_per_user": int, "worker_memory_mb": int,
             "queue_bound": int, "trust_proxy": _bool, "trusted_proxies": str,
@@ -181,6 +186,14 @@ class GatewaySettings:
             raise ValueError("CLIPORA_MAX_JOBS_PER_USER and CLIPORA_WORKER_MEMORY_MB must not be negative")
         if self.workers < 0:
             raise ValueError("CLIPORA_WORKERS must not be negative")
+        if self.executor not in ("inprocess", "ray"):
+            raise ValueError("CLIPORA_EXECUTOR must be inprocess or ray")
+        if self.executor == "ray":
+            from engine.ray_executor import parse_address
+
+            if self.workers < 1:
+                raise ValueError("CLIPORA_EXECUTOR=ray needs CLIPORA_WORKERS >= 1 (a worker process drives Ray)")
+            parse_address(self.ray_address)  # ValueError naming CLIPORA_RAY_ADDRESS
         if not 0 < self.heartbeat_s < self.lease_s:
             raise ValueError("CLIPORA_HEARTBEAT_S must be positive and shorter than CLIPORA_LEASE_S")
         if not 0 <= self.worker_nice <= 19:

@@ -26,7 +26,7 @@ from prometheus_client import (
 from engine.events import JobEvent
 from engine.jobs import JobStatus
 from engine.service import JobService
-from http_gateway.config import SERVICE
+from http_gateway.config import SERVICE, SETTINGS
 from http_gateway.middleware import CLIENT_CLOSED_REQUEST
 
 STAGE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -114,6 +114,19 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+async def _ray_answers(address: str, timeout_s: float = 1.0) -> str | None:
+    """None when the Ray head's GCS port accepts a connection; else why jobs wait."""
+    from engine.ray_executor import parse_address
+
+    host, port = parse_address(address)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, TimeoutError):
+        return f"the Ray cluster at {address} does not answer; jobs wait in the queue until it does"
+    writer.close()
+    return None
+
+
 async def readyz(request: web.Request) -> web.Response:
     service = request.config_dict[SERVICE]
     if not service.ready:
@@ -121,6 +134,9 @@ async def readyz(request: web.Request) -> web.Response:
                                  headers={"Cache-Control": "no-store"})
     # a gateway that cannot reach the job store takes no uploads: a load balancer sends them elsewhere
     if (why := await service.store_answers()) is not None:
+        return web.json_response({"error": why}, status=503, headers={"Cache-Control": "no-store"})
+    settings = request.config_dict[SETTINGS]
+    if settings.executor == "ray" and (why := await _ray_answers(settings.ray_address)) is not None:
         return web.json_response({"error": why}, status=503, headers={"Cache-Control": "no-store"})
     return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
 

@@ -1,0 +1,330 @@
+"""The Ray executor (``CLIPORA_EXECUTOR=ray``): a job's phases as Ray tasks, its clips fanned out.
+
+The job row stays the source of truth. A worker process (``engine.workers``) leases the job as it
+always does, renews the lease and closes the row; what it runs is :class:`RayJobRunner`, a job
+function that drives a Ray cluster instead of running the graph in its own threads:
+
+- the **analysis** unit as one task, then **each clip unit as its own task** (all submitted at
+  once: a 10-clip job renders on as many nodes as fit it), then **finalize**; every task runs
+  :meth:`engine.worker.Worker.run_phase` on the job's folders, which must be on storage every
+  node mounts at the same path (the shared storage root), where each phase finds what the one
+  before cached;
+- each task asks Ray for the resources its stages declare (``Stage.resources``: ``num_cpus``,
+  a GPU where GPU memory is declared, custom resources such as ``nvdec``/``nvenc`` by name);
+- a Ray worker process builds its stages once (``factory``, a ``module:function`` of the
+  composition root) and keeps them for every task it runs: models stay loaded between tasks and
+  jobs on that process;
+- a clip task lost with its node (or its worker process) is submitted again, up to
+  ``unit_retries`` times, and says so in the job's events; an error of the job itself (a bad
+  source) fails the job as it would anywhere; a Ray failure past the retries gives the attempt
+  back to the executor's retry policy, never a job left ``processing``;
+- progress events travel from the tasks through a queue actor on the driver's node and are
+  published on the worker's bus (and so to the job store and every gateway), never backwards;
+- while the cluster does not answer, :meth:`RayJobRunner.available` says so: the dispatcher takes
+  no job (they wait in ``queued``) and the gateway's ``/readyz`` names the address.
+
+A clip re-render (a job of its own, small) runs as one task of the whole job function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import JobCancelled, RetryableError
+from engine.events import EventBus, JobEvent
+from engine.graph import JobGraph, JobInput
+from engine.jobs import JobRecord
+from engine.options import ProcessOptions
+from engine.stage import Resources
+
+log = logging.getLogger("clipora.ray")
+
+#: the file a clip task leaves in its unit's folder: "<Ray node id> running|done" (operators, tests)
+NODE_FILE = ".ray-node"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port`` of the Ray head's GCS (``CLIPORA_RAY_ADDRESS``)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"CLIPORA_RAY_ADDRESS must be host:port, not {address!r}")
+    return host, int(port)
+
+
+def ray_options(res: Resources) -> dict[str, Any]:
+    """Ray task options for what a phase's stages declare."""
+    opts: dict[str, Any] = {"num_cpus": res.cpus, "max_retries": 0}
+    if res.gpu_memory_gb > 0:
+        opts["num_gpus"] = 1
+    if res.custom:
+        opts["resources"] = dict(res.custom)
+    return opts
+
+
+def analysis_resources(graph: JobGraph) -> Resources:
+    out = Resources(cpus=0.0)
+    for step in graph.analysis:
+        out = out.most(step.stage.resources)
+    return out
+
+
+# -- inside a Ray worker process ----------------------------------------------------------------------
+
+_RUNTIMES: dict[str, Any] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def _runtime(factory: str) -> Any:
+    """The composition root's (job function, worker) for this process, built once."""
+    with _RUNTIMES_LOCK:
+        if factory not in _RUNTIMES:
+            module, _, name = factory.partition(":")
+            _RUNTIMES[factory] = getattr(importlib.import_module(module), name)()
+        return _RUNTIMES[factory]
+
+
+def _forward(events: Any, bus: EventBus) -> None:
+    def put(event: JobEvent) -> None:
+        try:
+            events.put_nowait((event.job_id, event.to_record()))
+        except Exception:  # progress is best effort: the queue's node may be gone, the work goes on
+            log.debug("could not forward a job event", exc_info=True)
+
+    bus.subscribe(put)
+
+
+def run_phase(factory: str, job: JobRecord, phase: str, index: int, paths: tuple[str, str, str],
+              events: Any) -> Any:
+    """One task: a phase of a job (``analysis``, ``unit`` ``index``, ``finalize``) or a whole re-render."""
+    import ray
+
+    run, worker = _runtime(factory)
+    source, out_dir, work_dir = (Path(p) for p in paths)
+    bus = EventBus()
+    _forward(events, bus)
+    if phase == "render":
+        return run(job, source, out_dir, work_dir, bus, threading.Event())
+    job_input = JobInput(job.id, source, ProcessOptions.from_json(job.options))
+    if phase != "unit":
+        return worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index)
+    marker = work_dir / "clips" / f"{index:02d}" / NODE_FILE
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    node = ray.get_runtime_context().get_node_id()
+    marker.write_text(f"{node} running\n")
+    result = worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index)
+    marker.write_text(f"{node} done\n")
+    return result
+
+
+# -- the driver: a worker process that leased the job ---------------------------------------------------
+
+
+def _system_errors() -> tuple[type[BaseException], ...]:
+    import ray.exceptions as rex
+
+    names = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "LocalRayletDiedError",
+             "RaySystemError", "ObjectReconstructionFailedError", "ActorDiedError", "ActorUnavailableError")
+    return tuple(getattr(rex, n) for n in names if hasattr(rex, n))
+
+
+class RayJobRunner:
+    """A job function (engine.executor.JobFunction) that runs a job's phases on a Ray cluster."""
+
+    def __init__(self, address: str, factory: str, graph: JobGraph, *, unit_retries: int = 2,
+                 namespace: str = "clipora", poll_s: float = 0.2) -> None:
+        self.address = address
+        self.host, self.port = parse_address(address)
+        self.factory = factory
+        self.analysis_res = analysis_resources(graph)
+        self.unit_res = graph.clip_resources()
+        self.final_res = graph.finalize.stage.resources
+        self.unit_retries = unit_retries
+        self.namespace = namespace
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._task: Any = None
+
+    # -- connection -------------------------------------------------------------------------------
+
+    def reachable(self, timeout_s: float = 1.0) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout_s):
+                return True
+        except OSError:
+            return False
+
+    def available(self) -> str | None:
+        """None when jobs can run; else why not (the dispatcher then leaves jobs queued)."""
+        if not self.reachable():
+            return f"the Ray cluster at {self.address} does not answer; jobs wait in the queue"
+        try:
+            self._connect()
+        except Exception as exc:
+            return f"could not join the Ray cluster at {self.address}: {exc}"
+        return None
+
+    def _connect(self) -> None:
+        import ray
+
+        with self._lock:
+            if not ray.is_initialized():
+                ray.init(address=self.address, namespace=self.namespace, log_to_driver=False,
+                         ignore_reinit_error=True)
+                log.info("joined the Ray cluster at %s", self.address)
+            if self._task is None:
+                self._task = ray.remote(run_phase)
+
+    # -- one job ----------------------------------------------------------------------------------------
+
+    def __call__(self, job: JobRecord, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
+                 cancel: threading.Event) -> dict[str, Any]:
+        import ray
+        from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        if (why := self.available()) is not None:
+            raise RetryableError(why)
+        here = ray.get_runtime_context().get_node_id()
+        events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy":
+                                      NodeAffinitySchedulingStrategy(node_id=here, soft=True)})
+        pump = _Pump(events, bus, self.poll_s)
+        pump.start()
+        paths = (str(source), str(out_dir), str(work_dir))
+        record = job
+        try:
+            if job.is_render:
+                return dict(self._one(self._submit(record, "render", 0, paths, events, self.unit_res), cancel))
+            indices = self._one(self._submit(record, "analysis", 0, paths, events, self.analysis_res), cancel)
+            self._units(job, list(indices), paths, events, pump, cancel)
+            return dict(self._one(self._submit(record, "finalize", 0, paths, events, self.final_res), cancel))
+        finally:
+            pump.stop()
+            try:
+                events.shutdown(force=True)
+            except Exception:
+                log.debug("could not shut the event queue down", exc_info=True)
+
+    def _submit(self, record: JobRecord, phase: str, index: int, paths: tuple[str, str, str], events: Any,
+                res: Resources) -> Any:
+        assert self._task is not None
+        return self._task.options(**ray_options(res), name=f"{phase}-{record.id}-{index}").remote(
+            self.factory, record, phase, index, paths, events)
+
+    def _one(self, ref: Any, cancel: threading.Event) -> Any:
+        self._wait([ref], cancel)
+        return self._result(ref)
+
+    def _wait(self, refs: list[Any], cancel: threading.Event) -> list[Any]:
+        """Block until one of ``refs`` is done; the done ones."""
+        import ray
+
+        while True:
+            if cancel.is_set():
+                for ref in refs:
+                    ray.cancel(ref, force=True)
+                raise JobCancelled()
+            done, _ = ray.wait(refs, num_returns=1, timeout=self.poll_s)
+            if done:
+                return list(done)
+
+    def _result(self, ref: Any) -> Any:
+        import ray
+        from ray.exceptions import RayTaskError
+
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:  # the job's own error, raised in the task: raise it here as it was
+            cause = exc.cause if isinstance(exc.cause, BaseException) else None
+            if cause is not None:
+                raise cause from None
+            raise
+
+    def _units(self, job: JobRecord, indices: list[int], paths: tuple[str, str, str], events: Any, pump: _Pump,
+               cancel: threading.Event) -> None:
+        lost = _system_errors()
+        tries = {i: 1 for i in indices}
+        pending = {self._submit(job, "unit", i, paths, events, self.unit_res): i for i in indices}
+        while pending:
+            for ref in self._wait(list(pending), cancel):
+                index = pending.pop(ref)
+                try:
+                    self._result(ref)
+                except lost as exc:
+                    if tries[index] > self.unit_retries:
+                        raise RetryableError(f"clip {index} was lost {tries[index]} times on the Ray cluster "
+                                             f"({type(exc).__name__})") from exc
+                    tries[index] += 1
+                    note = (f"clip {index} was lost with its Ray node or worker ({type(exc).__name__}); "
+                            f"running it again (try {tries[index]})")
+                    log.warning(note, extra={"job_id": job.id})
+                    pump.note(job.id, note, {"clip": index, "try": tries[index], "lost": type(exc).__name__})
+                    pending[self._submit(job, "unit", index, paths, events, self.unit_res)] = index
+                except BaseException:
+                    import ray
+
+                    for other in pending:  # one clip failed the job: the others stop
+                        ray.cancel(other, force=True)
+                    raise
+
+
+class _Pump:
+    """Moves the tasks' events from the queue actor to the bus (progress never backwards)."""
+
+    def __init__(self, events: Any, bus: EventBus, poll_s: float) -> None:
+        self.events = events
+        self.bus = bus
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._last = 0.0
+        self._thread = threading.Thread(target=self._loop, name="ray-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            items = self.events.get_nowait_batch(self.events.qsize())
+        except Exception:
+            return
+        for job_id, rec in items:
+            event = JobEvent.from_record(job_id, rec)
+            if event.type == "progress":
+                self._last = max(self._last, event.progress)
+                event = JobEvent(event.job_id, "progress", event.stage, self._last, event.message,
+                                 stage_progress=event.stage_progress)
+            self.bus.publish(event)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._drain()
+
+    def note(self, job_id: str, message: str, extra: dict[str, Any]) -> None:
+        """A progress event from the driver itself (a clip run again), at the job's progress so far."""
+        self.bus.publish(JobEvent(job_id, "progress", "clips", self._last, message, extra=extra))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._drain()
+
+
+def job_runner(address: str, factory: str, graph_of: Callable[[], JobGraph]) -> RayJobRunner:
+    """The Ray job function for ``CLIPORA_EXECUTOR=ray`` (the composition root passes its graph)."""
+    return RayJobRunner(address, factory, graph_of())
+
+
+def wait_for(runner: RayJobRunner, timeout_s: float) -> bool:
+    """True once the cluster answers (tests, start-up scripts)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if runner.available() is None:
+            return True
+        time.sleep(0.5)
+    return False

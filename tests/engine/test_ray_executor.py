@@ -1,0 +1,203 @@
+"""The Ray executor (cluster issue, items 2 and 3) on a real Ray cluster on this machine.
+
+``ray.cluster_utils.Cluster``: a head node (no CPUs for tasks; its GCS on a free port, never Ray's
+default 6379, which Redis holds here) and two worker nodes of 2 logical CPUs each; the job store is
+SQLite, the dispatcher the ordinary ``InProcessExecutor`` leasing the job and running
+:class:`engine.ray_executor.RayJobRunner`, which sends the analysis, each clip and finalize to Ray.
+
+- A 3-clip job: it completes; each clip ran once, as its own task; the manifest is the one the
+  embedded run of the same input and options writes.
+- A worker node removed while it renders a clip: that clip runs again on the other node, the job
+  completes, and the retry is in the job's events.
+- The cluster away: the dispatcher leases nothing and says why; once it is back, the job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import Settings
+from engine.db import Database
+from engine.events import EventBus, JobEvent
+from engine.executor import ExecutorConfig, InProcessExecutor
+from engine.jobs import JobStatus
+from engine.options import ProcessOptions
+from engine.ray_executor import NODE_FILE, RayJobRunner
+from engine.store import JobStore
+from tests.engine.test_store import make_user
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
+
+MEDIA = Path(__file__).resolve().parents[1] / "media"
+OPTIONS = {"numClips": 3, "clipLength": "short", "captionPreset": "karaoke", "aspectRatio": "1:1", "mode": "ai"}
+NODE = {"num_cpus": 2, "object_store_memory": 80 * 1024 * 1024}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    cache = tmp_path_factory.mktemp("ray-cache")
+    mp = pytest.MonkeyPatch()
+    # what every Ray worker process inherits (the nodes start from this process's environment)
+    mp.setenv("CLIPORA_CACHE_DIR", str(cache))
+    mp.setenv("CLIPORA_THREADS", "1")
+    c = cluster_utils.Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": 0, "gcs_server_port": _free_port(), "object_store_memory": 80 * 1024 * 1024,
+        "include_dashboard": False})
+    c.nodes_ = [c.add_node(**NODE), c.add_node(**NODE)]
+    c.wait_for_nodes()
+    try:
+        yield c
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+        mp.undo()
+
+
+def _runner(cluster: Any) -> RayJobRunner:
+    from clipora.compose import StageSet, job_graph
+
+    return RayJobRunner(cluster.address, "clipora.compose:cluster_runtime", job_graph(StageSet()))
+
+
+async def _run_job(tmp_path: Path, runner: RayJobRunner, job_id: str, options: dict[str, Any],
+                   during: Any = None) -> tuple[Any, list[JobEvent], Path]:
+    """One job through the dispatcher on SQLite; returns (its row, its events, its folder)."""
+    db = Database.sqlite_in(tmp_path / "db")
+    await db.migrate()
+    store = JobStore(db)
+    await make_user(db)
+    folder = tmp_path / "jobs" / job_id
+    source = folder / "source.mp4"
+    source.parent.mkdir(parents=True)
+    source.write_bytes((MEDIA / "speech_topics.mp4").read_bytes())
+    bus = EventBus()
+    events: list[JobEvent] = []
+    bus.subscribe(events.append)
+    executor = InProcessExecutor(store, runner, lambda job: (source, folder / "out", folder / "work"), bus,
+                                 ExecutorConfig(poll_s=0.2), available=runner.available)
+    await store.create(job_id, "u1", "talk.mp4", source.stat().st_size, options)
+    await executor.start()
+    try:
+        if during is not None:
+            await during(folder, events)
+        deadline = time.monotonic() + 300
+        while (job := await store.get(job_id)) is not None and not job.terminal:
+            assert time.monotonic() < deadline, job
+            await asyncio.sleep(0.2)
+    finally:
+        await executor.stop()
+        await db.close()
+    return job, events, folder
+
+
+def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without what differs between any two runs (when it was made)."""
+    out = json.loads(json.dumps(manifest))
+    for key in ("createdAt", "generatedAt", "processingSeconds", "timings"):
+        out.pop(key, None)
+    return out
+
+
+async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, tmp_path):
+    from clipora.compose import run_job
+
+    job, events, folder = await _run_job(tmp_path, _runner(cluster), "rayjob000001", OPTIONS)
+    assert job.status == JobStatus.COMPLETED, (job.error, job.message)
+    assert job.clip_count == 3
+    marks = [(folder / "work" / "clips" / f"{i:02d}" / NODE_FILE).read_text().split() for i in (1, 2, 3)]
+    assert all(state == "done" for _, state in marks), marks
+    nodes = {node for node, _ in marks}
+    assert len(nodes) == 2, nodes  # the clips rendered on both worker nodes
+    stages = [e.stage for e in events if e.type == "progress" and e.stage_progress == 0.0]
+    assert stages.count("render") == 3 and stages.count("transcribe") == 1, stages  # each once
+    overall = [e.progress for e in events if e.type == "progress"]
+    assert overall == sorted(overall)
+    manifest = json.loads((folder / "out" / "manifest.json").read_text())
+
+    embedded = tmp_path / "embedded"
+    # the settings every Ray worker process reads (the environment the cluster fixture gave them)
+    reference = run_job(folder / "source.mp4", embedded / "out", ProcessOptions.from_json(OPTIONS),
+                        Settings.from_env(), job_id="rayjob000001", workdir=embedded / "work")
+    assert _comparable(manifest) == _comparable(reference)
+    assert sorted(p.name for p in (folder / "out").iterdir()) == sorted(p.name for p in (embedded / "out").iterdir())
+
+
+async def test_a_node_lost_while_it_renders_a_clip_the_clip_runs_again_elsewhere(cluster, tmp_path):
+    async def kill_a_renderer(folder: Path, events: list[JobEvent]) -> None:
+        deadline = time.monotonic() + 200
+        while not any(e.type == "progress" and e.stage == "render" for e in events):
+            assert time.monotonic() < deadline, "no clip started rendering"
+            await asyncio.sleep(0.05)
+        victim = None
+        while victim is None:  # the node of a clip that is rendering now (its unit folder names it)
+            for i in (1, 2, 3):
+                marker = folder / "work" / "clips" / f"{i:02d}" / NODE_FILE
+                node, state = marker.read_text().split() if marker.is_file() else ("", "")
+                if state == "running":
+                    victim = next(n for n in cluster.nodes_ if n.node_id == node)
+                    break
+            assert time.monotonic() < deadline, "no clip unit running"
+            await asyncio.sleep(0.05)
+        cluster.remove_node(victim)  # raylet and its worker processes killed
+        cluster.nodes_.remove(victim)
+        cluster.nodes_.append(cluster.add_node(**NODE))  # the cluster keeps two worker nodes for what follows
+
+    job, events, folder = await _run_job(tmp_path, _runner(cluster), "rayjob000002", OPTIONS, kill_a_renderer)
+    assert job.status == JobStatus.COMPLETED, (job.error, job.message)
+    assert job.attempts == 1  # the job was not run again: only the lost clip was
+    retries = [e for e in events if "running it again" in e.message]
+    assert retries, [e.message for e in events][-20:]
+    assert retries[0].extra["try"] == 2
+    assert json.loads((folder / "out" / "manifest.json").read_text())["clipCount"] == 3
+
+
+async def test_while_the_cluster_is_away_jobs_wait_queued_and_run_when_it_is_back(cluster, tmp_path):
+    runner = _runner(cluster)
+    real = (runner.address, runner.host, runner.port)
+    away = _free_port()  # nothing listens there
+    runner.address, runner.host, runner.port = f"127.0.0.1:{away}", "127.0.0.1", away
+
+    async def wait_then_return(folder: Path, events: list[JobEvent]) -> None:
+        db = Database.sqlite_in(tmp_path / "db")
+        store = JobStore(db)
+        try:
+            await asyncio.sleep(2.0)
+            job = await store.get("rayjob000003")
+            assert job is not None and job.status == JobStatus.QUEUED and job.attempts == 0, job
+            assert f"the Ray cluster at 127.0.0.1:{away} does not answer" in (runner.available() or "")
+        finally:
+            await db.close()
+        runner.address, runner.host, runner.port = real  # the cluster is back
+
+    job, _, _ = await _run_job(tmp_path, runner, "rayjob000003",
+                               {"mode": "none", "trimEnd": 4, "captionPreset": "none", "aspectRatio": "1:1"},
+                               wait_then_return)
+    assert job.status == JobStatus.COMPLETED and job.attempts == 1, (job.error, job.message)
+
+
+async def test_readyz_names_a_ray_cluster_that_does_not_answer(cluster):
+    from http_gateway.routes.ops import _ray_answers
+
+    head = cluster.address
+    assert await _ray_answers(head) is None
+    away = f"127.0.0.1:{_free_port()}"
+    why = await _ray_answers(away)
+    assert why == f"the Ray cluster at {away} does not answer; jobs wait in the queue until it does"
