@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.common import ROOT, have_ffmpeg, read_result
 
 BENCHMARKS = ("render_vs_ffmpeg", "asr_rtf", "end_to_end", "memory", "moments_local", "gateway_latency", "load",
-              "framing_quality", "asr_models", "rerender", "dispatch")
+              "framing_quality", "asr_models", "rerender", "dispatch", "cluster", "diarize_cost")
 DOC = ROOT / "BENCHMARKS.md"
 
 

@@ -150,6 +150,7 @@ class RayJobRunner:
         self.poll_s = poll_s
         self._lock = threading.Lock()
         self._task: Any = None
+        self._pump: _Pump | None = None
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -185,37 +186,49 @@ class RayJobRunner:
 
     def __call__(self, job: JobRecord, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
                  cancel: threading.Event) -> dict[str, Any]:
+        if (why := self.available()) is not None:
+            raise RetryableError(why)
+        pump = self._events()
+        pump.attach(job.id, bus)
+        events = pump.queue
+        paths = (str(source), str(out_dir), str(work_dir))
+        try:
+            if job.is_render:
+                return dict(self._one(self._submit(job, "render", 0, paths, events, self.unit_res), cancel))
+            indices = self._one(self._submit(job, "analysis", 0, paths, events, self.analysis_res), cancel)
+            self._units(job, list(indices), paths, events, pump, cancel)
+            return dict(self._one(self._submit(job, "finalize", 0, paths, events, self.final_res), cancel))
+        finally:
+            pump.detach(job.id)
+
+    def _events(self) -> _Pump:
+        """The queue actor the tasks send events to (one per driver, on its node; made again if lost)."""
         import ray
         from ray.util.queue import Queue
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        if (why := self.available()) is not None:
-            raise RetryableError(why)
-        here = ray.get_runtime_context().get_node_id()
-        events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy":
-                                      NodeAffinitySchedulingStrategy(node_id=here, soft=True)})
-        pump = _Pump(events, bus, self.poll_s)
-        pump.start()
-        paths = (str(source), str(out_dir), str(work_dir))
-        record = job
-        try:
-            if job.is_render:
-                return dict(self._one(self._submit(record, "render", 0, paths, events, self.unit_res), cancel))
-            indices = self._one(self._submit(record, "analysis", 0, paths, events, self.analysis_res), cancel)
-            self._units(job, list(indices), paths, events, pump, cancel)
-            return dict(self._one(self._submit(record, "finalize", 0, paths, events, self.final_res), cancel))
-        finally:
-            pump.stop()
-            try:
-                events.shutdown(force=True)
-            except Exception:
-                log.debug("could not shut the event queue down", exc_info=True)
+        with self._lock:
+            if self._pump is None or not self._pump.healthy:
+                if self._pump is not None:
+                    self._pump.close()
+                here = ray.get_runtime_context().get_node_id()
+                queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy":
+                                             NodeAffinitySchedulingStrategy(node_id=here, soft=True)})
+                self._pump = _Pump(queue, self.poll_s)
+            return self._pump
 
     def _submit(self, record: JobRecord, phase: str, index: int, paths: tuple[str, str, str], events: Any,
                 res: Resources) -> Any:
         assert self._task is not None
         return self._task.options(**ray_options(res), name=f"{phase}-{record.id}-{index}").remote(
             self.factory, record, phase, index, paths, events)
+
+    def close(self) -> None:
+        """Stop relaying events and let go of the queue actor (the worker process stops)."""
+        with self._lock:
+            if self._pump is not None:
+                self._pump.close()
+                self._pump = None
 
     def _one(self, ref: Any, cancel: threading.Event) -> Any:
         self._wait([ref], cancel)
@@ -275,44 +288,69 @@ class RayJobRunner:
 
 
 class _Pump:
-    """Moves the tasks' events from the queue actor to the bus (progress never backwards)."""
+    """Moves the tasks' events from the queue actor to each running job's bus (progress never backwards)."""
 
-    def __init__(self, events: Any, bus: EventBus, poll_s: float) -> None:
-        self.events = events
-        self.bus = bus
+    def __init__(self, queue: Any, poll_s: float) -> None:
+        self.queue = queue
         self.poll_s = poll_s
+        self.healthy = True
+        self._buses: dict[str, tuple[EventBus, list[float]]] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._last = 0.0
         self._thread = threading.Thread(target=self._loop, name="ray-events", daemon=True)
-
-    def start(self) -> None:
         self._thread.start()
 
+    def attach(self, job_id: str, bus: EventBus) -> None:
+        with self._lock:
+            self._buses[job_id] = (bus, [0.0])
+
+    def detach(self, job_id: str) -> None:
+        self._drain()  # what the job's last task sent
+        with self._lock:
+            self._buses.pop(job_id, None)
+
     def _drain(self) -> None:
+        import ray
+
+        with self._lock:
+            if not self._buses or not ray.is_initialized():  # nothing to deliver (and never start Ray here)
+                return
         try:
-            items = self.events.get_nowait_batch(self.events.qsize())
+            items = self.queue.get_nowait_batch(self.queue.qsize())
         except Exception:
+            log.warning("the job events queue is gone; making another", exc_info=True)
+            self.healthy = False
             return
         for job_id, rec in items:
+            with self._lock:
+                target = self._buses.get(job_id)
+            if target is None:  # a job no longer running here (a late task of a cancelled job)
+                continue
+            bus, last = target
             event = JobEvent.from_record(job_id, rec)
             if event.type == "progress":
-                self._last = max(self._last, event.progress)
-                event = JobEvent(event.job_id, "progress", event.stage, self._last, event.message,
+                last[0] = max(last[0], event.progress)
+                event = JobEvent(event.job_id, "progress", event.stage, last[0], event.message,
                                  stage_progress=event.stage_progress)
-            self.bus.publish(event)
+            bus.publish(event)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while not self._stop.wait(self.poll_s) and self.healthy:
             self._drain()
 
     def note(self, job_id: str, message: str, extra: dict[str, Any]) -> None:
         """A progress event from the driver itself (a clip run again), at the job's progress so far."""
-        self.bus.publish(JobEvent(job_id, "progress", "clips", self._last, message, extra=extra))
+        with self._lock:
+            target = self._buses.get(job_id)
+        if target is not None:
+            target[0].publish(JobEvent(job_id, "progress", "clips", target[1][0], message, extra=extra))
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
-        self._drain()
+        try:
+            self.queue.shutdown(force=True)
+        except Exception:
+            log.debug("could not shut the event queue down", exc_info=True)
 
 
 def job_runner(address: str, factory: str, graph_of: Callable[[], JobGraph]) -> RayJobRunner:

@@ -103,7 +103,7 @@ class EventReceiver:
         self.hole_s = hole_s
         self._last = 0  # low-water mark: every id <= this one is settled
         self._seen: set[int] = set()  # ids above the mark already published
-        self._hole_since: float | None = None
+        self._hole: tuple[int, float] | None = None  # the lowest missing id, and since when
         self._reads = 0
         self._task: asyncio.Task[None] | None = None
         self.listening = False  # PostgreSQL: a LISTEN connection is up
@@ -134,14 +134,14 @@ class EventReceiver:
             self._last += 1
             self._seen.discard(self._last)
         if not self._seen:
-            self._hole_since = None
+            self._hole = None
             return
         now = time.monotonic()
-        if self._hole_since is None:
-            self._hole_since = now
-        elif now - self._hole_since >= self.hole_s:  # that id is not coming: move past the hole
+        if self._hole is None or self._hole[0] != self._last + 1:  # a new lowest missing id: its own wait
+            self._hole = (self._last + 1, now)
+        elif now - self._hole[1] >= self.hole_s:  # that id is not coming: move past it (to the next one)
             self._last = min(self._seen) - 1
-            self._hole_since = None
+            self._hole = None
             self._settle()
 
     async def _poll_loop(self) -> None:

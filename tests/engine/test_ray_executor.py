@@ -105,6 +105,7 @@ async def _run_job(tmp_path: Path, runner: RayJobRunner, job_id: str, options: d
     finally:
         await executor.stop()
         await db.close()
+        runner.close()
     return job, events, folder
 
 
