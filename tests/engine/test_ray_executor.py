@@ -78,8 +78,11 @@ def _runner(cluster: Any) -> RayJobRunner:
 
 
 async def _run_job(tmp_path: Path, runner: RayJobRunner, job_id: str, options: dict[str, Any],
-                   during: Any = None) -> tuple[Any, list[JobEvent], Path]:
-    """One job through the dispatcher on SQLite; returns (its row, its events, its folder)."""
+                   during: Any = None, then_render: dict[str, Any] | None = None) -> tuple[Any, list[JobEvent], Path]:
+    """One job through the dispatcher on SQLite; returns (its row, its events, its folder).
+
+    ``then_render``: an edit of clip 1, rendered again through the same executor once the job is done
+    (the render's row is returned instead)."""
     db = Database.sqlite_in(tmp_path / "db")
     await db.migrate()
     store = JobStore(db)
@@ -102,6 +105,13 @@ async def _run_job(tmp_path: Path, runner: RayJobRunner, job_id: str, options: d
         while (job := await store.get(job_id)) is not None and not job.terminal:
             assert time.monotonic() < deadline, job
             await asyncio.sleep(0.2)
+        if then_render is not None and job is not None and job.status == JobStatus.COMPLETED:
+            render_id = f"{job_id}r"
+            await store.create(render_id, "u1", "talk.mp4 · clip 1", 0, {"edit": then_render}, parent_id=job_id,
+                               clip_index=1)
+            while (job := await store.get(render_id)) is not None and not job.terminal:
+                assert time.monotonic() < deadline, job
+                await asyncio.sleep(0.2)
     finally:
         await executor.stop()
         await db.close()
@@ -139,6 +149,16 @@ async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, t
                         Settings.from_env(), job_id="rayjob000001", workdir=embedded / "work")
     assert _comparable(manifest) == _comparable(reference)
     assert sorted(p.name for p in (folder / "out").iterdir()) == sorted(p.name for p in (embedded / "out").iterdir())
+
+
+async def test_a_clip_re_render_runs_as_one_task(cluster, tmp_path):
+    render, _, folder = await _run_job(tmp_path, _runner(cluster), "rayjob000004",
+                                       {"mode": "none", "trimEnd": 6, "captionPreset": "none", "aspectRatio": "1:1"},
+                                       then_render={"aspectRatio": "9:16"})
+    assert render.status == JobStatus.COMPLETED and render.parent_id == "rayjob000004", (render.error, render.message)
+    clip = json.loads((folder / "out" / "manifest.json").read_text())["clips"][0]
+    assert clip["version"] == 2 and clip["edit"]["aspectRatio"] == "9:16", clip
+    assert (folder / "out" / "clip_01.v1.mp4").is_file()
 
 
 async def test_a_node_lost_while_it_renders_a_clip_the_clip_runs_again_elsewhere(cluster, tmp_path):
