@@ -11,9 +11,10 @@ function that drives a Ray cluster instead of running the graph in its own threa
   before cached;
 - each task asks Ray for the resources its stages declare (``Stage.resources``: ``num_cpus``,
   a GPU where GPU memory is declared, custom resources such as ``nvdec``/``nvenc`` by name);
-- a Ray worker process builds its stages once (``factory``, a ``module:function`` of the
-  composition root) and keeps them for every task it runs: models stay loaded between tasks and
-  jobs on that process;
+- each node's stages live in one detached actor of that node (:class:`NodeStages`, made on
+  first use, shared by every gateway's jobs): the task Ray schedules holds the phase's resources
+  and runs the phase there, so a node loads its models once (``factory``, a ``module:function``
+  of the composition root, builds the stages) and keeps them for every later job;
 - a clip task lost with its node (or its worker process) is submitted again, up to
   ``unit_retries`` times, and says so in the job's events; an error of the job itself (a bad
   source) fails the job as it would anywhere; a Ray failure past the retries gives the attempt
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -101,26 +103,91 @@ def _forward(events: Any, bus: EventBus) -> None:
 
 
 def run_phase(factory: str, job: JobRecord, phase: str, index: int, paths: tuple[str, str, str],
-              events: Any) -> Any:
-    """One task: a phase of a job (``analysis``, ``unit`` ``index``, ``finalize``) or a whole re-render."""
+              events: Any, cancel: threading.Event | None = None) -> Any:
+    """A phase of a job (``analysis``, ``unit`` ``index``, ``finalize``) or a whole re-render, here."""
     import ray
 
     run, worker = _runtime(factory)
     source, out_dir, work_dir = (Path(p) for p in paths)
+    cancel = cancel or threading.Event()
     bus = EventBus()
     _forward(events, bus)
     if phase == "render":
-        return run(job, source, out_dir, work_dir, bus, threading.Event())
+        return run(job, source, out_dir, work_dir, bus, cancel)
     job_input = JobInput(job.id, source, ProcessOptions.from_json(job.options))
     if phase != "unit":
-        return worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index)
+        return worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index, cancel=cancel)
     marker = work_dir / "clips" / f"{index:02d}" / NODE_FILE
     marker.parent.mkdir(parents=True, exist_ok=True)
     node = ray.get_runtime_context().get_node_id()
     marker.write_text(f"{node} running\n")
-    result = worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index)
+    result = worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index, cancel=cancel)
     marker.write_text(f"{node} done\n")
     return result
+
+
+#: the name prefix of the per-node stages actors (``clipora-stages-<node id>``)
+NODE_ACTOR = "clipora-stages-"
+
+
+class NodeStages:
+    """The process where one node's stages live: a detached actor per node, found by name.
+
+    Every phase any gateway sends to the node runs here, in a thread of this one process, so the
+    node's models (Whisper, the face detector, the speaker encoder) load once and serve every job.
+    It holds no resources of its own (``num_cpus=0``): the task that calls it holds the phase's.
+    """
+
+    def __init__(self) -> None:
+        self._flags: dict[tuple[str, int], tuple[threading.Event, int]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, factory: str, job: JobRecord, phase: str, index: int, paths: tuple[str, str, str],
+            events: Any) -> Any:
+        key = (job.id, job.attempts)
+        with self._lock:
+            flag, users = self._flags.get(key, (threading.Event(), 0))
+            self._flags[key] = (flag, users + 1)
+        try:
+            return run_phase(factory, job, phase, index, paths, events, flag)
+        finally:
+            with self._lock:
+                flag, users = self._flags[key]
+                if users <= 1:
+                    del self._flags[key]
+                else:
+                    self._flags[key] = (flag, users - 1)
+
+    def cancel(self, job_id: str, attempts: int) -> bool:
+        """Stop that attempt's phases running here (at their next step); True if any was."""
+        with self._lock:
+            entry = self._flags.get((job_id, attempts))
+        if entry is not None:
+            entry[0].set()
+        return entry is not None
+
+
+def node_task(factory: str, job: JobRecord, phase: str, index: int, paths: tuple[str, str, str], events: Any) -> Any:
+    """The Ray task of a phase: it holds the phase's resources on the node Ray chose and runs the phase
+    in that node's :class:`NodeStages` (made on first use)."""
+    import ray
+    from ray.exceptions import RayTaskError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    actor: Any = ray.remote(NodeStages).options(
+        name=NODE_ACTOR + node, get_if_exists=True, lifetime="detached", num_cpus=0, max_concurrency=64,
+        # Ray starts an actor of num_cpus=0 with OMP_NUM_THREADS=1; this process serves every phase of the
+        # node, as a worker process that owns the machine does, so its libraries get the machine's threads:
+        # the same numbers as the in-process executor's (torch's reductions differ with the thread count)
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}},
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote()
+    try:
+        return ray.get(actor.run.remote(factory, job, phase, index, paths, events))
+    except RayTaskError as exc:  # the phase's own error: raise it as it was
+        if isinstance(exc.cause, BaseException):
+            raise exc.cause from None
+        raise
 
 
 # -- the driver: a worker process that leased the job ---------------------------------------------------
@@ -180,7 +247,7 @@ class RayJobRunner:
                          ignore_reinit_error=True)
                 log.info("joined the Ray cluster at %s", self.address)
             if self._task is None:
-                self._task = ray.remote(run_phase)
+                self._task = ray.remote(node_task)
 
     # -- one job ----------------------------------------------------------------------------------------
 
@@ -194,10 +261,10 @@ class RayJobRunner:
         paths = (str(source), str(out_dir), str(work_dir))
         try:
             if job.is_render:
-                return dict(self._one(self._submit(job, "render", 0, paths, events, self.unit_res), cancel))
-            indices = self._one(self._submit(job, "analysis", 0, paths, events, self.analysis_res), cancel)
+                return dict(self._one(self._submit(job, "render", 0, paths, events, self.unit_res), cancel, job))
+            indices = self._one(self._submit(job, "analysis", 0, paths, events, self.analysis_res), cancel, job)
             self._units(job, list(indices), paths, events, pump, cancel)
-            return dict(self._one(self._submit(job, "finalize", 0, paths, events, self.final_res), cancel))
+            return dict(self._one(self._submit(job, "finalize", 0, paths, events, self.final_res), cancel, job))
         finally:
             pump.detach(job.id)
 
@@ -230,22 +297,35 @@ class RayJobRunner:
                 self._pump.close()
                 self._pump = None
 
-    def _one(self, ref: Any, cancel: threading.Event) -> Any:
-        self._wait([ref], cancel)
+    def _one(self, ref: Any, cancel: threading.Event, job: JobRecord | None = None) -> Any:
+        self._wait([ref], cancel, job)
         return self._result(ref)
 
-    def _wait(self, refs: list[Any], cancel: threading.Event) -> list[Any]:
+    def _wait(self, refs: list[Any], cancel: threading.Event, job: JobRecord | None = None) -> list[Any]:
         """Block until one of ``refs`` is done; the done ones."""
         import ray
 
         while True:
             if cancel.is_set():
+                if job is not None:
+                    self._stop_phases(job)
                 for ref in refs:
                     ray.cancel(ref, force=True)
                 raise JobCancelled()
             done, _ = ray.wait(refs, num_returns=1, timeout=self.poll_s)
             if done:
                 return list(done)
+
+    def _stop_phases(self, job: JobRecord) -> None:
+        """Tell every node's stages to stop this attempt's phases (the tasks only wait on them)."""
+        import ray
+
+        try:
+            for name in ray.util.list_named_actors():
+                if name.startswith(NODE_ACTOR):
+                    ray.get_actor(name).cancel.remote(job.id, job.attempts)
+        except Exception:  # a node going away as we stop: its phases went with it
+            log.warning("could not reach every node to stop a job's phases", exc_info=True)
 
     def _result(self, ref: Any) -> Any:
         import ray
@@ -265,7 +345,7 @@ class RayJobRunner:
         tries = {i: 1 for i in indices}
         pending = {self._submit(job, "unit", i, paths, events, self.unit_res): i for i in indices}
         while pending:
-            for ref in self._wait(list(pending), cancel):
+            for ref in self._wait(list(pending), cancel, job):
                 index = pending.pop(ref)
                 try:
                     self._result(ref)
@@ -282,7 +362,8 @@ class RayJobRunner:
                 except BaseException:
                     import ray
 
-                    for other in pending:  # one clip failed the job: the others stop
+                    self._stop_phases(job)  # one clip failed the job: the others stop
+                    for other in pending:
                         ray.cancel(other, force=True)
                     raise
 

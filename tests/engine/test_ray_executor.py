@@ -30,7 +30,7 @@ from engine.events import EventBus, JobEvent
 from engine.executor import ExecutorConfig, InProcessExecutor
 from engine.jobs import JobStatus
 from engine.options import ProcessOptions
-from engine.ray_executor import NODE_FILE, RayJobRunner
+from engine.ray_executor import NODE_ACTOR, NODE_FILE, RayJobRunner
 from engine.store import JobStore
 from tests.engine.test_store import make_user
 
@@ -137,6 +137,9 @@ async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, t
     assert all(state == "done" for _, state in marks), marks
     nodes = {node for node, _ in marks}
     assert len(nodes) == 2, nodes  # the clips rendered on both worker nodes
+    # in one stages process per node (its models loaded once), whatever ran there
+    actors = sorted(n for n in ray.util.list_named_actors() if n.startswith(NODE_ACTOR))
+    assert actors == sorted(NODE_ACTOR + n for n in nodes), (actors, nodes)
     stages = [e.stage for e in events if e.type == "progress" and e.stage_progress == 0.0]
     assert stages.count("render") == 3 and stages.count("transcribe") == 1, stages  # each once
     overall = [e.progress for e in events if e.type == "progress"]
