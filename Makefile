@@ -61,7 +61,7 @@ test: install
 lint: install
 	$(BIN)/ruff check engine stages kernels clipora http_gateway tests benchmarks scripts
 	$(BIN)/mypy engine http_gateway
-	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/hadolint deploy/Dockerfile Dockerfile.cuda
 
 # http://127.0.0.1:8080 by default; CLIPORA_HOST / CLIPORA_PORT / CLIPORA_DATA_DIR override
 serve: install
