@@ -377,6 +377,7 @@ class _Pump:
         self.healthy = True
         self._buses: dict[str, tuple[EventBus, list[float]]] = {}
         self._lock = threading.Lock()
+        self._draining = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ray-events", daemon=True)
         self._thread.start()
@@ -391,16 +392,24 @@ class _Pump:
             self._buses.pop(job_id, None)
 
     def _drain(self) -> None:
+        with self._draining:  # one reader at a time (the loop, and a job's detach)
+            self._drain_once()
+
+    def _drain_once(self) -> None:
         import ray
+        from ray.exceptions import RayActorError
 
         with self._lock:
             if not self._buses or not ray.is_initialized():  # nothing to deliver (and never start Ray here)
                 return
         try:
             items = self.queue.get_nowait_batch(self.queue.qsize())
-        except Exception:
+        except RayActorError:
             log.warning("the job events queue is gone; making another", exc_info=True)
             self.healthy = False
+            return
+        except Exception:  # a passing failure (a timeout, a race on the size): read again at the next poll
+            log.debug("could not read the job events queue", exc_info=True)
             return
         for job_id, rec in items:
             with self._lock:
