@@ -182,8 +182,12 @@ def node_task(factory: str, job: JobRecord, phase: str, index: int, paths: tuple
         # the same numbers as the in-process executor's (torch's reductions differ with the thread count)
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}},
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote()
+    ref = actor.run.remote(factory, job, phase, index, paths, events)
+    # Wait outside Ray's blocking calls: a task in ray.get or ray.wait (even with a zero timeout) gives its
+    # CPUs back to the node while it waits, and the node would start every other phase at once in the
+    # actor. Waiting on the reference's future keeps this task's resources held while its phase runs.
     try:
-        return ray.get(actor.run.remote(factory, job, phase, index, paths, events))
+        return ref.future().result()
     except RayTaskError as exc:  # the phase's own error: raise it as it was
         if isinstance(exc.cause, BaseException):
             raise exc.cause from None
