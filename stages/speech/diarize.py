@@ -7,14 +7,19 @@ a note, and the rest of the job goes on without speaker turns.
 
 1. Speech regions are the transcript's words merged across short pauses, cut again where
    the audio is silent for a quarter second (ASR word times stretch over pauses); each region is
-   cut into 1.6 s windows every 0.4 s (a shorter region is one shorter window), and every
+   cut into 1.6 s windows side by side (a shorter region is one shorter window), and every
    window is embedded (256-d, unit length) from one mel spectrogram of the whole track
-   (computed a minute at a time from the audio on disk).
+   (computed a minute at a time from the audio on disk), in batches.
 2. The number of speakers is estimated, not assumed: spherical k-means for k = 2..6,
    scored by the silhouette on cosine distance (see :func:`estimate_speakers` for when a
    split counts as another voice). Tiny clusters (stray windows) are folded into their
    nearest neighbour.
-3. Each word takes the centroid nearest to the mean of the windows that cover it,
+3. Only where two neighbouring windows of a region take different voices, or one is nearly
+   as close to another voice, are the windows every 0.4 s between them embedded too (one voice
+   throughout: none), and the voices' centroids refitted on all the windows. A short source
+   (under ``MIN_COARSE_WINDOWS`` windows) has every window at the 0.4 s hop from the start.
+   benchmarks/diarize_cost.py measures what this saves.
+4. Each word takes the centroid nearest to the mean of the windows that cover it,
    weighted by overlap and by how centred the word is in each window; runs shorter than
    ``MIN_RUN_S`` between two runs of one other speaker are relabelled to it, and turns
    are the runs of one speaker.
@@ -23,6 +28,7 @@ a note, and the rest of the job goes on without speaker turns.
 from __future__ import annotations
 
 import warnings
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +41,12 @@ from stages.media import AudioFile
 
 FRAME_S = 0.01  # the encoder's mel hop
 WINDOW_FRAMES = 160  # 1.6 s, the encoder's partial-utterance length
-HOP_FRAMES = 40
+HOP_FRAMES = 40  # the fine hop (0.4 s): every window near a possible change of voice
+COARSE_HOP_FRAMES = 160  # the first pass's hop (1.6 s, windows side by side): see diarize()
+REFINE_MARGIN = 0.03  # a coarse window this close to another voice's centroid is in doubt
+MIN_COARSE_WINDOWS = 150  # fewer (under ~3 min of speech): every window at the fine hop, as the
+# voice count from a few dozen windows is unsure (measured, 1.6 s windows: jfk.wav's one voice, 10
+# windows, split in two; pyannote's sample lost a word of 34) and a short source costs little anyway
 MIN_WINDOW_FRAMES = 50
 REGION_GAP_S = 0.3
 MAX_SPEAKERS = 6
@@ -131,10 +142,16 @@ class Mel:
                                              n_mels=MEL_BANDS, center=False)
         return mel.astype(np.float32).T
 
-    def frames(self, a: int, b: int) -> np.ndarray:
-        held0, held1 = self._held
-        if not (held0 <= a and b <= held1):
-            self._held = (a, min(self.n_frames, max(b, a + self.piece)))
+    def holds(self, a: int, b: int) -> bool:
+        """Whether frames [a, b) are in the piece held now."""
+        return self._held[0] <= a and b <= self._held[1]
+
+    def frames(self, a: int, b: int, until: int | None = None) -> np.ndarray:
+        """Frames [a, b); a new piece, when needed, runs to ``until`` (what the caller will read
+        next; at most ``piece`` frames from ``a``) instead of a whole ``piece``."""
+        if not self.holds(a, b):
+            end = a + self.piece if until is None else min(a + self.piece, until)
+            self._held = (a, min(self.n_frames, max(b, end)))
             self._mel = self.compute(*self._held)
         return self._mel[a - self._held[0]:b - self._held[0]]
 
@@ -157,34 +174,51 @@ def mel_frames(samples: np.ndarray | AudioFile, rate: int, piece: int = MEL_PIEC
 
 def embed_windows(encoder: Any, mel: Mel | np.ndarray, windows: Sequence[tuple[int, int]],
                   batch: int = 256) -> np.ndarray:
-    """Unit embeddings (N, 256) of mel frame windows [a, b), in order; full windows run in batches.
+    """Unit embeddings (N, 256) of mel frame windows [a, b), in order; windows run in batches.
 
-    ``mel`` is a :class:`Mel` (frames computed a piece at a time as the windows advance) or the
-    whole spectrogram as an array.
+    ``mel`` is a :class:`Mel` (frames computed a piece at a time as the windows advance, each
+    piece only as long as the windows ahead need) or the whole spectrogram as an array. Full
+    windows go ``batch`` at a time; shorter ones (a region under 1.6 s) are batched with others of
+    the same length (the encoder's LSTM reads whole sequences, so no padding: the same result as
+    one call each, in far fewer calls).
     """
     import torch
 
-    frames = mel.frames if isinstance(mel, Mel) else (lambda a, b: mel[a:b])
+    is_mel = isinstance(mel, Mel)
+    piece = mel.piece if is_mel else 0
     out = np.zeros((len(windows), 256), np.float32)
-    pending: list[int] = []
-    stacked: list[np.ndarray] = []
+    groups: dict[int, tuple[list[int], list[np.ndarray]]] = {}  # frames of windows waiting, by length
+    held = 0  # windows waiting in groups
 
-    def flush() -> None:
-        if pending:
-            out[pending] = encoder(torch.from_numpy(np.stack(stacked))).cpu().numpy()
-            pending.clear()
-            stacked.clear()
+    def run(length: int) -> None:
+        idx, stacked = groups.pop(length, ([], []))
+        if idx:
+            out[idx] = encoder(torch.from_numpy(np.stack(stacked))).cpu().numpy()
 
-    with torch.no_grad():
+    with torch.inference_mode():
         for i, (a, b) in enumerate(windows):
-            if b - a == WINDOW_FRAMES:
-                pending.append(i)
-                stacked.append(np.array(frames(a, b)))  # a copy: the piece it came from may go
-                if len(pending) == batch:
-                    flush()
+            if is_mel:
+                until = b  # a new piece runs to the end of the windows ahead that fit in it
+                if not mel.holds(a, b):
+                    j = i + 1
+                    while j < len(windows) and a <= windows[j][0] and windows[j][1] <= a + piece:
+                        until, j = max(until, windows[j][1]), j + 1
+                frames = np.array(mel.frames(a, b, until))  # a copy: the piece it came from may go
             else:
-                out[i] = encoder(torch.from_numpy(np.array(frames(a, b))[None])).cpu().numpy()[0]
-        flush()
+                frames = np.array(mel[a:b])
+            idx, stacked = groups.setdefault(b - a, ([], []))
+            idx.append(i)
+            stacked.append(frames)
+            held += 1
+            if len(idx) == batch:
+                held -= len(idx)
+                run(b - a)
+            elif held >= 4 * batch:  # bounded: short windows of many lengths are not all kept to the end
+                for length in sorted(groups):
+                    run(length)
+                held = 0
+        for length in sorted(groups):
+            run(length)
     return out
 
 
@@ -227,21 +261,69 @@ def split_at_silence(regions: Sequence[tuple[float, float]], energy: np.ndarray,
     return out
 
 
-def region_windows(regions: Sequence[tuple[float, float]], origin: float, n_frames: int) -> list[tuple[int, int]]:
-    """Mel-frame windows [a, b) covering each region (times relative to ``origin``)."""
+def region_frames(regions: Sequence[tuple[float, float]], origin: float, n_frames: int) -> list[tuple[int, int]]:
+    """Each region as mel frames [a, b) (times relative to ``origin``); those under
+    ``MIN_WINDOW_FRAMES`` are dropped (too short to embed)."""
     out: list[tuple[int, int]] = []
     for r0, r1 in regions:
         a = max(0, int(round((r0 - origin) / FRAME_S)))
         b = min(n_frames, int(round((r1 - origin) / FRAME_S)))
-        if b - a < MIN_WINDOW_FRAMES:
-            continue
-        if b - a <= WINDOW_FRAMES:
+        if b - a >= MIN_WINDOW_FRAMES:
             out.append((a, b))
-            continue
-        starts = list(range(a, b - WINDOW_FRAMES + 1, HOP_FRAMES))
-        if starts[-1] != b - WINDOW_FRAMES:
-            starts.append(b - WINDOW_FRAMES)
-        out += [(s, s + WINDOW_FRAMES) for s in starts]
+    return out
+
+
+def window_starts(a: int, b: int, hop: int = HOP_FRAMES) -> list[int]:
+    """Starts of the windows over frames [a, b): every ``hop`` from ``a``, and one ending at ``b``
+    (a region no longer than a window is one window, ``[a, b)``)."""
+    if b - a <= WINDOW_FRAMES:
+        return [a]
+    starts = list(range(a, b - WINDOW_FRAMES + 1, hop))
+    if starts[-1] != b - WINDOW_FRAMES:
+        starts.append(b - WINDOW_FRAMES)
+    return starts
+
+
+def _windows_at(a: int, b: int, starts: Sequence[int]) -> list[tuple[int, int]]:
+    return [(s, min(b, s + WINDOW_FRAMES)) for s in starts]
+
+
+def region_windows(regions: Sequence[tuple[float, float]], origin: float, n_frames: int,
+                   hop: int = HOP_FRAMES) -> list[tuple[int, int]]:
+    """Mel-frame windows [a, b) covering each region (times relative to ``origin``), ``hop`` apart."""
+    out: list[tuple[int, int]] = []
+    for a, b in region_frames(regions, origin, n_frames):
+        out += _windows_at(a, b, window_starts(a, b, hop))
+    return out
+
+
+def refine_windows(bounds: Sequence[tuple[int, int]], labels: Sequence[int], doubtful: Sequence[bool],
+                   coarse_hop: int = COARSE_HOP_FRAMES, hop: int = HOP_FRAMES) -> list[tuple[int, int]]:
+    """The fine-hop windows to add between coarse windows where the voice may change.
+
+    The coarse windows are those of the regions ``bounds`` (frames, :func:`region_frames`) at
+    ``coarse_hop``, in order, with their cluster ``labels`` and ``doubtful`` flags (close to another
+    voice's centroid). Between two neighbouring coarse windows of one region whose labels differ
+    or either of which is doubtful, every window of the fine grid (``window_starts(a, b, hop)``)
+    that starts between them is added; elsewhere the region is one voice and keeps its coarse
+    windows. ``coarse_hop`` is a multiple of ``hop``, so with every pair in doubt the coarse and the
+    added windows are exactly the fine grid's.
+    """
+    if coarse_hop % hop:
+        raise ValueError("the coarse hop must be a multiple of the fine one")
+    out: list[tuple[int, int]] = []
+    i = 0
+    for a, b in bounds:
+        starts = window_starts(a, b, coarse_hop)
+        fine = window_starts(a, b, hop)
+        for j in range(len(starts) - 1):
+            k = i + j
+            if labels[k] != labels[k + 1] or doubtful[k] or doubtful[k + 1]:
+                lo, hi = bisect_right(fine, starts[j]), bisect_left(fine, starts[j + 1])
+                out += _windows_at(a, b, fine[lo:hi])
+        i += len(starts)
+    if i != len(labels):
+        raise ValueError("labels are not those of the regions' coarse windows")
     return out
 
 
@@ -335,6 +417,22 @@ def estimate_speakers(x: np.ndarray, speech_s: float,
     return best
 
 
+def refit_centroids(x: np.ndarray, cents: np.ndarray, iters: int = 20) -> np.ndarray:
+    """Spherical k-means steps from ``cents`` over ``x`` (the number of voices kept)."""
+    c = cents.copy()
+    labels = np.argmax(x @ c.T, axis=1)
+    for _ in range(iters):
+        for j in range(len(c)):
+            members = x[labels == j]
+            if len(members):
+                c[j] = _normalise(members.sum(0))
+        new = np.argmax(x @ c.T, axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return c
+
+
 def _fold_small(x: np.ndarray, labels: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     share = np.bincount(labels, minlength=len(cents)) / len(labels)
     keep = np.nonzero(share >= MIN_CLUSTER_SHARE)[0]
@@ -422,18 +520,51 @@ def turns_from_words(words: Sequence[Word], speakers: Sequence[str]) -> tuple[Sp
     return tuple(turns)
 
 
+def margins(x: np.ndarray, labels: np.ndarray, cents: np.ndarray) -> np.ndarray:
+    """Each window's cosine to its own centroid less its best cosine to another (inf with one voice)."""
+    sims = x @ cents.T
+    if sims.shape[1] < 2:
+        return np.full(len(x), np.inf)
+    own = sims[np.arange(len(x)), labels]
+    sims[np.arange(len(x)), labels] = -np.inf
+    return own - sims.max(axis=1)
+
+
 def diarize(encoder: Any, samples: np.ndarray | AudioFile, rate: int, origin: float,
-            words: Sequence[Word]) -> Diarization:
-    """Speaker turns of ``words`` (source times) over ``samples`` that start at ``origin``."""
+            words: Sequence[Word], coarse_hop: int = COARSE_HOP_FRAMES) -> Diarization:
+    """Speaker turns of ``words`` (source times) over ``samples`` that start at ``origin``.
+
+    Two passes of windows: the speech regions are embedded ``coarse_hop`` apart (1.6 s: windows
+    side by side), the voices are found from those, and only where two neighbouring windows of
+    a region disagree, or one lies close to another voice (``REFINE_MARGIN``), are the fine-hop
+    windows between them embedded too; the voices' centroids are refitted on all the windows and
+    every word is labelled from them. One voice throughout costs the first pass alone. Under
+    ``MIN_COARSE_WINDOWS`` coarse windows, and with ``coarse_hop=HOP_FRAMES``, every window is at
+    the fine hop (the single pass this replaced; benchmarks/diarize_cost.py compares them).
+    """
     mel = Mel(samples, rate)  # a piece at a time: two passes (energy, then the windows) instead of the whole track
     regions = split_at_silence(speech_regions(words), mel.energy(), origin)
-    windows = region_windows(regions, origin, len(mel))
-    if not windows:
+    bounds = region_frames(regions, origin, len(mel))
+    coarse = [w for a, b in bounds for w in _windows_at(a, b, window_starts(a, b, coarse_hop))]
+    if len(coarse) < MIN_COARSE_WINDOWS:
+        coarse_hop = HOP_FRAMES
+        coarse = region_windows(regions, origin, len(mel))
+    if not coarse:
         return Diarization(True, METHOD, note="no speech long enough to tell voices apart")
-    emb = _normalise(embed_windows(encoder, mel, windows))
-    spans = origin + np.array(windows, np.float64) * FRAME_S
+    emb = _normalise(embed_windows(encoder, mel, coarse))
     speech_s = sum(b - a for a, b in speech_regions(words))
     labels, cents, quality = estimate_speakers(emb, speech_s)
+
+    windows = coarse
+    if len(cents) > 1 and coarse_hop != HOP_FRAMES:
+        extra = refine_windows(bounds, labels, margins(emb, labels, cents) < REFINE_MARGIN, coarse_hop)
+        if extra:
+            emb = np.concatenate([emb, _normalise(embed_windows(encoder, mel, extra))])
+            windows = coarse + extra
+            # the voices' centres from every window embedded: from the coarse ones alone they sit
+            # a little off (cos 0.997 to the fine grid's), enough to flip 2 % of the looped talk's words
+            cents = refit_centroids(emb, cents)
+    spans = origin + np.array(windows, np.float64) * FRAME_S
     per_word = smooth_labels(words, label_words(words, spans, emb, cents))
     # name speakers S1, S2, ... in order of first appearance
     order: dict[int, str] = {}
