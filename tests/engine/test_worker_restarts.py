@@ -46,5 +46,6 @@ async def test_a_crash_loop_backs_off_and_a_serving_worker_restarts_at_once():
     serving = _gaps(await _start_times(READY_THEN_EXIT, 5))
     # a process start costs ~0.05 s; delays of 0.1, 0.2, 0.4, 0.8 s come on top while crash-looping
     assert looping[-1] > 0.7 and looping[-1] > 2.5 * looping[0], looping
-    # ready, then gone: the base delay (0.1 s) plus its 0.2 s of life each time, never growing
-    assert max(serving) < 0.7 and max(serving) < 1.6 * min(serving), serving
+    # ready, then gone: the base delay (0.1 s) plus its 0.2 s of life each time, never growing. Relative
+    # bounds only: on a loaded machine a process start alone can take half a second (CI read 0.73 s gaps)
+    assert max(serving) < 1.6 * min(serving) and max(serving) < looping[-1], (serving, looping)
