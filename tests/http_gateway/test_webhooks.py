@@ -188,6 +188,12 @@ async def test_delivery_survives_a_restart_and_is_delivered_once(start_server: A
     status, job = await upload(server.url, carol.key, VIDEO, json.dumps(FAST))
     await wait_for_job(server.url, carol.key, job["jobId"])
     await until(lambda: len(receiver.hits) >= 1, 30, "the first attempt")
+    # the attempt is recorded just after the receiver answers: stop once it is (a stop in between loses
+    # that record, and the next server sends the same message again, counted as its first attempt)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (await job_record(server.url, carol, job["jobId"]))["webhooks"][0]["attempts"]:
+        assert asyncio.get_running_loop().time() < deadline, "the first attempt was never recorded"
+        await asyncio.sleep(0.05)
     server.stop()  # the retry is due in 4 s: it must come from the next server
     first = len(receiver.hits)
     again: LiveServer = start_server(env, data_dir=data_dir)
