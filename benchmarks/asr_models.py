@@ -19,7 +19,6 @@ is timed apart), median of ``--reps``; the CPU-seconds RTF is less sensitive to 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile
@@ -35,13 +34,13 @@ from benchmarks.common import (
     Recorder,
     bench_settings,
     cpu_seconds,
+    harness_main,
     machine_line,
     md_table,
     median,
     stage_context,
     timed,
     truth,
-    write_result,
 )
 from scripts.make_test_media import LANGUAGE_SPEECH, speak_language
 
@@ -115,13 +114,11 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
                              "language_expected": src["language"], "language": transcript.language,
                              "language_probability": transcript.language_probability,
                              **wer(src["ref"], hyp), "transcript": transcript.text})
-    data = rec.finish({"rows": rows}, [
+    return rec.save({"rows": rows}, [
         "RTF = wall time of TranscribeStage.process / audio duration (language auto), median of reps; "
         "model load excluded.",
         "WER = (substitutions + deletions + insertions) / reference words after normalising.",
     ])
-    write_result(data)
-    return data
 
 
 def table(data: dict[str, Any]) -> str:
@@ -138,11 +135,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.reps)))
+    harness_main(__doc__, run, table, argv, ("--reps", int))
 
 
 if __name__ == "__main__":

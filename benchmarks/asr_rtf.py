@@ -11,7 +11,6 @@ words in the script), with our own word-level Levenshtein alignment (no extra pa
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile
@@ -23,13 +22,13 @@ from benchmarks.common import (
     Recorder,
     bench_settings,
     cpu_seconds,
+    harness_main,
     machine_line,
     md_table,
     median,
     stage_context,
     timed,
     truth,
-    write_result,
 )
 
 NAME = "asr_rtf"
@@ -190,15 +189,13 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
         **quality,
         "transcript": " ".join(w.text for w in transcript.words),
     }
-    data = rec.finish(
+    return rec.save(
         results,
         [
             "RTF = wall time of TranscribeStage.process (VAD + Whisper + word "
             "timestamps, beam 1) / audio duration; model load excluded."
         ],
     )
-    write_result(data)
-    return data
 
 
 def table(data: dict[str, Any]) -> str:
@@ -227,11 +224,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.reps)))
+    harness_main(__doc__, run, table, argv, ("--reps", int))
 
 
 if __name__ == "__main__":

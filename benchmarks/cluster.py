@@ -16,7 +16,6 @@ shared). Measured, each job on the committed talk (69 s), options as ``OPTIONS``
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import statistics
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import TALK, Recorder, machine_line, md_table, write_result
+from benchmarks.common import TALK, Recorder, harness_main, machine_line, md_table
 
 NAME = "cluster"
 OPTIONS: dict[str, Any] = {"clipLength": "short", "captionPreset": "karaoke", "aspectRatio": "9:16", "mode": "ai"}
@@ -112,9 +111,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
         runner.close()
         ray.shutdown()
         cluster.shutdown()
-    data = rec.finish(results, ["One machine: the Ray nodes are local processes sharing its cores and disk."])
-    write_result(data)
-    return data
+    return rec.save(results, ["One machine: the Ray nodes are local processes sharing its cores and disk."])
 
 
 def table(data: dict[str, Any]) -> str:
@@ -130,11 +127,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.reps)))
+    harness_main(__doc__, run, table, argv, ("--reps", int))
 
 
 if __name__ == "__main__":

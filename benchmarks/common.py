@@ -9,6 +9,7 @@ the repository.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,44 @@ def truth_words(name: str = "speech_topics.mp4", until: float | None = None) -> 
             return words
 
 
+# -- speaker truth (benchmarks/diarize_cost.py and tests/stages/speech/test_diarize.py) -------------
+
+
+def rttm_turns(path: Path, uri: str | None = None) -> list[tuple[float, float, str]]:
+    """An RTTM file's speaker turns as (start s, end s, speaker); ``uri``: only that recording's."""
+    out = []
+    for line in path.read_text().splitlines():
+        p = line.split()
+        if p and (uri is None or p[1] == uri):
+            out.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
+    return out
+
+
+def rttm_truth(words: Sequence[Any], ref: Sequence[tuple[float, float, str]], period: float = 0.0) -> list[str]:
+    """Each word's reference speaker: the one turn its middle falls in ("" in overlaps and gaps: not
+    scored); ``period``: the audio is the reference's recording looped every ``period`` s."""
+    out = []
+    for w in words:
+        mid = (w.start + w.end) / 2
+        mid = mid % period if period else mid
+        owners = {s for a, b, s in ref if a <= mid < b}
+        out.append(owners.pop() if len(owners) == 1 else "")
+    return out
+
+
+def speaker_accuracy(labels: Sequence[str], ref: Sequence[str]) -> float:
+    """Share of words labelled right under the best one-to-one speaker mapping (greedy, most shared
+    words first); words whose reference is "" are not scored (NaN where none is)."""
+    scored = [(lab, r) for lab, r in zip(labels, ref, strict=True) if r]
+    if not scored:
+        return float("nan")
+    mapping: dict[str, str] = {}
+    for (lab, r), _ in Counter(scored).most_common():
+        if lab not in mapping and r not in mapping.values():
+            mapping[lab] = r
+    return sum(mapping.get(lab) == r for lab, r in scored) / len(scored)
+
+
 # -- settings and contexts ---------------------------------------------------------------------
 
 
@@ -334,6 +374,12 @@ class Recorder:
         self.data["notes"] = list(notes)
         return self.data
 
+    def save(self, results: dict[str, Any], notes: Sequence[str] = ()) -> dict[str, Any]:
+        """:meth:`finish`, then :func:`write_result`: the end of every harness's ``run()``."""
+        data = self.finish(results, notes)
+        write_result(data)
+        return data
+
 
 def result_path(name: str, quick: bool = False) -> Path:
     return RESULTS / (f"{name}.quick.json" if quick else f"{name}.json")
@@ -384,6 +430,35 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# -- command lines -------------------------------------------------------------------------------
+
+
+def harness_parser(doc: str | None, *options: tuple[str, type]) -> argparse.ArgumentParser:
+    """A harness's argument parser: its docstring's first line, ``--quick``, and one optional
+    typed flag (default None) per ``(flag, type)`` in ``options``, e.g. ``("--reps", int)``."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    p.add_argument("--quick", action="store_true")
+    for flag, kind in options:
+        p.add_argument(flag, type=kind)
+    return p
+
+
+def harness_main(
+    doc: str | None,
+    run: Callable[..., dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    argv: Sequence[str] | None = None,
+    *options: tuple[str, type],
+) -> dict[str, Any]:
+    """The usual ``main()``: parse ``--quick`` and ``options`` (see :func:`harness_parser`), call
+    ``run(quick, *their values)`` (it writes the result file), print its ``table``; the data back."""
+    args = harness_parser(doc, *options).parse_args(argv)
+    values = [getattr(args, flag.lstrip("-").replace("-", "_")) for flag, _ in options]
+    data = run(args.quick, *values)
+    print(table(data))
+    return data
 
 
 def have_ffmpeg() -> bool:

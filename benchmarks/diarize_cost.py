@@ -18,7 +18,7 @@ Variants, each on the same audio and words, interleaved:
 
 The parts (mel, encoder, clustering, labelling) are timed by wrapping the module's functions and
 the encoder from outside, so the baseline is timed the same way. Accuracy: the share of words
-labelled right (speakers mapped one to one, as tests/stages/speech/test_diarize.py scores it) on
+labelled right (speakers mapped one to one: ``common.speaker_accuracy``, the tests' score too) on
 the talk's two espeak voices (truth.json) and on pyannote's real recordings against their RTTM
 (words from our ASR; overlapped speech skipped), plus the speakers found on jfk.wav (one) and
 stereo_two_speakers.wav (two at once, mixed to mono), when ../shared/media has them. The real
@@ -30,7 +30,6 @@ two passes: a stress case for the speaker count, not a real long recording.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import subprocess
@@ -38,7 +37,6 @@ import sys
 import tempfile
 import time
 import types
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,12 +48,15 @@ from benchmarks.common import (
     TALK,
     Recorder,
     bench_settings,
+    harness_main,
     looped_source,
     machine_line,
     md_table,
+    rttm_truth,
+    rttm_turns,
+    speaker_accuracy,
     stage_context,
     truth,
-    write_result,
 )
 
 NAME = "diarize_cost"
@@ -145,18 +146,6 @@ def run_variant(mod: Any, encoder: Any, samples: Any, words: Sequence[Any],
 # -- inputs --------------------------------------------------------------------------------------
 
 
-def accuracy(labels: Sequence[str], ref: Sequence[str]) -> float:
-    """Share of words right under the best one-to-one speaker mapping (greedy, as the tests score)."""
-    if not ref:
-        return float("nan")
-    pairs = Counter(zip(labels, ref, strict=True))
-    mapping: dict[str, str] = {}
-    for (lab, r), _ in pairs.most_common():
-        if lab not in mapping and r not in mapping.values():
-            mapping[lab] = r
-    return sum(mapping.get(lab) == r for lab, r in zip(labels, ref, strict=True)) / len(ref)
-
-
 def talk_voices(words: Sequence[Any], period: float) -> list[str]:
     """Each word's true voice on the (looped) talk: the sentence its middle falls in ("" between)."""
     sentences = truth()[TALK.name]["sentences"]
@@ -203,26 +192,6 @@ def read_wav_16k(path: Path) -> np.ndarray:
         n = int(round(len(x) * 16_000 / rate))
         x = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x).astype(np.float32)
     return x
-
-
-def rttm(path: Path, uri: str | None = None) -> list[tuple[float, float, str]]:
-    out = []
-    for line in path.read_text().splitlines():
-        p = line.split()
-        if p and (uri is None or p[1] == uri):
-            out.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
-    return out
-
-
-def rttm_truth(words: Sequence[Any], ref: Sequence[tuple[float, float, str]], period: float = 0.0) -> list[str]:
-    """Each word's reference speaker ("" in overlaps and gaps: not scored); ``period``: looped audio."""
-    out = []
-    for w in words:
-        mid = (w.start + w.end) / 2
-        mid = mid % period if period else mid
-        owners = {s for a, b, s in ref if a <= mid < b}
-        out.append(owners.pop() if len(owners) == 1 else "")
-    return out
 
 
 def rttm_against(ref: Sequence[tuple[float, float, str]], words: Sequence[Any], period: float) -> list[str]:
@@ -304,8 +273,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
                 for name, mod, kwargs in variants:
                     print(f"[{NAME}] {m} min, {name}, run {rep + 1}", file=sys.stderr, flush=True)
                     d, meas = run_variant(mod, encoder, samples, words, kwargs)
-                    scored = [(lab, r) for lab, r in zip(d.word_speakers, ref, strict=True) if r]
-                    meas["accuracy"] = accuracy([a for a, _ in scored], [b for _, b in scored])
+                    meas["accuracy"] = speaker_accuracy(d.word_speakers, ref)
                     runs[name].append(meas)
             results["sources"][f"{m}min"] = {
                 "minutes": m, "audio_s": audio.duration, "loop_period_s": loop_s, "speech_s": speech_s,
@@ -328,7 +296,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
                 continue
             x = read_wav_16k(wav)
             words = transcribe_array(asr, ctx, x, work, fname)[0]
-            scorer = functools.partial(rttm_against, rttm(ref_path, uri)) if ref_path.is_file() else None
+            scorer = functools.partial(rttm_against, rttm_turns(ref_path, uri)) if ref_path.is_file() else None
             for n in loops:
                 tag = label if n == 1 else f"{label} looped x{n}"
                 loop_s = len(x) / 16_000
@@ -343,11 +311,10 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
                              "wall_s": meas["wall_s"]}
                 if scorer is not None:
                     ref = scorer(words, loop_s)
-                    scored = [(lab, r) for lab, r in zip(d.word_speakers, ref, strict=True) if r]
-                    row[name]["accuracy"] = accuracy([a for a, _ in scored], [b for _, b in scored])
-                    row["scored_words"] = len(scored)
+                    row[name]["accuracy"] = speaker_accuracy(d.word_speakers, ref)
+                    row["scored_words"] = sum(1 for r in ref if r)
             results["accuracy"][label] = row
-    data = rec.finish(results, [
+    return rec.save(results, [
         "Words: one transcription of the 69 s talk by TranscribeStage, repeated every loop period.",
         "Per hour of speech: diarization seconds / (speech seconds / 3600); speech = the words' regions "
         "(gaps <= 0.3 s merged), what the stage embeds.",
@@ -357,8 +324,6 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
         "all runs are in the JSON): the machine is shared, and the least disturbed run is the cost.",
         f"baseline = stages/speech/diarize.py at {BASELINE_COMMIT} (git show), run by the same code.",
     ])
-    write_result(data)
-    return data
 
 
 def summarise(runs: Sequence[dict[str, Any]], speech_s: float, audio_s: float, asr: dict[str, Any]) -> dict[str, Any]:
@@ -412,12 +377,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    data = run(quick=args.quick, reps=args.reps)
-    print(table(data))
+    data = harness_main(__doc__, run, table, argv, ("--reps", int))
     print(json.dumps(data["results"]["accuracy"], indent=1), file=sys.stderr)
     return 0
 

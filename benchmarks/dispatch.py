@@ -13,7 +13,6 @@ INSERT. Measured twice in one command: with LISTEN/NOTIFY (the default) and with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import secrets
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Recorder, machine_line, md_table, write_result
+from benchmarks.common import Recorder, harness_main, machine_line, md_table
 
 NAME = "dispatch"
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -110,9 +109,7 @@ def run(quick: bool = False, jobs: int | None = None) -> dict[str, Any]:
     rec = Recorder(NAME, quick, {"jobs": n, "dispatchers": 2, "poll_s": 1.0, "gap_s": [0.1, 0.3]})
     results = {"listen": _summary(asyncio.run(_measure(n, True, 1))),
                "poll": _summary(asyncio.run(_measure(n, False, 1)))}
-    data = rec.finish(results, ["PostgreSQL on loopback, same machine as the dispatchers."])
-    write_result(data)
-    return data
+    return rec.save(results, ["PostgreSQL on loopback, same machine as the dispatchers."])
 
 
 def table(data: dict[str, Any]) -> str:
@@ -125,11 +122,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--jobs", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.jobs)))
+    harness_main(__doc__, run, table, argv, ("--jobs", int))
 
 
 if __name__ == "__main__":

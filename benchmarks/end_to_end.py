@@ -12,7 +12,6 @@ speed reference, the same command times the ffmpeg CLI decoding the whole source
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import threading
@@ -24,13 +23,13 @@ from benchmarks.common import (
     Recorder,
     bench_settings,
     cpu_seconds,
+    harness_main,
     looped_source,
     machine_line,
     md_table,
     run_cmd,
     stage_context,
     timed,
-    write_result,
 )
 
 NAME = "end_to_end"
@@ -140,7 +139,7 @@ def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
         "render_s_per_clip_s": job["stages_s"].get("render", 0.0) / max(clip_s, 1e-9),
         "stage_share": {k: v / job["job_s"] for k, v in job["stages_s"].items()},
     }
-    data = rec.finish(
+    return rec.save(
         results,
         [
             "Stage times come from event timestamps: each stage runs from its first "
@@ -148,8 +147,6 @@ def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
             "warmed, lands in the stage before it)."
         ],
     )
-    write_result(data)
-    return data
 
 
 def table(data: dict[str, Any]) -> str:
@@ -198,11 +195,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--minutes", type=float)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.minutes)))
+    harness_main(__doc__, run, table, argv, ("--minutes", float))
 
 
 if __name__ == "__main__":

@@ -34,14 +34,13 @@ the middle 60 % of the crop (the shot's length when it never does).
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import ROOT, TALK, Recorder, machine_line, md_table, source_cache, stage_context, write_result
+from benchmarks.common import ROOT, TALK, Recorder, harness_main, machine_line, md_table, source_cache, stage_context
 
 NAME = "framing_quality"
 SHARED = ROOT.parent / "shared" / "media"
@@ -190,9 +189,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "no_face_whole": float(fit[no_face].mean()) if no_face.any() else None})
         rows.append(row)
     stage.teardown()
-    data = rec.finish({"sources": rows})
-    write_result(data)
-    return data
+    return rec.save({"sources": rows})
 
 
 def table(data: dict[str, Any]) -> str:
@@ -230,10 +227,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    print(table(run(args.quick)))
+    harness_main(__doc__, run, table, argv)
 
 
 if __name__ == "__main__":

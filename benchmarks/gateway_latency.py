@@ -11,7 +11,6 @@ samples again while both are processing (one request at a time, 20 ms apart).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import socket
@@ -26,7 +25,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from benchmarks.common import ROOT, Recorder, machine_line, md_table, write_result
+from benchmarks.common import ROOT, Recorder, harness_main, machine_line, md_table
 
 NAME = "gateway_latency"
 VIDEO = ROOT / "tests" / "media" / "speech_topics.mp4"
@@ -136,9 +135,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 proc.terminate()
                 proc.wait(timeout=60)
         print(f"[{NAME}] {name}: {results[name]}", file=sys.stderr, flush=True)
-    data = rec.finish(results)
-    write_result(data)
-    return data
+    return rec.save(results)
 
 
 def table(data: dict[str, Any]) -> str:
@@ -154,10 +151,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    print(table(run(args.quick)))
+    harness_main(__doc__, run, table, argv)
 
 
 if __name__ == "__main__":

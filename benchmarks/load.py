@@ -20,7 +20,6 @@ dropped. A benchmark, never a timed test: the figures go to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from benchmarks.common import Recorder, machine_line, md_table, write_result
+from benchmarks.common import Recorder, harness_main, machine_line, md_table
 from benchmarks.gateway_latency import OPTIONS, VIDEO, start
 
 NAME = "load"
@@ -183,9 +182,7 @@ def run(quick: bool = False, seconds: float | None = None) -> dict[str, Any]:
             proc.terminate()
             proc.wait(timeout=60)
     print(f"[{NAME}] {results}", file=sys.stderr, flush=True)
-    data = rec.finish(results)
-    write_result(data)
-    return data
+    return rec.save(results)
 
 
 def table(data: dict[str, Any]) -> str:
@@ -201,11 +198,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--seconds", type=float)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.seconds)))
+    harness_main(__doc__, run, table, argv, ("--seconds", float))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from typing import Any
 from benchmarks.common import (
     Recorder,
     bench_settings,
+    harness_parser,
     looped_source,
     machine_line,
     md_table,
@@ -37,7 +38,6 @@ from benchmarks.common import (
     run_cmd,
     stage_context,
     truth_words,
-    write_result,
 )
 
 NAME = "memory"
@@ -194,11 +194,9 @@ def run(quick: bool = False, job_minutes: list[float] | None = None) -> dict[str
         * 1024
         / (j1["source_s"] - j0["source_s"]),
     }
-    data = rec.finish(
+    return rec.save(
         results, ["RSS in MiB (VmHWM). 'baseline' = peak right after imports in the child."]
     )
-    write_result(data)
-    return data
 
 
 def table(data: dict[str, Any]) -> str:
@@ -249,8 +247,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
+    p = harness_parser(__doc__)
     p.add_argument("--job-minutes", help="comma-separated source lengths for the job cases (default 1,10,60)")
     p.add_argument("--child", nargs="+", metavar=("KIND", "ARGS"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -18,13 +18,12 @@ asks on these shared CPUs). Model load is timed separately (once per process).
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import Recorder, cpu_seconds, machine_line, md_table, median, timed, truth_words, write_result
+from benchmarks.common import Recorder, cpu_seconds, harness_main, machine_line, md_table, median, timed, truth_words
 
 NAME = "moments_local"
 
@@ -86,9 +85,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         encoder.encode(texts)
         results["embeddings_only"] = {"sentences": len(texts), "wall_s": time.perf_counter() - t0}
-    data = rec.finish(results)
-    write_result(data)
-    return data
+    return rec.save(results)
 
 
 def _sentences(transcript: Any) -> list[str]:
@@ -114,11 +111,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.reps)))
+    harness_main(__doc__, run, table, argv, ("--reps", int))
 
 
 if __name__ == "__main__":

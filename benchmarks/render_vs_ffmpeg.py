@@ -11,7 +11,6 @@ median frames per second, ours / ffmpeg (issue target: >= 1.0x).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from benchmarks.common import (
     Recorder,
     bench_settings,
     cpu_seconds,
+    harness_main,
     machine_line,
     md_table,
     median,
@@ -31,7 +31,6 @@ from benchmarks.common import (
     stage_context,
     timed,
     truth_words,
-    write_result,
 )
 
 NAME = "render_vs_ffmpeg"
@@ -204,9 +203,7 @@ def run(quick: bool = False, reps: int | None = None) -> dict[str, Any]:
         "automatic on both sides. Both sides decode from the keyframe before the window and "
         "drop earlier frames."
     ]
-    data = rec.finish({"cases": cases}, notes)
-    write_result(data)
-    return data
+    return rec.save({"cases": cases}, notes)
 
 
 def table(data: dict[str, Any]) -> str:
@@ -237,11 +234,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--reps", type=int)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.reps)))
+    harness_main(__doc__, run, table, argv, ("--reps", int))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ job wall time, and per clip second against the job's own per-clip time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Recorder, bench_settings, looped_source, machine_line, md_table, write_result
+from benchmarks.common import Recorder, bench_settings, harness_main, looped_source, machine_line, md_table
 from benchmarks.end_to_end import OPTIONS, StageClock, warm_stages
 
 NAME = "rerender"
@@ -78,10 +77,8 @@ def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
                             "over_job_per_clip_s": (seconds / duration) / per_clip_s})
     results = {"job_s": job_s, "source_s": minutes * 60, "clips": len(manifest["clips"]), "clip_seconds": clip_s,
                "job_clip_unit_s_per_clip_s": per_clip_s, "stages_s": stage_s, "renders": renders}
-    data = rec.finish(results, ["Each re-render runs on the job's warm worker (models loaded once), as a "
+    return rec.save(results, ["Each re-render runs on the job's warm worker (models loaded once), as a "
                                 "serving worker does; edits accumulate as the API's do."])
-    write_result(data)
-    return data
 
 
 def table(data: dict[str, Any]) -> str:
@@ -96,11 +93,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--minutes", type=float)
-    args = p.parse_args(argv)
-    print(table(run(args.quick, args.minutes)))
+    harness_main(__doc__, run, table, argv, ("--minutes", float))
 
 
 if __name__ == "__main__":

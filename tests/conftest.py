@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,55 @@ def pg_reachable() -> bool:
         return False
 
 
+@contextlib.asynccontextmanager
+async def private_pg_schema() -> AsyncIterator[Callable[[], Database]]:
+    """A factory of ``Database`` objects on one fresh, empty schema of the shared ``test`` database.
+
+    Each call is another connection pool on the same schema (several gateways, as separate
+    processes would have); all are closed and the schema dropped at the end. Skips where
+    PostgreSQL is not reachable (fails in CI, where .ci/run starts it: a skip would hide a broken
+    install). Other suites share the ``test`` database, hence the private schema.
+    """
+    if not pg_reachable():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it in .ci/run)")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = Database(PG_URL)
+    async with admin.engine.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {schema}"))
+    made: list[Database] = []
+
+    def make() -> Database:
+        database = Database(PG_URL)
+
+        @event.listens_for(database.engine.sync_engine, "connect")
+        def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET search_path TO {schema}")
+            cur.close()
+            dbapi_conn.commit()  # else the pool's reset-on-return rolls the SET back
+
+        made.append(database)
+        return database
+
+    try:
+        yield make
+    finally:
+        for database in made:
+            await database.close()
+        async with admin.engine.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[Callable[[], Database]]:
+    """:func:`private_pg_schema` as a fixture: ``pg_schema()`` is another Database on the schema."""
+    async with private_pg_schema() as make:
+        yield make
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db(request, tmp_path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
@@ -90,29 +140,7 @@ async def db(request, tmp_path) -> AsyncIterator[Database]:
         yield database
         await database.close()
         return
-    if not pg_reachable():
-        if os.environ.get("CI"):  # .ci/run installs and starts it: a skip there would hide a broken install
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it in .ci/run)")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    # a private schema per test: other suites share the `test` database
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = Database(PG_URL)
-    async with admin.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {schema}"))
-    database = Database(PG_URL)
-
-    @event.listens_for(database.engine.sync_engine, "connect")
-    def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
-        cur = dbapi_conn.cursor()
-        cur.execute(f"SET search_path TO {schema}")
-        cur.close()
-
-    await database.engine.dispose()
-    await database.migrate()
-    try:
+    async with private_pg_schema() as make:
+        database = make()
+        await database.migrate()
         yield database
-    finally:
-        await database.close()
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        await admin.close()

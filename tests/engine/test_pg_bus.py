@@ -2,68 +2,29 @@
 LISTEN/NOTIFY wake-ups for events and for the queue, events committed out of id order, and a
 listener whose connection is cut.
 
-Every test runs in a private schema of the shared ``test`` database, with several ``Database``
-objects on it standing for several gateways (each its own connection pool, as separate processes
-would have). Channels are scoped to the schema, so parallel tests never hear each other.
+Every test runs in a private schema of the shared ``test`` database (the ``pg_schema`` fixture of
+tests/conftest.py), with several ``Database`` objects on it standing for several gateways (each its
+own connection pool, as separate processes would have). Channels are scoped to the schema, so
+parallel tests never hear each other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
-from engine.db import Database
 from engine.events import EventBus, JobEvent
 from engine.executor import ExecutorConfig, InProcessExecutor
 from engine.jobs import JobStatus
 from engine.relay import EventReceiver
 from engine.store import EventRow, JobStore, now_ms
-from tests.conftest import PG_URL, pg_reachable
 from tests.engine.test_store import make_user
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[Callable[[], Database]]:
-    """A factory of Database objects on one fresh, empty schema (dropped at the end)."""
-    if not pg_reachable():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it in .ci/run)")
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"t_{secrets.token_hex(6)}"
-    admin = Database(PG_URL)
-    async with admin.engine.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {name}"))
-    made: list[Database] = []
-
-    def make() -> Database:
-        database = Database(PG_URL)
-
-        @event.listens_for(database.engine.sync_engine, "connect")
-        def _search_path(dbapi_conn, _rec):  # pragma: no cover - runs inside asyncpg's adapter
-            cur = dbapi_conn.cursor()
-            cur.execute(f"SET search_path TO {name}")
-            cur.close()
-            dbapi_conn.commit()  # else the pool's reset-on-return rolls the SET back
-
-        made.append(database)
-        return database
-
-    try:
-        yield make
-    finally:
-        for database in made:
-            await database.close()
-        async with admin.engine.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-        await admin.close()
 
 
 async def _until(check: Callable[[], bool], timeout_s: float) -> float:
@@ -76,10 +37,40 @@ async def _until(check: Callable[[], bool], timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def test_gateways_starting_together_migrate_once(schema):
+@pytest.fixture
+async def receive(pg_schema) -> AsyncIterator[Callable[..., Awaitable[tuple[EventReceiver, list[JobEvent]]]]]:
+    """``await receive(store, **kwargs)``: an EventReceiver (``kwargs`` its settings) started on
+    ``store`` with a bus of its own, and the list of the events it publishes; already listening
+    unless ``listen=False``. Stopped at the end of the test, before ``pg_schema`` closes the
+    databases (hence the dependency)."""
+    started: list[EventReceiver] = []
+
+    async def start(store: JobStore, *, listen: bool = True, **kwargs: float) -> tuple[EventReceiver, list[JobEvent]]:
+        bus = EventBus()
+        heard: list[JobEvent] = []
+        bus.subscribe(heard.append)
+        receiver = EventReceiver(store, bus, **kwargs)
+        await receiver.start()
+        started.append(receiver)
+        if listen:
+            await _until(lambda: receiver.listening, 5.0)
+        return receiver, heard
+
+    try:
+        yield start
+    finally:
+        for receiver in started:
+            await receiver.stop()
+
+
+def messages(events: list[JobEvent]) -> list[str]:
+    return [e.message for e in events]
+
+
+async def test_gateways_starting_together_migrate_once(pg_schema):
     import alembic.command  # noqa: F401  (imported up front: the migrations start together)
 
-    gateways = [schema() for _ in range(6)]
+    gateways = [pg_schema() for _ in range(6)]
     for g in gateways:  # each holds a connection already, as a gateway that just started does
         await g.channel("warm")
     await asyncio.gather(*(g.migrate() for g in gateways))  # without the lock: duplicate CREATE TABLE
@@ -90,104 +81,73 @@ async def test_gateways_starting_together_migrate_once(schema):
     assert await JobStore(gateways[2]).counts_by_status() == {}
 
 
-async def test_a_gateway_hears_events_another_one_wrote_at_once(schema):
-    a, b = schema(), schema()
+async def test_a_gateway_hears_events_another_one_wrote_at_once(pg_schema, receive):
+    a, b = pg_schema(), pg_schema()
     await a.migrate()
-    bus = EventBus()
-    heard: list[JobEvent] = []
-    bus.subscribe(heard.append)
     # the safety read is far off: only a notification can deliver within the test's bound
-    receiver = EventReceiver(JobStore(a), bus, safety_s=60.0)
-    await receiver.start()
-    try:
-        await _until(lambda: receiver.listening, 5.0)
-        writer = JobStore(b)
-        for i in range(3):
-            progress = JobEvent("job1", "progress", stage="render", progress=i / 3)
-            await writer.add_events([("job1", progress.to_record())])
-        took = await _until(lambda: len(heard) == 3, 5.0)
-        assert took < 2.0, took
-        assert [e.progress for e in heard] == [0.0, 1 / 3, 2 / 3]
-        assert {e.job_id for e in heard} == {"job1"}
-    finally:
-        await receiver.stop()
+    _, heard = await receive(JobStore(a), safety_s=60.0)
+    writer = JobStore(b)
+    for i in range(3):
+        progress = JobEvent("job1", "progress", stage="render", progress=i / 3)
+        await writer.add_events([("job1", progress.to_record())])
+    took = await _until(lambda: len(heard) == 3, 5.0)
+    assert took < 2.0, took
+    assert [e.progress for e in heard] == [0.0, 1 / 3, 2 / 3]
+    assert {e.job_id for e in heard} == {"job1"}
 
 
-async def test_an_event_committed_after_a_later_id_is_not_lost(schema):
+async def test_an_event_committed_after_a_later_id_is_not_lost(pg_schema, receive):
     """Two writers: the first takes id n and commits after the second has committed n + 1."""
-    a, b = schema(), schema()
+    a, b = pg_schema(), pg_schema()
     await a.migrate()
-    bus = EventBus()
-    heard: list[str] = []
-    bus.subscribe(lambda e: heard.append(e.message))
-    receiver = EventReceiver(JobStore(a), bus, safety_s=60.0, hole_s=30.0)
-    await receiver.start()
-    try:
-        await _until(lambda: receiver.listening, 5.0)
-        async with b.session() as slow, slow.begin():
-            slow.add(EventRow(job_id="j", event=JobEvent("j", "status", message="first").to_record(),
-                              created_at=now_ms()))
-            await slow.flush()  # id n taken, not committed
-            await JobStore(a).add_events([("j", JobEvent("j", "status", message="second").to_record())])
-            await _until(lambda: heard == ["second"], 5.0)
-            await b.notify(slow, "events")
-        await _until(lambda: heard == ["second", "first"], 5.0)
-        await receiver.read()  # read again: nothing is published twice
-        assert heard == ["second", "first"]
-    finally:
-        await receiver.stop()
+    receiver, heard = await receive(JobStore(a), safety_s=60.0, hole_s=30.0)
+    async with b.session() as slow, slow.begin():
+        slow.add(EventRow(job_id="j", event=JobEvent("j", "status", message="first").to_record(),
+                          created_at=now_ms()))
+        await slow.flush()  # id n taken, not committed
+        await JobStore(a).add_events([("j", JobEvent("j", "status", message="second").to_record())])
+        await _until(lambda: messages(heard) == ["second"], 5.0)
+        await b.notify(slow, "events")
+    await _until(lambda: messages(heard) == ["second", "first"], 5.0)
+    await receiver.read()  # read again: nothing is published twice
+    assert messages(heard) == ["second", "first"]
 
 
-async def test_a_hole_that_never_fills_is_passed_after_a_while(schema):
-    a = schema()
+async def test_a_hole_that_never_fills_is_passed_after_a_while(pg_schema, receive):
+    a = pg_schema()
     await a.migrate()
-    bus = EventBus()
-    heard: list[str] = []
-    bus.subscribe(lambda e: heard.append(e.message))
-    receiver = EventReceiver(JobStore(a), bus, safety_s=0.2, hole_s=0.5)
-    await receiver.start()
-    try:
-        async with a.session() as rolled_back:
-            rolled_back.add(EventRow(job_id="j", event={"type": "status"}, created_at=now_ms()))
-            await rolled_back.flush()
-            await rolled_back.rollback()  # id n is gone for good
-        await JobStore(a).add_events([("j", JobEvent("j", "status", message="after").to_record())])
-        await _until(lambda: heard == ["after"], 5.0)
-        await _until(lambda: not receiver._seen, 5.0)  # the mark moved past the hole
-        await JobStore(a).add_events([("j", JobEvent("j", "status", message="next").to_record())])
-        await _until(lambda: heard == ["after", "next"], 5.0)
-    finally:
-        await receiver.stop()
+    receiver, heard = await receive(JobStore(a), listen=False, safety_s=0.2, hole_s=0.5)
+    async with a.session() as rolled_back:
+        rolled_back.add(EventRow(job_id="j", event={"type": "status"}, created_at=now_ms()))
+        await rolled_back.flush()
+        await rolled_back.rollback()  # id n is gone for good
+    await JobStore(a).add_events([("j", JobEvent("j", "status", message="after").to_record())])
+    await _until(lambda: messages(heard) == ["after"], 5.0)
+    await _until(lambda: not receiver._seen, 5.0)  # the mark moved past the hole
+    await JobStore(a).add_events([("j", JobEvent("j", "status", message="next").to_record())])
+    await _until(lambda: messages(heard) == ["after", "next"], 5.0)
 
 
-async def test_a_listener_whose_connection_is_cut_listens_again_and_misses_nothing(schema):
-    a, b = schema(), schema()
+async def test_a_listener_whose_connection_is_cut_listens_again_and_misses_nothing(pg_schema, receive):
+    a, b = pg_schema(), pg_schema()
     await a.migrate()
-    bus = EventBus()
-    heard: list[str] = []
-    bus.subscribe(lambda e: heard.append(e.message))
-    receiver = EventReceiver(JobStore(a), bus, safety_s=60.0)
-    await receiver.start()
-    try:
-        await _until(lambda: receiver.listening, 5.0)
-        channel = await a.channel("events")
-        async with b.engine.begin() as conn:  # what a server restart does to that connection
-            cut = await conn.scalar(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE :listen"),
-                {"listen": f'LISTEN "{channel}"%'})
-        assert cut >= 1
-        await JobStore(b).add_events([("j", JobEvent("j", "status", message="while away").to_record())])
-        await _until(lambda: heard == ["while away"], 10.0)
-        await _until(lambda: receiver.listening, 10.0)
-        await JobStore(b).add_events([("j", JobEvent("j", "status", message="back").to_record())])
-        took = await _until(lambda: heard == ["while away", "back"], 5.0)
-        assert took < 2.0
-    finally:
-        await receiver.stop()
+    receiver, heard = await receive(JobStore(a), safety_s=60.0)
+    channel = await a.channel("events")
+    async with b.engine.begin() as conn:  # what a server restart does to that connection
+        cut = await conn.scalar(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE :listen"),
+            {"listen": f'LISTEN "{channel}"%'})
+    assert cut >= 1
+    await JobStore(b).add_events([("j", JobEvent("j", "status", message="while away").to_record())])
+    await _until(lambda: messages(heard) == ["while away"], 10.0)
+    await _until(lambda: receiver.listening, 10.0)
+    await JobStore(b).add_events([("j", JobEvent("j", "status", message="back").to_record())])
+    took = await _until(lambda: messages(heard) == ["while away", "back"], 5.0)
+    assert took < 2.0
 
 
-async def test_a_job_queued_by_another_gateway_starts_at_once(schema, tmp_path):
-    a, b = schema(), schema()
+async def test_a_job_queued_by_another_gateway_starts_at_once(pg_schema, tmp_path):
+    a, b = pg_schema(), pg_schema()
     await a.migrate()
     started: list[float] = []
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.common import rttm_truth, rttm_turns, speaker_accuracy
 from engine.types import AnalysisAudio, Transcript, Word
 from stages.speech import (
     DiarizeRequest,
@@ -60,22 +60,13 @@ def interview(tmp_path_factory):
     return to_16k(x, SPEECH_RATE), turns
 
 
-def accuracy(labels: list[str], truth: list[str]) -> float:
-    pairs = Counter(zip(labels, truth, strict=True))
-    mapping: dict[str, str] = {}
-    for (lab, ref), _ in pairs.most_common():
-        if lab not in mapping and ref not in mapping.values():
-            mapping[lab] = ref
-    return sum(mapping.get(lab) == ref for lab, ref in zip(labels, truth, strict=True)) / len(truth)
-
-
 def test_two_voices_are_found_and_each_word_gets_its_speaker(encoder, interview):
     x, turns = interview
     pw = pseudo_words(turns)
     d = diarize(encoder, x, RATE, 0.0, [w for w, _ in pw])
     assert d.available and len(d.speakers) == 2
     # measured on the locked versions: 1.0 (the bound allows ~5 words of 100 to move)
-    check("diarize: espeak interview, words labelled right", accuracy(list(d.word_speakers), [s for _, s in pw]),
+    check("diarize: espeak interview, words labelled right", speaker_accuracy(d.word_speakers, [s for _, s in pw]),
           0.95)
     assert len(d.turns) == 6  # three questions, three answers
     assert all(a.end <= b.start for a, b in zip(d.turns, d.turns[1:], strict=False))
@@ -148,15 +139,6 @@ def test_without_the_speaker_model_the_stage_says_so(monkeypatch, ctx, tmp_path)
     assert not h.interview and h.host is None
 
 
-def _rttm(path: Path, uri: str | None = None) -> list[tuple[float, float, str]]:
-    out = []
-    for line in path.read_text().splitlines():
-        p = line.split()
-        if p and (uri is None or p[1] == uri):
-            out.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
-    return out
-
-
 def test_real_two_person_conversation_against_its_reference_turns(encoder, shared_media, settings):
     """pyannote's sample (30 s, two people, overlaps): words from our ASR, labels vs the RTTM."""
     wav = shared_media / "pyannote_sample.wav"
@@ -170,18 +152,12 @@ def test_real_two_person_conversation_against_its_reference_turns(encoder, share
     model = WhisperModel(str(default_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
     segs, _ = model.transcribe(x, language="en", vad_filter=True, word_timestamps=True, beam_size=1)
     words = [Word(w.start, w.end, w.word.strip()) for s in segs for w in s.words]
-    ref = _rttm(shared_media / "pyannote_sample.rttm")
+    # "" (not scored): overlapped speech and words outside the reference
+    truth = rttm_truth(words, rttm_turns(shared_media / "pyannote_sample.rttm"))
     d = diarize(encoder, x, RATE, 0.0, words)
-    labels, truth = [], []
-    for w, lab in zip(words, d.word_speakers, strict=True):
-        mid = (w.start + w.end) / 2
-        owners = {s for a, b, s in ref if a <= mid < b}
-        if len(owners) == 1:  # skip overlapped speech and words outside the reference
-            labels.append(lab)
-            truth.append(owners.pop())
     assert len(d.speakers) == 2
     # measured on the locked versions: 0.93 (words from tiny.en, so both models move it)
-    check("diarize: pyannote sample vs its RTTM, words labelled right", accuracy(labels, truth), 0.8)
+    check("diarize: pyannote sample vs its RTTM, words labelled right", speaker_accuracy(d.word_speakers, truth), 0.8)
 
 
 def test_a_synthetic_voice_that_asks_nothing_is_no_host_when_the_voices_are_not_clearly_apart():
