@@ -409,13 +409,15 @@ class FrameBatch:
 
     ``format == "rgb24"``: ``planes`` is one array ``(N, H, W, 3) uint8``.
     ``format == "yuv420p"``: ``planes`` is ``(Y (N,H,W), U (N,H/2,W/2), V (N,H/2,W/2))``.
+    ``format == "nv12"`` (the CUDA backend, CuPy arrays): ``planes`` is ``(Y (N,H,W), UV (N,H/2,W))``,
+    U and V interleaved as NVDEC hands them out (:mod:`kernels.nv12`).
     Code that handles a batch takes its array module from the array (NumPy or CuPy).
     A CPU decoder may hand over ``planes`` as per-frame sequences (N views of its own frame
     buffers) instead of stacked arrays, so that nothing is copied before the crop; consumers
     index ``planes[p][i]``, which works for both.
     """
 
-    format: Literal["rgb24", "yuv420p"]
+    format: Literal["rgb24", "yuv420p", "nv12"]
     planes: tuple[Any, ...]
     pts: np.ndarray  # source time of each frame, seconds, float64
     index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # output frame numbers

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import av
 import numpy as np
@@ -28,9 +28,10 @@ from engine.stage import Resources, Stage, StageContext
 from engine.storage import atomic_path
 from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
-from kernels.resize import crop_resize, darken_luma, fit_over_blur, fit_rect
+from kernels.resize import fit_rect
 from stages.captions import FIT_MARGIN, fit_dy
 from stages.media import AudioClipper, i420_frame, iter_video_frames, upright_i420
+from stages.output.layout import draw_i420, frame_layout, layouts_vary
 
 
 class SpriteSource(Protocol):
@@ -65,8 +66,13 @@ class RenderStage(Stage[RenderRequest, RenderResult]):
     resources = Resources(cpus=2.0)  # decode + framing threads and libx264 on Settings.threads cores
 
     def process(self, inputs: RenderRequest, ctx: StageContext) -> RenderResult:
+        painter: Painter | None = None
+        if ctx.backend.is_gpu:
+            from stages.output.render_gpu import GpuPainter
+
+            painter = GpuPainter.for_source(inputs.media, ctx.backend, ctx.log)
         with atomic_path(inputs.out_path) as tmp:
-            frames = render_clip(inputs, tmp, ctx)
+            frames = render_clip(inputs, tmp, ctx, painter)
         fps = inputs.media.fps
         return RenderResult(inputs.out_path, frames, fps, frames / fps)
 
@@ -76,8 +82,49 @@ def output_rate(media: MediaInfo) -> Fraction:
     return rate.limit_denominator(1001)
 
 
-def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
+class Painter(Protocol):
+    """Where a render's frames come from and how they are painted, per backend.
+
+    ``frames`` decodes the source (upright planes of ``frame_format``); ``paint`` turns resampled
+    source batches into batches whose ``frames`` are encoder-ready PyAV frames of ``pix_fmt``;
+    ``done(batch, i)`` says frame ``i`` was encoded (libx264 copies the picture inside
+    ``encode()``), so its buffers may be filled again.
+    """
+
+    pix_fmt: str
+    frame_format: FrameFormat
+
+    def frames(self, media: MediaInfo, start: float, end: float) -> Iterator[tuple[float, tuple]]: ...
+
+    def paint(self, batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
+              captions: SpriteSource | None, rate: Fraction) -> Iterator[FrameBatch]: ...
+
+    def done(self, batch: FrameBatch, i: int) -> None: ...
+
+
+class CpuPainter:
+    """The CPU backend: PyAV decode, OpenCV framing into the encoder's own I420 frames."""
+
+    pix_fmt = "yuv420p"
+    frame_format: FrameFormat = "yuv420p"
+
+    def __init__(self) -> None:
+        self.free: queue.SimpleQueue[EncoderFrame] = queue.SimpleQueue()
+
+    def frames(self, media: MediaInfo, start: float, end: float) -> Iterator[tuple[float, tuple]]:
+        return pyav_i420_frames(media, start, end)
+
+    def paint(self, batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
+              captions: SpriteSource | None, rate: Fraction) -> Iterator[FrameBatch]:
+        return _frame_batches(batches, geo, path, captions, rate, self.free)
+
+    def done(self, batch: FrameBatch, i: int) -> None:
+        self.free.put((batch.frames[i], tuple(p[i] for p in batch.planes)))
+
+
+def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext, painter: Painter | None = None) -> int:
     media, geo = req.media, req.geometry
+    painter = CpuPainter() if painter is None else painter
     rate = output_rate(media)
     segments = list(req.segments) or [(req.start, req.end)]
     counts = [max(1, round((b - a) * rate)) for a, b in segments]
@@ -85,7 +132,8 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
     settings = ctx.settings
     with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         vstream = out.add_stream("libx264", rate=rate)
-        vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, "yuv420p"
+        # libx264 takes NV12 as it takes I420: the same bitstream (x264 holds chroma as NV12 itself)
+        vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, painter.pix_fmt
         vstream.codec_context.time_base = 1 / rate
         vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
         # 0 = let x264 size its own frame/lookahead threads, as the ffmpeg CLI does
@@ -95,18 +143,17 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext) -> int:
                  if media.has_audio else None)
 
         written = 0
-        decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx))
-        # Crop/resize/composite run in their own thread: OpenCV and the encoder release the
+        decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx,
+                                             painter.frames, painter.frame_format))
+        # Framing runs in its own thread: OpenCV, the GPU kernels and the encoder release the
         # GIL, so framing batch k+1 overlaps encoding batch k.
-        free: queue.SimpleQueue[EncoderFrame] = queue.SimpleQueue()
-        framed = _threaded(_frame_batches(decoded, geo, req.crop_path, req.captions, rate, free))
+        framed = _threaded(painter.paint(decoded, geo, req.crop_path, req.captions, rate))
         for outb in framed:
             for i in range(len(outb)):
                 frame = outb.frames[i]
                 frame.pts = int(outb.index[i])
                 out.mux(vstream.encode(frame))
-                # libx264 copies the picture inside encode(): the frame can be filled again
-                free.put((frame, tuple(p[i] for p in outb.planes)))
+                painter.done(outb, i)
             written += len(outb)
             if audio is not None:
                 audio.write_until(written / rate)
@@ -141,7 +188,7 @@ def _frame_batches(
                 pass
         return i420_frame(geo.out_w, geo.out_h)
 
-    fit_shots = geo.mode == "crop" and any(s.layout == "fit" for s in path.shots)
+    fit_shots = layouts_vary(geo, path) and any(s.layout == "fit" for s in path.shots)
     fitted = FitCaptions(path, geo, captions) if captions is not None and fit_shots else None
     for batch in batches:
         made = [take() for _ in range(len(batch))]
@@ -153,23 +200,36 @@ def _frame_batches(
         yield outb
 
 
+FrameFormat = Literal["yuv420p", "nv12"]
+#: decoded source frames ``(t, planes)`` whose time lies in [start - eps, end), upright
+FrameSource = Callable[[MediaInfo, float, float], Iterator[tuple[float, tuple]]]
+
+
+def pyav_i420_frames(media: MediaInfo, start: float, end: float) -> Iterator[tuple[float, tuple]]:
+    """The CPU path's source frames: PyAV decode, upright I420 planes (views of the decoder's buffers)."""
+    for t, frame in iter_video_frames(media, start, end):
+        yield t, upright_i420(frame, media.rotation)
+
+
 def _decode_segments(
     media: MediaInfo, segments: list[tuple[float, float]], counts: list[int], rate: Fraction, size: int,
-    ctx: StageContext,
+    ctx: StageContext, frames: FrameSource = pyav_i420_frames, fmt: FrameFormat = "yuv420p",
 ) -> Iterator[FrameBatch]:
     """The segments' frames back to back on one output clock (batches never span a cut)."""
     first = 0
     for (a, _), n in zip(segments, counts, strict=True):
-        for batch in _decode_batches(media, a, rate, n, size, ctx):
+        for batch in _decode_batches(media, a, rate, n, size, ctx, frames, fmt):
             batch.index = batch.index + first
             yield batch
         first += n
 
 
 def _decode_batches(
-    media: MediaInfo, start: float, rate: Fraction, n_out: int, size: int, ctx: StageContext
+    media: MediaInfo, start: float, rate: Fraction, n_out: int, size: int, ctx: StageContext,
+    frames: FrameSource = pyav_i420_frames, fmt: FrameFormat = "yuv420p",
 ) -> Iterator[FrameBatch]:
-    """Source frames resampled onto the output clock, ``size`` at a time (upright I420).
+    """Source frames resampled onto the output clock, ``size`` at a time (upright, as ``frames``
+    gives them: I420 from PyAV, NV12 device arrays on the CUDA backend).
 
     Nothing is copied here: each batch's planes are per-frame views of the decoder's own
     frame buffers (kept alive by the views; a frame repeated on the output clock is the same
@@ -177,13 +237,14 @@ def _decode_batches(
     """
     fps = float(rate)
     tol = 0.5 / fps  # a frame within half an output period of T_k is the one on screen
-    planes: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    n_planes = 2 if fmt == "nv12" else 3
+    planes: tuple[list[Any], ...] = tuple([] for _ in range(n_planes))
     pts: list[float] = []
     index: list[int] = []
     k = 0
     pending = None  # (t, upright planes) latest frame at or before the next output time
 
-    def emit(t: float, frame_planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Iterator[FrameBatch]:
+    def emit(t: float, frame_planes: tuple) -> Iterator[FrameBatch]:
         nonlocal k, planes, pts, index
         for acc, plane in zip(planes, frame_planes, strict=True):
             acc.append(plane)
@@ -191,14 +252,14 @@ def _decode_batches(
         index.append(k)
         k += 1
         if len(pts) == size:
-            yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
-            planes, pts, index = ([], [], []), [], []
+            yield FrameBatch(fmt, planes, np.array(pts), np.array(index))
+            planes, pts, index = tuple([] for _ in range(n_planes)), [], []
 
     end = start + n_out / fps
-    for t, frame in iter_video_frames(media, max(0.0, start - 1.0 / fps), end):
+    for t, frame_planes in frames(media, max(0.0, start - 1.0 / fps), end):
         if ctx.cancelled:
             raise JobCancelled()
-        current = (t, upright_i420(frame, media.rotation))
+        current = (t, frame_planes)
         while k < n_out and t > start + k / fps + tol:
             yield from emit(*(pending or current))
         pending = current
@@ -207,16 +268,18 @@ def _decode_batches(
     while k < n_out and pending is not None:
         yield from emit(*pending)
     if pts:
-        yield FrameBatch("yuv420p", planes, np.array(pts), np.array(index))
+        yield FrameBatch(fmt, planes, np.array(pts), np.array(index))
 
 
 def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: tuple | None = None
                   ) -> FrameBatch:
-    """Crop + resize (or fit over a blurred fill) every frame of a batch to the output size.
+    """Crop + resize (or fit over a blurred fill, or split) every frame of a batch to the output size.
 
-    ``batch.planes`` may be stacked arrays or per-frame sequences (``_decode_batches``).
-    ``out``, when given, is where to write: per plane, the N frames' (H, W) / (H/2, W/2)
-    views (e.g. of encoder frames); otherwise one packed I420 array is allocated.
+    Each frame is painted by its :func:`stages.output.layout.frame_layout` (the GPU render paints
+    the same layouts with the array-module kernels). ``batch.planes`` may be stacked arrays or
+    per-frame sequences (``_decode_batches``). ``out``, when given, is where to write: per plane,
+    the N frames' (H, W) / (H/2, W/2) views (e.g. of encoder frames); otherwise one packed I420
+    array is allocated.
     """
     n = len(batch)
     ow, oh = geo.out_w, geo.out_h
@@ -230,80 +293,10 @@ def reframe_batch(batch: FrameBatch, geo: OutputGeometry, path: CropPath, out: t
             packed[:, oh : oh + q].reshape(n, oh // 2, ow // 2),
             packed[:, oh + q :].reshape(n, oh // 2, ow // 2),
         )
-    if geo.mode == "split":
-        for i in range(n):
-            _split_frame(tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), geo, path,
-                         int(batch.index[i]))
-        return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
-    if geo.mode == "crop" and any(s.layout in ("fit", "split") for s in path.shots):
-        _shot_frames(batch, out, geo, path)
-        return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
-    rect = fit_rect(geo.src_w, geo.src_h, ow, oh) if geo.mode == "pad" else None
     for i in range(n):
-        y, u, v = (p[i] for p in batch.planes)
-        if rect is not None:
-            fit_over_blur(y, ow, oh, rect, dst=out[0][i])
-            darken_luma(out[0][i], rect)
-            half = (rect[0] // 2, rect[1] // 2, rect[2] // 2, rect[3] // 2)
-            fit_over_blur(u, ow // 2, oh // 2, half, dst=out[1][i])
-            fit_over_blur(v, ow // 2, oh // 2, half, dst=out[2][i])
-            continue
-        x, top = path.at_frame(int(batch.index[i])) if geo.mode == "crop" else (0.0, 0.0)
-        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2  # chroma-aligned
-        cw, ch = geo.crop_w, geo.crop_h
-        crop_resize(y, x, top, cw, ch, ow, oh, dst=out[0][i])
-        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[1][i])
-        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=out[2][i])
+        layout = frame_layout(geo, path, int(batch.index[i]), float(batch.pts[i]))
+        draw_i420(layout, tuple(p[i] for p in batch.planes), tuple(o[i] for o in out), ow, oh)
     return FrameBatch("yuv420p", out, batch.pts, batch.index, packed=packed)
-
-
-def _fit_frame(src: tuple, dst: tuple, src_w: int, src_h: int, ow: int, oh: int) -> None:
-    """The whole source frame fitted to the output width over a blurred, darkened fill of itself."""
-    rect = fit_rect(src_w, src_h, ow, oh)
-    y, u, v = src
-    fit_over_blur(y, ow, oh, rect, dst=dst[0])
-    darken_luma(dst[0], rect)
-    half = (rect[0] // 2, rect[1] // 2, rect[2] // 2, rect[3] // 2)
-    fit_over_blur(u, ow // 2, oh // 2, half, dst=dst[1])
-    fit_over_blur(v, ow // 2, oh // 2, half, dst=dst[2])
-
-
-def _shot_frames(batch: FrameBatch, out: tuple, geo: OutputGeometry, path: CropPath) -> None:
-    """A crop geometry whose shots differ in layout: each frame laid out by its shot's layout
-    (the shot of the source frame it shows, ``batch.pts``), so the layout changes on the cut frame."""
-    cw, ch, ow, oh = geo.crop_w, geo.crop_h, geo.out_w, geo.out_h
-    for i in range(len(batch)):
-        src, dst = tuple(p[i] for p in batch.planes), tuple(o[i] for o in out)
-        shot = path.shot_at(float(batch.pts[i]))
-        k = int(batch.index[i])
-        if shot is not None and shot.layout == "fit":
-            _fit_frame(src, dst, geo.src_w, geo.src_h, ow, oh)
-            continue
-        if shot is not None and shot.layout == "split":
-            _split_frame(src, dst, OutputGeometry(geo.src_w, geo.src_h, ow, oh, "split", *shot.panel), path, k)
-            continue
-        x, top = path.at_frame(k)
-        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2
-        crop_resize(src[0], x, top, cw, ch, ow, oh, dst=dst[0])
-        crop_resize(src[1], x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=dst[1])
-        crop_resize(src[2], x // 2, top // 2, cw // 2, ch // 2, ow // 2, oh // 2, dst=dst[2])
-
-
-SEAM_ROWS = 4  # a dark line between the split layout's panels (luma rows, even)
-
-
-def _split_frame(src: tuple, dst: tuple, geo: OutputGeometry, path: CropPath, k: int) -> None:
-    """The split layout: the path's two windows scaled into the top and bottom halves."""
-    ow, ph = geo.out_w, geo.out_h // 2
-    cw, ch = geo.crop_w, geo.crop_h
-    y, u, v = src
-    for (x, top), r0 in ((path.at_frame(k), 0), (path.at_frame2(k), ph)):
-        x, top = int(round(x / 2)) * 2, int(round(top / 2)) * 2
-        crop_resize(y, x, top, cw, ch, ow, ph, dst=dst[0][r0 : r0 + ph])
-        c0 = r0 // 2
-        crop_resize(u, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[1][c0 : c0 + ph // 2])
-        crop_resize(v, x // 2, top // 2, cw // 2, ch // 2, ow // 2, ph // 2, dst=dst[2][c0 : c0 + ph // 2])
-    dst[0][ph - SEAM_ROWS // 2 : ph + SEAM_ROWS // 2] = 16
 
 
 def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction,

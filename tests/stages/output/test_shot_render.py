@@ -187,7 +187,8 @@ def test_a_clip_mixing_face_split_and_fit_shots_lays_out_each_frame_by_its_shot(
     """One batch, three shots: a crop, two stacked panels (the split shot's own panel size), the fit."""
     from engine.types import CropPath, FrameBatch, Shot
     from kernels.resize import fit_over_blur
-    from stages.output.render import SEAM_ROWS, reframe_batch
+    from stages.output.layout import SEAM_ROWS
+    from stages.output.render import reframe_batch
 
     rng = np.random.default_rng(1)
     y = rng.integers(16, 235, (720, 1280), dtype=np.uint8)
