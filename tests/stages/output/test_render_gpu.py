@@ -2,8 +2,8 @@
 
 The painter is the GPU path's own code (NV12 frames, the array-module kernels, one host copy per
 frame, libx264 fed NV12); only the array module differs on a device. The kernels are bit-exact with
-OpenCV and libx264 encodes NV12 to the same bitstream as I420, so the clip must come out
-*identical* to the CPU render's, frame for frame (the stated tolerance is none; PSNR is infinite).
+OpenCV, so every picture the painter hands the encoder is *identical* to the CPU painter's (the
+stated tolerance is none); the encoded files agree within libx264's own run-to-run variation.
 The NVDEC source runs against a fake PyNvVideoCodec that hands out pitched NV12 surfaces through
 DLPack and reuses them on its next batch, as the real decoder does.
 """
@@ -24,7 +24,7 @@ from stages.framing import output_geometry
 from stages.media import iter_video_frames, probe_media
 from stages.media.gpu_decode import gpu_frame_source, nvdec_frames, stream_format, uploaded_frames
 from stages.output import RenderRequest, output_rate
-from stages.output.render import render_clip
+from stages.output.render import CpuPainter, _decode_segments, render_clip
 from stages.output.render_gpu import GpuPainter
 
 H200 = GpuDevice("NVIDIA H200", (9, 0), 141 * 2**30)
@@ -110,28 +110,67 @@ def _request(media, start, end, aspect, out, captions=False, shots=()):
     return RenderRequest(media, start, end, geo, path, track, out)
 
 
-@pytest.mark.parametrize(("aspect", "captions", "shots"), [
+CASES = [
     ("9:16", True, ()),
     ("1:1", False, ()),
     ("9:16", True, (Shot(0.0, 3.0, "face"), Shot(3.0, 4.0, "fit"), Shot(4.0, 9.0, "split", (404, 360)))),
-])
-def test_the_gpu_painter_renders_the_cpu_renders_clip(ctx, media_dir, tmp_path, aspect, captions, shots):
+]
+
+
+def _painted(painter, req, ctx):
+    """Every output picture a painter hands the encoder, as I420 arrays (before any encoding)."""
+    rate = output_rate(req.media)
+    n = round((req.end - req.start) * rate)
+    batches = _decode_segments(req.media, [(req.start, req.end)], [n], rate, ctx.settings.batch_frames, ctx,
+                               painter.frames, painter.frame_format)
+    out = []
+    for b in painter.paint(batches, req.geometry, req.crop_path, req.captions, rate):
+        for i in range(len(b)):
+            out.append(b.frames[i].to_ndarray(format="yuv420p").copy())
+            painter.done(b, i)
+    return out
+
+
+@pytest.mark.parametrize(("aspect", "captions", "shots"), CASES)
+def test_the_gpu_painter_paints_the_cpu_painters_pictures(ctx, media_dir, tmp_path, aspect, captions, shots):
+    """Crop along a moving path, captions, fit and split shots: every picture bit-identical."""
+    media = probe_media(media_dir / "face_moving.mp4")
+    req = _request(media, 2.0, 5.0, aspect, tmp_path / "x.mp4", captions, shots)
+    gpu = GpuPainter(np, lambda m, a, b: nvdec_frames(m, a, b, nvc=FAKE_NVC, xp=np))
+    a, b = _painted(CpuPainter(), req, ctx), _painted(gpu, req, ctx)
+    assert len(a) == len(b) == 75
+    for fa, fb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(fa, fb)
+    # bounded pools: a few frames in flight, not one buffer per frame
+    assert gpu.host_frames <= ctx.settings.batch_frames + 1
+    assert gpu.device_frames <= 2
+
+
+def _psnr(a, b):
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_a_clip_rendered_through_the_gpu_painter_matches_the_cpu_clip(ctx, media_dir, tmp_path):
+    """The whole clip (NV12 into libx264, the CPU render's muxing and audio) vs the CPU render's file.
+
+    libx264 on several threads is not bit-repeatable (two CPU renders of the same clip differ by
+    ~0.03 levels on average), so the files are compared by PSNR: >= 40 dB on every frame, as the
+    issue asks of a cuda-vs-cpu clip.
+    """
     media = probe_media(media_dir / "face_moving.mp4")
     cpu, gpu = tmp_path / "cpu.mp4", tmp_path / "gpu.mp4"
-    n_cpu = render_clip(_request(media, 2.0, 5.0, aspect, cpu, captions, shots), cpu, ctx)
+    n_cpu = render_clip(_request(media, 2.0, 5.0, "9:16", cpu, True), cpu, ctx)
     painter = GpuPainter(np, lambda m, a, b: nvdec_frames(m, a, b, nvc=FAKE_NVC, xp=np))
-    n_gpu = render_clip(_request(media, 2.0, 5.0, aspect, gpu, captions, shots), gpu, ctx, painter)
+    n_gpu = render_clip(_request(media, 2.0, 5.0, "9:16", gpu, True), gpu, ctx, painter)
     assert n_cpu == n_gpu == 75
     a, b = _frames(cpu), _frames(gpu)
     assert len(a) == len(b) == 75
-    for fa, fb in zip(a, b, strict=True):
-        np.testing.assert_array_equal(fa, fb)  # bit-identical (PSNR infinite)
+    worst = min(_psnr(fa, fb) for fa, fb in zip(a, b, strict=True))
+    assert worst >= 40.0, f"worst frame PSNR {worst:.1f} dB"
     with av.open(str(gpu)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"  # NV12 in, the same 4:2:0 out
         assert c.streams.audio  # the CPU render's muxing and audio
-    # bounded pools: a few batches in flight, not one buffer per frame
-    assert painter.host_frames <= 4 * ctx.settings.batch_frames
-    assert painter.device_frames <= 2
 
 
 def test_nvdec_frames_are_copied_off_the_reused_surfaces_with_their_times(media_dir):
