@@ -1,4 +1,4 @@
-"""The /docs page's content, derived from the project's own OpenAPI document (openapi.py).
+"""The /docs page's content, derived from the project's own OpenAPI document (http_gateway/openapi/).
 
 ``api_reference(document, base)`` turns the document into what the template lists: sections
 by tag, and per operation its auth, parameters, request fields (with defaults and allowed
