@@ -40,6 +40,7 @@ from http_gateway.config import SETTINGS
 from http_gateway.errors import BadRequest, Conflict, NotFoundError, PayloadTooLarge
 from http_gateway.models import CaptionStyleRecord, Font
 from http_gateway.plans import PLANS_KEY
+from http_gateway.routes.owned import count_owned, get_owned, list_owned, require_owned
 from http_gateway.routes.uploads import display_name
 
 MAX_FONT_BYTES = 10 * 1024 * 1024
@@ -204,8 +205,8 @@ async def upload_font(request: web.Request) -> web.Response:
     facts = await asyncio.to_thread(inspect_font, content)
     db = request.config_dict[PLANS_KEY].db
     async with db.session() as s:
-        count = await s.scalar(select(func.count()).select_from(Font).where(Font.user_id == principal.user_id))
-    if (count or 0) >= MAX_FONTS:
+        count = await count_owned(s, Font, principal.user_id)
+    if count >= MAX_FONTS:
         raise Conflict(f"an account has at most {MAX_FONTS} fonts; delete one first")
     name = await asyncio.to_thread(store_font, settings.data_dir, content, facts.ext)
     font = Font(id=f"font_{secrets.token_hex(8)}", user_id=principal.user_id, family=facts.family,
@@ -219,18 +220,12 @@ async def upload_font(request: web.Request) -> web.Response:
 
 async def owned_font(request: web.Request, font_id: str, user_id: str) -> Font:
     """The account's font ``font_id``; NotFoundError (404) for a missing one and for another account's."""
-    async with request.config_dict[PLANS_KEY].db.session() as s:
-        font = await s.get(Font, font_id)
-    if font is None or font.user_id != user_id:
-        raise NotFoundError("font not found")
-    return font
+    return await require_owned(request.config_dict, Font, font_id, user_id, "font")
 
 
 async def list_fonts(request: web.Request) -> web.Response:
     principal = require_user(request)
-    async with request.config_dict[PLANS_KEY].db.session() as s:
-        rows = list(await s.scalars(select(Font).where(Font.user_id == principal.user_id)
-                                    .order_by(Font.created_at, Font.id)))
+    rows = await list_owned(request.config_dict, Font, principal.user_id)
     return web.json_response({"fonts": [font_json(f) for f in rows]}, headers=NO_STORE)
 
 
@@ -256,8 +251,8 @@ async def delete_font(request: web.Request) -> web.Response:
     font_id = request.match_info["font_id"]
     db = request.config_dict[PLANS_KEY].db
     async with db.session() as s, s.begin():
-        font = await s.get(Font, font_id)
-        if font is None or font.user_id != principal.user_id:
+        font = await get_owned(s, Font, font_id, principal.user_id)
+        if font is None:
             raise NotFoundError("font not found")
         styles = list(await s.scalars(select(CaptionStyleRecord).where(
             CaptionStyleRecord.user_id == principal.user_id)))

@@ -28,8 +28,6 @@ import time
 from typing import Any, get_args
 
 from aiohttp import web
-from aiohttp.helpers import ChainMapProxy
-from sqlalchemy import func, select
 
 from engine.errors import InvalidOptions
 from engine.options import CaptionPreset, CaptionStyleOptions, ProcessOptions
@@ -38,6 +36,7 @@ from http_gateway.bodies import JSON_BODY_LIMIT, json_object
 from http_gateway.errors import BadRequest, Conflict, NotFoundError
 from http_gateway.models import CaptionStyleRecord, Font
 from http_gateway.plans import PLANS_KEY
+from http_gateway.routes.owned import AppState, count_owned, find_owned, list_owned, require_owned
 
 MAX_STYLES = 50  # per account
 MAX_NAME = 100
@@ -45,8 +44,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 STYLE_ID = r"sty_[0-9a-f]{16}"
 FIELDS = ("name", "style", "captionPreset")
 PRESETS = get_args(CaptionPreset)
-
-AppState = web.Application | ChainMapProxy
 
 
 def style_json(r: CaptionStyleRecord) -> dict[str, Any]:
@@ -64,9 +61,8 @@ async def with_font_file(app: AppState, user_id: str, style: CaptionStyleOptions
     data = style.to_json()
     data.pop("fontFile", None)
     if style.uploaded_font:
-        async with app[PLANS_KEY].db.session() as s:
-            font = await s.get(Font, style.uploaded_font)
-        if font is None or font.user_id != user_id:
+        font = await find_owned(app, Font, style.uploaded_font, user_id)
+        if font is None:
             raise InvalidOptions(f"invalid option '{where}.font': got {style.uploaded_font!r}, but this account has "
                                  "no uploaded font with that id (GET /api/fonts lists them)", field=f"{where}.font")
         data["fontFile"] = font.file
@@ -74,9 +70,7 @@ async def with_font_file(app: AppState, user_id: str, style: CaptionStyleOptions
 
 
 async def saved_style(app: AppState, user_id: str, style_id: str) -> CaptionStyleRecord | None:
-    async with app[PLANS_KEY].db.session() as s:
-        record = await s.get(CaptionStyleRecord, style_id)
-    return record if record is not None and record.user_id == user_id else None
+    return await find_owned(app, CaptionStyleRecord, style_id, user_id)
 
 
 async def _merged(app: AppState, user_id: str, style_id: str | None, style: CaptionStyleOptions | None,
@@ -167,17 +161,14 @@ async def _body(request: web.Request, *, required: tuple[str, ...]) -> dict[str,
 
 
 async def owned_style(request: web.Request, user_id: str) -> CaptionStyleRecord:
-    record = await saved_style(request.config_dict, user_id, request.match_info["style_id"])
-    if record is None:  # another account's is as unknown as a missing one
-        raise NotFoundError("style not found")
-    return record
+    """The account's style named in the path; 404 for a missing one and for another account's alike."""
+    return await require_owned(request.config_dict, CaptionStyleRecord, request.match_info["style_id"], user_id,
+                               "style")
 
 
 async def list_styles(request: web.Request) -> web.Response:
     principal = require_user(request)
-    async with request.config_dict[PLANS_KEY].db.session() as s:
-        rows = list(await s.scalars(select(CaptionStyleRecord).where(CaptionStyleRecord.user_id == principal.user_id)
-                                    .order_by(CaptionStyleRecord.created_at, CaptionStyleRecord.id)))
+    rows = await list_owned(request.config_dict, CaptionStyleRecord, principal.user_id)
     return web.json_response({"styles": [style_json(r) for r in rows]}, headers=NO_STORE)
 
 
@@ -190,9 +181,7 @@ async def create_style(request: web.Request) -> web.Response:
     record = CaptionStyleRecord(id=f"sty_{secrets.token_hex(8)}", user_id=principal.user_id, name=name, style=style,
                                 caption_preset=preset, created_at=now, updated_at=now)
     async with request.config_dict[PLANS_KEY].db.session() as s, s.begin():
-        count = await s.scalar(select(func.count()).select_from(CaptionStyleRecord)
-                               .where(CaptionStyleRecord.user_id == principal.user_id))
-        if (count or 0) >= MAX_STYLES:
+        if await count_owned(s, CaptionStyleRecord, principal.user_id) >= MAX_STYLES:
             raise Conflict(f"an account has at most {MAX_STYLES} saved styles; delete one first")
         s.add(record)
     return web.json_response(style_json(record), status=201, headers=NO_STORE)
