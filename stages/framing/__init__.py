@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from stages.framing.face_runners import (
+    FaceRunner,
+    OnnxRuntimeRunner,
+    TensorRTRunner,
+    TorchRunner,
+    onnx_to_torch,
+)
 from stages.framing.faces import (
     CenterFaceDetector,
     FaceDetectRequest,
@@ -12,6 +19,7 @@ from stages.framing.faces import (
     decode_outputs,
     default_centerface_source,
     detection_size,
+    make_face_detector,
     nms,
 )
 from stages.framing.geometry import (
@@ -46,11 +54,15 @@ __all__ = [
     "FaceDetectStage",
     "FaceReuseRequest",
     "FaceReuseStage",
+    "FaceRunner",
     "FaceSurveyRequest",
     "FaceSurveyStage",
+    "OnnxRuntimeRunner",
     "ReframeRequest",
     "ReframeStage",
     "SpeakerParams",
+    "TensorRTRunner",
+    "TorchRunner",
     "centerface_model_path",
     "choose_subject",
     "decode_outputs",
@@ -58,8 +70,10 @@ __all__ = [
     "detection_size",
     "fit_shots",
     "is_split_aspect",
+    "make_face_detector",
     "max_speed_px_per_frame",
     "nms",
+    "onnx_to_torch",
     "output_geometry",
     "plan_crop_path",
     "render_geometry",

@@ -6,18 +6,23 @@ dims and cached under ``Settings.cache_dir/models``. Pre/post-processing follows
 ``centerface.py``: RGB input, float32 0-255 with no normalisation, four outputs (heatmap,
 log-scale, offset, landmarks) at stride 4, decoded and suppressed with NMS. Here the decode
 is vectorised over the whole batch instead of looping per pixel.
+
+What runs the network is a runner (:mod:`stages.framing.face_runners`): onnxruntime on the CPU
+backend, and on the CUDA backend the plan's detector (TensorRT, torch CUDA or onnxruntime CPU),
+each falling back to the next when it cannot be built (:func:`make_face_detector`, logged).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -26,12 +31,22 @@ from engine.config import Settings
 from engine.errors import ClipporaError, JobCancelled, PermanentError
 from engine.stage import Resources, Stage, StageContext
 from engine.types import FaceBox, FaceSample, FaceScan, MediaInfo
+from stages.framing.face_runners import INPUT_NAME as INPUT_NAME  # re-exported: the graph's names
+from stages.framing.face_runners import OUTPUT_NAMES as OUTPUT_NAMES
+from stages.framing.face_runners import (
+    FaceRunner,
+    OnnxRuntimeRunner,
+    TensorRTRunner,
+    TorchRunner,
+)
 from stages.framing.shots import CutDetector
 from stages.media import iter_video_frames, upright_i420, upright_rgb
 
-INPUT_NAME = "input.1"
-#: heatmap, scale (log h, log w), offset (dy, dx), landmarks; all at 1/4 input resolution
-OUTPUT_NAMES = ("537", "538", "539", "540")
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from engine.backends import Backend, CudaPlan
+
+_log = logging.getLogger("clipora.faces")
+
 _OUTPUT_CHANNELS = {"537": 1, "538": 2, "539": 2, "540": 10}
 STRIDE = 4
 NMS_IOU = 0.3
@@ -182,64 +197,168 @@ def decode_outputs(
     return out
 
 
+def make_blob(frames_rgb: np.ndarray, det_long_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The network input for an (N, H, W, 3) uint8 RGB batch and its size (dw, dh).
+
+    Each frame is resized to :func:`detection_size` (INTER_AREA when shrinking) into a float32
+    NCHW blob of RGB 0-255, no normalisation (what CenterFace was trained on).
+    """
+    frames = np.asarray(frames_rgb)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {frames.shape}")
+    n, h, w = frames.shape[:3]
+    dw, dh = detection_size(w, h, det_long_side)
+    blob = np.empty((n, 3, dh, dw), dtype=np.float32)
+    interp = cv2.INTER_AREA if dw < w else cv2.INTER_LINEAR
+    for i in range(n):
+        small = frames[i]
+        if (dw, dh) != (w, h):
+            small = cv2.resize(small, (dw, dh), interpolation=interp)
+        blob[i] = small.transpose(2, 0, 1)
+    return blob, (dw, dh)
+
+
+def to_face_boxes(dets: np.ndarray, src_size: tuple[int, int], det_size: tuple[int, int]) -> list[FaceBox]:
+    """One frame's (M, 5) detections in detection-input pixels as FaceBoxes in source pixels."""
+    (w, h), (dw, dh) = src_size, det_size
+    sx, sy = w / dw, h / dh
+    return [
+        FaceBox(x1=float(d[0] * sx), y1=float(d[1] * sy), x2=float(d[2] * sx), y2=float(d[3] * sy),
+                score=float(d[4]))
+        for d in dets
+    ]
+
+
 class CenterFaceDetector:
-    """Batched CenterFace on onnxruntime; boxes come back in source pixels."""
+    """Batched CenterFace; boxes come back in source pixels.
+
+    Pre- and post-processing are here; the network runs on ``runner`` (a
+    :class:`~stages.framing.face_runners.FaceRunner`). Without one, onnxruntime on ``model_path``
+    with ``threads`` and ``providers`` (the original signature, unchanged).
+    """
 
     def __init__(
         self,
-        model_path: Path,
+        model_path: Path | None = None,
         threads: int = 2,
         det_long_side: int = 640,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        *,
+        runner: FaceRunner | None = None,
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(model_path), sess_options=opts, providers=list(providers)
-        )
+        if runner is None:
+            if model_path is None:
+                raise ValueError("CenterFaceDetector needs a model_path or a runner")
+            runner = OnnxRuntimeRunner(model_path, threads=threads, providers=providers)
+        self.runner: FaceRunner = runner
         self.det_long_side = det_long_side
+
+    @property
+    def runner_name(self) -> str:
+        return self.runner.name
+
+    def raw_outputs(self, frames_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runner's (heatmap, scale, offset) for a batch (at the detection size)."""
+        blob, _ = make_blob(frames_rgb, self.det_long_side)
+        return self.runner.run(blob)
 
     def detect(self, frames_rgb: np.ndarray, threshold: float = 0.5) -> list[list[FaceBox]]:
         """Faces in each frame of an (N, H, W, 3) uint8 RGB batch, best score first."""
         frames = np.asarray(frames_rgb)
         if frames.ndim == 3:
             frames = frames[None]
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"expected (N, H, W, 3) RGB frames, got shape {frames.shape}")
-        n, h, w = frames.shape[:3]
-        if n == 0:
+        if frames.ndim == 4 and frames.shape[0] == 0 and frames.shape[-1] == 3:
             return []
-        dw, dh = detection_size(w, h, self.det_long_side)
-        blob = np.empty((n, 3, dh, dw), dtype=np.float32)
-        interp = cv2.INTER_AREA if dw < w else cv2.INTER_LINEAR
-        for i in range(n):
-            small = frames[i]
-            if (dw, dh) != (w, h):
-                small = cv2.resize(small, (dw, dh), interpolation=interp)
-            blob[i] = small.transpose(2, 0, 1)
-        heatmap, scale, offset = self.session.run(list(OUTPUT_NAMES[:3]), {INPUT_NAME: blob})
-        sx, sy = w / dw, h / dh
-        result: list[list[FaceBox]] = []
-        for dets in decode_outputs(heatmap, scale, offset, threshold, (dw, dh)):
-            result.append(
-                [
-                    FaceBox(
-                        x1=float(d[0] * sx),
-                        y1=float(d[1] * sy),
-                        x2=float(d[2] * sx),
-                        y2=float(d[3] * sy),
-                        score=float(d[4]),
-                    )
-                    for d in dets
-                ]
-            )
-        return result
+        blob, det_size = make_blob(frames, self.det_long_side)
+        h, w = frames.shape[1:3]
+        heatmap, scale, offset = self.runner.run(blob)
+        return [to_face_boxes(dets, (w, h), det_size)
+                for dets in decode_outputs(heatmap, scale, offset, threshold, det_size)]
+
+
+# -- which runner (backend selection) --------------------------------------------------------------
+
+#: Builds a runner: (dynamic ONNX path, settings, the CUDA plan or None) -> FaceRunner. Raises
+#: (ImportError, RuntimeError, ...) when it cannot be built here; tests replace entries.
+RunnerBuilder = Callable[[Path, Settings, "CudaPlan | None"], FaceRunner]
+
+
+def _build_tensorrt(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return TensorRTRunner(model_path, Path(settings.cache_dir), device=plan.device if plan else None,
+                          max_batch=BATCH_FRAMES)
+
+
+def _build_torch_cuda(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return TorchRunner(model_path, device="cuda")
+
+
+def _build_onnxruntime_cpu(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return OnnxRuntimeRunner(model_path, threads=settings.cpu_threads)
+
+
+RUNNER_BUILDERS: dict[str, RunnerBuilder] = {
+    "tensorrt": _build_tensorrt,
+    "torch-cuda": _build_torch_cuda,
+    "onnxruntime-cpu": _build_onnxruntime_cpu,
+}
+#: the fallback order: a runner that cannot be built falls back to the next one
+RUNNER_ORDER = ("tensorrt", "torch-cuda", "onnxruntime-cpu")
+
+
+def runner_chain(backend: Backend) -> tuple[tuple[str, ...], str]:
+    """The runners to try for ``backend``, in order, and why the first one."""
+    plan = backend.plan
+    if plan is None:
+        why = "CPU backend" if not backend.is_gpu else f"{backend.name} backend without a CUDA plan"
+        return ("onnxruntime-cpu",), why
+    wanted = plan.detector
+    if wanted not in RUNNER_ORDER:
+        _log.warning("the CUDA plan names an unknown face detector %r; using onnxruntime-cpu", wanted)
+        return ("onnxruntime-cpu",), f"unknown plan detector {wanted!r}"
+    why = f"the CUDA plan's detector on {plan.device.name}"
+    notes = [f for f in plan.fallbacks if "faces on" in f]
+    if notes:
+        why += f" ({'; '.join(notes)})"
+    return RUNNER_ORDER[RUNNER_ORDER.index(wanted):], why
+
+
+def make_face_detector(
+    settings: Settings,
+    backend: Backend,
+    *,
+    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    det_long_side: int = 640,
+    model_path: Path | None = None,
+) -> CenterFaceDetector:
+    """The detector for ``backend``: CPU -> onnxruntime; a CUDA plan -> its ``detector``
+    ("tensorrt", "torch-cuda", "onnxruntime-cpu"). A runner that fails to build falls back to the
+    next in :data:`RUNNER_ORDER` with a WARNING naming the failure; the runner taken is logged
+    (INFO) with the reason. When the last one fails too, its error is raised.
+    """
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log if log is not None else _log
+    path = model_path if model_path is not None else centerface_model_path(settings)
+    chain, why = runner_chain(backend)
+    failed: list[str] = []
+    for i, name in enumerate(chain):
+        try:
+            runner = RUNNER_BUILDERS[name](path, settings, backend.plan)
+        except Exception as exc:
+            if i + 1 == len(chain):
+                if failed:
+                    logger.error("face detector: every runner failed (%s; %s: %s: %s)",
+                                 "; ".join(failed), name, type(exc).__name__, exc)
+                raise
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            logger.warning("face detector %s could not be built (%s: %s); falling back to %s",
+                           name, type(exc).__name__, exc, chain[i + 1])
+            continue
+        if failed:
+            why += f"; after fallback from {', '.join(f.split(':', 1)[0] for f in failed)}"
+        logger.info("face detector: %s (%s)", runner.name, why)
+        return CenterFaceDetector(det_long_side=det_long_side, runner=runner)
+    raise AssertionError("unreachable: the runner chain is never empty")  # pragma: no cover
 
 
 # -- mouth motion (active-speaker cue) -----------------------------------------------------
@@ -281,15 +400,6 @@ class FaceDetectRequest:
     end: float
 
 
-def _providers(ctx: StageContext) -> tuple[str, ...]:
-    if ctx.backend.is_gpu:  # pragma: no cover - needs a GPU build of onnxruntime
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ("CUDAExecutionProvider", "CPUExecutionProvider")
-    return ("CPUExecutionProvider",)
-
-
 _EPS = 1e-3
 
 
@@ -328,11 +438,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
 
     def setup(self, ctx: StageContext) -> None:
         if self._detector is None:
-            self._detector = CenterFaceDetector(
-                centerface_model_path(ctx.settings),
-                threads=ctx.settings.cpu_threads,
-                providers=_providers(ctx),
-            )
+            self._detector = make_face_detector(ctx.settings, ctx.backend, log=ctx.log)
 
     def teardown(self) -> None:
         self._detector = None
