@@ -8,16 +8,21 @@ Every part of the CUDA path is probed separately (:func:`probe_cuda`) and resolv
 :class:`CudaPlan` that says, per part, which path is taken and why, never silently:
 
 - decode: ``nvdec``; per source ``pyav`` where NVDEC cannot take the codec/bit depth on this GPU
-  (AV1 on Hopper, 10-bit H.264 before Blackwell, ...: :func:`nvdec_supports`);
+  (AV1 on Hopper, 10-bit H.264 before Blackwell, ...: :func:`nvdec_supports`); ``pyav`` for every
+  source where PyNvVideoCodec is missing or its NVDEC does not answer (the frames are uploaded and
+  the GPU kernels still paint them);
 - detector: ``tensorrt``, else ``torch-cuda``, else ``onnxruntime-cpu``;
-- encode: ``nvenc``, else ``x264-cpu`` (H100/H200 have NVDEC engines but no NVENC).
+- encode: ``x264-cpu`` from one host copy per frame (H100/H200 have NVDEC engines but no NVENC; where
+  the probe finds NVENC the plan says so, but this build has no NVENC sink yet).
 
-The minimum for ``cuda`` is CuPy with a device plus a usable NVDEC. ``--backend cuda`` without it
-raises BackendUnavailable naming every missing part; ``auto`` then picks the CPU and logs why.
+The minimum for ``cuda`` is CuPy with a usable device. ``--backend cuda`` without it raises
+BackendUnavailable naming every missing part; ``auto`` then picks the CPU and logs why.
 
-The CUDA stages are not wired into the render path yet, so even where the plan resolves the
-final answer is the honest refusal :data:`NOT_WIRED` (``cuda`` raises, ``auto`` picks the CPU):
-nothing claims to run on the GPU that does not.
+What each part runs on the CUDA backend: the render (:mod:`stages.output.render_gpu`: NVDEC or
+PyAV + upload, the array-module kernels, one host copy per frame, libx264), faces
+(:mod:`stages.framing.detectors`: TensorRT, torch CUDA or onnxruntime CPU), transcription
+(faster-whisper float16 on CUDA where CTranslate2 has it). NVENC is probed and reported but the
+encode is libx264 from the host copy on every GPU in this build (no NVENC sink yet).
 """
 
 from __future__ import annotations
@@ -36,12 +41,6 @@ from engine.errors import BackendUnavailable
 log = logging.getLogger("clipora.backends")
 
 BACKEND_NAMES = ("auto", "cpu", "cuda")
-
-#: the final reason while the CUDA stages are not part of the render path
-NOT_WIRED = "the CUDA stages are not wired into the render path yet"
-
-#: flip when the CUDA stages land; until then a resolved plan still refuses
-_CUDA_STAGES_WIRED = False
 
 #: the import hook the probes use; tests replace it to fake modules that fail to import
 _import_module: Callable[[str], ModuleType] = importlib.import_module
@@ -93,18 +92,19 @@ class CudaCapabilities:
     nvenc: Part
     tensorrt: Part
     torch_cuda: Part
+    #: the CuPy module the probe imported (the cuda backend's array module)
+    xp: ModuleType | None = field(default=None, compare=False, repr=False)
 
     def missing(self) -> list[str]:
-        """The parts of the minimum CUDA set (CuPy + a device + NVDEC) that are not here."""
+        """The parts of the minimum CUDA set (CuPy + a device) that are not here, and with them, since
+        nothing of the GPU path runs then, what else is missing."""
         out: list[str] = []
         if not self.cupy.ok:
             out.append(f"CuPy ({self.cupy.detail})")
         elif self.device is None:
             out.append(f"a CUDA device ({self.device_detail})")
-        if not self.pynvvideocodec.ok:
+        if out and not self.pynvvideocodec.ok:
             out.append(f"PyNvVideoCodec ({self.pynvvideocodec.detail})")
-        elif not self.nvdec.ok:
-            out.append(f"NVDEC ({self.nvdec.detail})")
         return out
 
 
@@ -183,11 +183,11 @@ def probe_cuda(
         nvdec = _safe_probe(nvdec_probe, nvc, device)
         nvenc = _safe_probe(nvenc_probe, nvc, device)
 
-    if device is None or not nvdec.ok:
+    if device is None:
         # the detector only matters on a usable GPU; importing torch here would cost every
         # CPU process seconds for nothing
         skipped = Part(False, "not probed: no usable GPU")
-        return CudaCapabilities(cupy_part, device, device_detail, nvc_part, nvdec, nvenc, skipped, skipped)
+        return CudaCapabilities(cupy_part, device, device_detail, nvc_part, nvdec, nvenc, skipped, skipped, cupy)
 
     trt, why = _import("tensorrt")
     if trt is not None and not hasattr(trt, "Builder"):  # the PyPI stub sdist, not the real wheel
@@ -196,7 +196,7 @@ def probe_cuda(
                     why or f"TensorRT {getattr(trt, '__version__', '?')}")
 
     torch_part = _probe_torch_cuda()
-    return CudaCapabilities(cupy_part, device, device_detail, nvc_part, nvdec, nvenc, trt_part, torch_part)
+    return CudaCapabilities(cupy_part, device, device_detail, nvc_part, nvdec, nvenc, trt_part, torch_part, cupy)
 
 
 def _safe_probe(probe: Callable[[ModuleType, GpuDevice], Part], nvc: ModuleType, device: GpuDevice) -> Part:
@@ -275,7 +275,7 @@ class CudaPlan:
     device: GpuDevice
     decode: str  # "nvdec" (per source, pyav where nvdec_supports says no)
     detector: str  # "tensorrt" | "torch-cuda" | "onnxruntime-cpu"
-    encode: str  # "nvenc" | "x264-cpu"
+    encode: str  # "x264-cpu" (an "nvenc" sink is not part of this build; the probe still reports NVENC)
     fallbacks: tuple[str, ...] = ()
 
     def fallback_for_source(self, codec: str, bit_depth: int, chroma: str = "420") -> str:
@@ -299,6 +299,12 @@ def resolve_cuda(caps: CudaCapabilities) -> CudaPlan:
             "on a machine with an NVIDIA GPU and driver, or use --backend cpu)")
     assert caps.device is not None
     fallbacks: list[str] = []
+    if caps.nvdec.ok:
+        decode = "nvdec"
+    else:
+        decode = "pyav"
+        why = caps.pynvvideocodec.detail if not caps.pynvvideocodec.ok else caps.nvdec.detail
+        fallbacks.append(f"no NVDEC ({why}): every source decoded by PyAV, frames uploaded to the GPU")
     if caps.tensorrt.ok:
         detector = "tensorrt"
     elif caps.torch_cuda.ok:
@@ -308,12 +314,14 @@ def resolve_cuda(caps: CudaCapabilities) -> CudaPlan:
         detector = "onnxruntime-cpu"
         fallbacks.append(f"no TensorRT ({caps.tensorrt.detail}) and no torch CUDA "
                          f"({caps.torch_cuda.detail}): faces on onnxruntime CPU")
+    # the render has no NVENC sink yet: every GPU encodes with libx264 from one host copy per frame
+    encode = "x264-cpu"
     if caps.nvenc.ok:
-        encode = "nvenc"
+        fallbacks.append(f"NVENC is here ({caps.nvenc.detail}) but this build has no NVENC encoder: frames "
+                         "copied to the host once, libx264 encodes")
     else:
-        encode = "x264-cpu"
         fallbacks.append(f"no NVENC ({caps.nvenc.detail}): frames copied to the host once, libx264 encodes")
-    plan = CudaPlan(caps.device, "nvdec", detector, encode, tuple(fallbacks))
+    plan = CudaPlan(caps.device, decode, detector, encode, tuple(fallbacks))
     for note in plan.fallbacks:
         _log_once(logging.WARNING, "cuda fallback: %s", note)
     return plan
@@ -353,9 +361,8 @@ def cuda_unavailable_reason(caps: CudaCapabilities | None = None) -> str | None:
         plan = resolve_cuda(caps)
     except BackendUnavailable as exc:
         return exc.message.removeprefix("cuda backend unavailable: ")
-    if not _CUDA_STAGES_WIRED:
-        return f"{NOT_WIRED} (this GPU would run {plan.describe()})"
-    return None  # pragma: no cover - the CUDA stages are not wired yet
+    _log_once(logging.INFO, "cuda backend: %s", plan.describe())
+    return None
 
 
 def select_backend(name: str, caps: CudaCapabilities | None = None) -> Backend:
@@ -367,10 +374,10 @@ def select_backend(name: str, caps: CudaCapabilities | None = None) -> Backend:
     if name == "cpu":
         return Backend("cpu", np)
     reason = cuda_unavailable_reason(caps)
-    if reason is None:  # pragma: no cover - needs a GPU and the wired CUDA stages
-        import cupy  # type: ignore[import-not-found]
-
-        return Backend("cuda", cupy, resolve_cuda(caps or _cached_probe()))
+    if reason is None:
+        caps = caps or _cached_probe()
+        assert caps.xp is not None
+        return Backend("cuda", caps.xp, resolve_cuda(caps))
     if name == "cuda":
         raise BackendUnavailable(f"cuda backend unavailable: {reason}")
     _log_once(logging.INFO, "backend auto: using cpu (%s)", reason)
