@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from stages.framing.face_runners import (
-    FaceRunner,
-    OnnxRuntimeRunner,
-    TensorRTRunner,
-    TorchRunner,
-    onnx_to_torch,
-)
-from stages.framing.faces import (
+from stages.framing.face_detector import (
     CenterFaceDetector,
-    FaceDetectRequest,
-    FaceDetectStage,
-    FaceSurveyRequest,
-    FaceSurveyStage,
     centerface_model_path,
     decode_outputs,
     default_centerface_source,
     detection_size,
-    make_face_detector,
     nms,
+)
+from stages.framing.face_runners import (
+    FaceRunner,
+    OnnxRuntimeRunner,
+    TorchRunner,
+)
+from stages.framing.face_select import make_face_detector
+from stages.framing.face_tensorrt import TensorRTRunner
+from stages.framing.faces import (
+    FaceDetectRequest,
+    FaceDetectStage,
+    FaceSurveyRequest,
+    FaceSurveyStage,
 )
 from stages.framing.geometry import (
     fit_shots,
@@ -28,6 +29,7 @@ from stages.framing.geometry import (
     output_geometry,
     render_geometry,
 )
+from stages.framing.onnx_torch import onnx_to_torch
 from stages.framing.reframe import (
     ReframeRequest,
     ReframeStage,

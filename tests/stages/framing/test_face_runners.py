@@ -24,22 +24,13 @@ from engine.backends import Backend, CudaPlan, GpuDevice
 from engine.config import Settings
 from engine.errors import PermanentError
 from engine.stage import StageContext
-from stages.framing import faces as faces_mod
-from stages.framing.face_runners import (
-    OnnxRuntimeRunner,
-    TensorRTRunner,
-    TorchRunner,
-    detection_profile,
-    onnx_to_torch,
-    tensorrt_plan,
-)
-from stages.framing.faces import (
-    CenterFaceDetector,
-    FaceDetectStage,
-    centerface_model_path,
-    make_blob,
-    make_face_detector,
-)
+from stages.framing import face_select
+from stages.framing.face_detector import CenterFaceDetector, centerface_model_path, make_blob
+from stages.framing.face_runners import OnnxRuntimeRunner, TorchRunner
+from stages.framing.face_select import make_face_detector
+from stages.framing.face_tensorrt import TensorRTRunner, detection_profile, tensorrt_plan
+from stages.framing.faces import FaceDetectStage
+from stages.framing.onnx_torch import onnx_to_torch
 from tests.stages.framing.face_media import matched_ious, media_frames
 
 # Measured on this project's locked versions (torch 2.13 CPU, onnxruntime 1.32) over 6 frames of
@@ -228,7 +219,7 @@ def test_plan_tensorrt_without_tensorrt_falls_back_to_torch(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
-    monkeypatch.setitem(faces_mod.RUNNER_BUILDERS, "torch-cuda", _cpu_torch)
+    monkeypatch.setitem(face_select.RUNNER_BUILDERS, "torch-cuda", _cpu_torch)
     with caplog.at_level(logging.INFO, logger="clipora.faces"):
         det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
     assert det.runner_name == "torch-cpu"
@@ -271,8 +262,9 @@ def test_every_failure_falls_through_in_order(
             raise exc
         return build
 
-    monkeypatch.setitem(faces_mod.RUNNER_BUILDERS, "tensorrt", failing("tensorrt", RuntimeError("engine build failed")))
-    monkeypatch.setitem(faces_mod.RUNNER_BUILDERS, "torch-cuda", failing("torch-cuda", ImportError("no torch")))
+    monkeypatch.setitem(face_select.RUNNER_BUILDERS, "tensorrt",
+                        failing("tensorrt", RuntimeError("engine build failed")))
+    monkeypatch.setitem(face_select.RUNNER_BUILDERS, "torch-cuda", failing("torch-cuda", ImportError("no torch")))
     with caplog.at_level(logging.INFO, logger="clipora.faces"):
         det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
     assert calls == ["tensorrt", "torch-cuda"] and det.runner_name == "onnxruntime-cpu"
@@ -281,7 +273,7 @@ def test_every_failure_falls_through_in_order(
         "face detector torch-cuda could not be built (ImportError: no torch); falling back to onnxruntime-cpu",
     ]
     # the last one failing too is an error, raised
-    monkeypatch.setitem(faces_mod.RUNNER_BUILDERS, "onnxruntime-cpu", failing("ort", OSError("no model")))
+    monkeypatch.setitem(face_select.RUNNER_BUILDERS, "onnxruntime-cpu", failing("ort", OSError("no model")))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="clipora.faces"), pytest.raises(OSError, match="no model"):
         make_face_detector(settings, Backend("cuda", np, plan("torch-cuda")))

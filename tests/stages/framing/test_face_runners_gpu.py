@@ -23,8 +23,9 @@ if not _CUDA:
     pytest.skip("no CUDA device (or a CPU build of torch)", allow_module_level=True)
 
 from engine.config import Settings  # noqa: E402
-from stages.framing.face_runners import TensorRTRunner, TorchRunner  # noqa: E402
-from stages.framing.faces import CenterFaceDetector, centerface_model_path  # noqa: E402
+from stages.framing.face_detector import CenterFaceDetector, centerface_model_path  # noqa: E402
+from stages.framing.face_runners import TorchRunner  # noqa: E402
+from stages.framing.face_tensorrt import TensorRTRunner  # noqa: E402
 from tests.stages.framing.face_media import matched_ious, media_frames  # noqa: E402
 
 

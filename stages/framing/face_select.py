@@ -1,0 +1,103 @@
+"""face_select: which face-detector runner a backend gets (:func:`make_face_detector`).
+
+CPU backend: onnxruntime. CUDA backend: the plan's detector (TensorRT, torch CUDA or onnxruntime
+CPU), each falling back to the next in :data:`RUNNER_ORDER` when it cannot be built (logged).
+The builders are looked up in :data:`RUNNER_BUILDERS` at call time, so tests replace entries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.config import Settings
+from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, centerface_model_path
+from stages.framing.face_runners import FaceRunner, OnnxRuntimeRunner, TorchRunner
+from stages.framing.face_tensorrt import TensorRTRunner
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from engine.backends import Backend, CudaPlan
+
+_log = logging.getLogger("clipora.faces")
+
+#: Builds a runner: (dynamic ONNX path, settings, the CUDA plan or None) -> FaceRunner. Raises
+#: (ImportError, RuntimeError, ...) when it cannot be built here; tests replace entries.
+RunnerBuilder = Callable[[Path, Settings, "CudaPlan | None"], FaceRunner]
+
+
+def _build_tensorrt(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return TensorRTRunner(model_path, Path(settings.cache_dir), device=plan.device if plan else None,
+                          max_batch=BATCH_FRAMES)
+
+
+def _build_torch_cuda(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return TorchRunner(model_path, device="cuda")
+
+
+def _build_onnxruntime_cpu(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
+    return OnnxRuntimeRunner(model_path, threads=settings.cpu_threads)
+
+
+RUNNER_BUILDERS: dict[str, RunnerBuilder] = {
+    "tensorrt": _build_tensorrt,
+    "torch-cuda": _build_torch_cuda,
+    "onnxruntime-cpu": _build_onnxruntime_cpu,
+}
+#: the fallback order: a runner that cannot be built falls back to the next one
+RUNNER_ORDER = ("tensorrt", "torch-cuda", "onnxruntime-cpu")
+
+
+def runner_chain(backend: Backend) -> tuple[tuple[str, ...], str]:
+    """The runners to try for ``backend``, in order, and why the first one."""
+    plan = backend.plan
+    if plan is None:
+        why = "CPU backend" if not backend.is_gpu else f"{backend.name} backend without a CUDA plan"
+        return ("onnxruntime-cpu",), why
+    wanted = plan.detector
+    if wanted not in RUNNER_ORDER:
+        _log.warning("the CUDA plan names an unknown face detector %r; using onnxruntime-cpu", wanted)
+        return ("onnxruntime-cpu",), f"unknown plan detector {wanted!r}"
+    why = f"the CUDA plan's detector on {plan.device.name}"
+    notes = [f for f in plan.fallbacks if "faces on" in f]
+    if notes:
+        why += f" ({'; '.join(notes)})"
+    return RUNNER_ORDER[RUNNER_ORDER.index(wanted):], why
+
+
+def make_face_detector(
+    settings: Settings,
+    backend: Backend,
+    *,
+    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    det_long_side: int = 640,
+    model_path: Path | None = None,
+) -> CenterFaceDetector:
+    """The detector for ``backend``: CPU -> onnxruntime; a CUDA plan -> its ``detector``
+    ("tensorrt", "torch-cuda", "onnxruntime-cpu"). A runner that fails to build falls back to the
+    next in :data:`RUNNER_ORDER` with a WARNING naming the failure; the runner taken is logged
+    (INFO) with the reason. When the last one fails too, its error is raised.
+    """
+    logger: logging.Logger | logging.LoggerAdapter[Any] = log if log is not None else _log
+    path = model_path if model_path is not None else centerface_model_path(settings)
+    chain, why = runner_chain(backend)
+    failed: list[str] = []
+    for i, name in enumerate(chain):
+        try:
+            runner = RUNNER_BUILDERS[name](path, settings, backend.plan)
+        except Exception as exc:
+            if i + 1 == len(chain):
+                if failed:
+                    logger.error("face detector: every runner failed (%s; %s: %s: %s)",
+                                 "; ".join(failed), name, type(exc).__name__, exc)
+                raise
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+            logger.warning("face detector %s could not be built (%s: %s); falling back to %s",
+                           name, type(exc).__name__, exc, chain[i + 1])
+            continue
+        if failed:
+            why += f"; after fallback from {', '.join(f.split(':', 1)[0] for f in failed)}"
+        logger.info("face detector: %s (%s)", runner.name, why)
+        return CenterFaceDetector(det_long_side=det_long_side, runner=runner)
+    raise AssertionError("unreachable: the runner chain is never empty")  # pragma: no cover
