@@ -25,6 +25,8 @@ from benchmarks.common import ROOT, have_ffmpeg, read_result
 
 BENCHMARKS = ("render_vs_ffmpeg", "asr_rtf", "end_to_end", "memory", "moments_local", "gateway_latency", "load",
               "framing_quality", "asr_models", "rerender", "dispatch", "cluster", "diarize_cost")
+#: measured on a GPU machine only (README "CUDA image"): never run here, their tables refreshed from their JSON
+DEVICE_BENCHMARKS = ("gpu_check",)
 DOC = ROOT / "BENCHMARKS.md"
 
 
@@ -34,6 +36,9 @@ def module(name: str) -> Any:
 
 def block(name: str) -> str:
     data = read_result(name) or read_result(name, quick=True)
+    if data is None and name in DEVICE_BENCHMARKS:
+        return ("_not run yet: needs a GPU machine (`make gpu-wheels` here, then "
+                "`python3 benchmarks/gpu_check.py` there)_")
     if data is None:
         return "_not run yet: `python -m benchmarks.run_all`_"
     return module(name).table(data)
@@ -42,7 +47,7 @@ def block(name: str) -> str:
 def refresh_doc(path: Path = DOC) -> None:
     """Replace each benchmark's marked block in BENCHMARKS.md with its current table."""
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    for name in BENCHMARKS:
+    for name in BENCHMARKS + DEVICE_BENCHMARKS:
         begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
         new = f"{begin}\n{block(name)}\n{end}"
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
