@@ -290,7 +290,8 @@ def faces_per_s() -> dict[str, Any]:
     try:
         from stages.framing.face_tensorrt import TensorRTRunner
 
-        runners.append(("tensorrt", lambda: TensorRTRunner(model, Path(tempfile.gettempdir()) / "cg", max_batch=16)))
+        runners.append(("tensorrt", lambda: TensorRTRunner(model, Path(tempfile.gettempdir()) / "cg", max_batch=16,
+                                                                long_side=960)))
     except ImportError:
         pass
     for name, make in runners:

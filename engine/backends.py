@@ -116,7 +116,7 @@ def _import(name: str) -> tuple[ModuleType | None, str]:
         return None, f"{name} does not import: {type(exc).__name__}: {exc}"
 
 
-def _probe_device(cupy: ModuleType) -> tuple[GpuDevice | None, str]:
+def probe_device(cupy: ModuleType) -> tuple[GpuDevice | None, str]:
     # cupy.cuda.runtime.getDeviceCount / getDeviceProperties(i) -> dict with 'name' (bytes),
     # 'major', 'minor', 'totalGlobalMem' (the cudaDeviceProp fields, CuPy's runtime API).
     try:
@@ -170,7 +170,7 @@ def probe_cuda(
     """Probe every part of the CUDA path separately (no part's failure hides another's)."""
     cupy, why = _import("cupy")
     cupy_part = Part(cupy is not None, why or "cupy imports")
-    device, device_detail = (None, "CuPy is missing") if cupy is None else _probe_device(cupy)
+    device, device_detail = (None, "CuPy is missing") if cupy is None else probe_device(cupy)
 
     # Its import loads libnvidia-encode.so.1 even to decode: without it, OSError.
     nvc, why = _import("PyNvVideoCodec")
@@ -190,6 +190,11 @@ def probe_cuda(
         return CudaCapabilities(cupy_part, device, device_detail, nvc_part, nvdec, nvenc, skipped, skipped, cupy)
 
     trt, why = _import("tensorrt")
+    if trt is None:
+        # NVIDIA's tensorrt-cu12-bindings wheel alone installs `tensorrt_bindings` (the `tensorrt`
+        # front end only re-exports it): the CUDA image installs the bindings and libs
+        trt, why2 = _import("tensorrt_bindings")
+        why = "" if trt is not None else f"{why}; {why2}"
     if trt is not None and not hasattr(trt, "Builder"):  # the PyPI stub sdist, not the real wheel
         trt, why = None, "tensorrt imports but has no Builder (the PyPI stub, not NVIDIA's wheel)"
     trt_part = Part(trt is not None,

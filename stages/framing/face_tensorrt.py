@@ -3,11 +3,13 @@
 :func:`detection_profile` is the optimisation profile for detection inputs,
 :func:`build_tensorrt_plan` builds a serialized engine from the CenterFace ONNX (TensorRT 10 API),
 :func:`tensorrt_plan` keeps it in :mod:`engine.trt_cache`, and :class:`TensorRTRunner` runs it.
-tensorrt (and torch, for the CUDA buffers) are imported only when a runner is built.
+tensorrt and cupy (the CUDA backend's array module, for the device buffers and the stream) are
+imported only when a runner is built; torch is not needed.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,7 +19,6 @@ import numpy as np
 
 from engine.errors import PermanentError
 from stages.framing.face_runners import DETECTION_OUTPUTS, INPUT_NAME, Outputs
-from stages.framing.onnx_torch import _import_torch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from engine.backends import GpuDevice
@@ -26,14 +27,34 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 log = logging.getLogger("clipora.faces")
 
 
+#: where NVIDIA's Python API is found: ``tensorrt`` (the tensorrt / tensorrt-cu12 front end, which
+#: re-exports tensorrt_bindings), else ``tensorrt_bindings`` itself (tensorrt-cu12-bindings installed
+#: alone, with tensorrt-cu12-libs, as Dockerfile.cuda does)
+TENSORRT_MODULES = ("tensorrt", "tensorrt_bindings")
+
+
 def _import_tensorrt() -> Any:
+    errors: list[str] = []
+    for name in TENSORRT_MODULES:
+        try:
+            trt = importlib.import_module(name)
+        except (ImportError, OSError) as exc:  # OSError: libnvinfer not loadable
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        if hasattr(trt, "Builder"):
+            return trt
+        errors.append(f"{name} imports but has no Builder (the PyPI stub, not NVIDIA's wheel)")
+    raise ImportError(f"the TensorRT face runner needs NVIDIA's tensorrt wheel: {'; '.join(errors)}")
+
+
+def _import_cupy() -> Any:
+    """CuPy, the CUDA backend's array module (engine.backends): the runner's buffers and stream."""
     try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise ImportError(f"the TensorRT face runner needs NVIDIA's tensorrt wheel: {exc}") from exc
-    if not hasattr(trt, "Builder"):
-        raise ImportError("tensorrt imports but has no Builder (the PyPI stub, not NVIDIA's wheel)")
-    return trt
+        import cupy
+    except (ImportError, OSError) as exc:  # OSError: a CUDA library it loads is missing
+        raise ImportError(f"the TensorRT face runner needs CuPy (cupy-cuda12x) for its device buffers: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    return cupy
 
 
 def detection_profile(
@@ -109,11 +130,19 @@ class TensorRTRunner:
 
     Written against the TensorRT 10 Python API (Builder, OnnxParser, one dynamic optimisation
     profile for ``input.1``, build_serialized_network, Runtime.deserialize_cuda_engine,
-    set_input_shape / set_tensor_address / execute_async_v3 on torch's current CUDA stream, with
-    torch CUDA tensors as the I/O buffers). TensorRT is not installed on any machine this was
-    developed or tested on, so this class has NOT been run: only the plan cache wiring is tested
-    (with a fake ``tensorrt`` module). Building it without tensorrt raises ImportError, and
-    :func:`stages.framing.face_select.make_face_detector` then falls back to the torch runner.
+    set_input_shape / set_tensor_address / execute_async_v3), with CuPy, the CUDA backend's array
+    module, on the device side: the I/O buffers are cupy arrays (``arr.data.ptr`` is each tensor
+    address), the engine runs on the runner's own ``cupy.cuda.Stream`` (``stream.ptr``), the
+    float32 NCHW blob is copied host -> device on that stream and the three outputs device -> host
+    after it is synchronized, as float32 NumPy. torch is not used, so this works with the CPU torch
+    of the CUDA image (Dockerfile.cuda).
+
+    TensorRT is not installed on any machine this was developed or tested on, so this class has
+    NOT been run with TensorRT or on a GPU: only the plan cache wiring and the buffer/stream calls
+    are tested, with stand-in ``tensorrt`` and ``cupy`` modules. Building it without tensorrt or
+    without cupy raises ImportError (without a CUDA device, RuntimeError), and
+    :func:`stages.framing.face_select.make_face_detector` then falls back to the next runner (torch
+    CUDA, then onnxruntime CPU) with a warning.
 
     Batches larger than the profile's max batch are run in chunks; a blob outside the profile's
     height/width range is a RuntimeError.
@@ -130,25 +159,24 @@ class TensorRTRunner:
         output_names: Sequence[str] = DETECTION_OUTPUTS,
     ) -> None:
         trt = _import_tensorrt()
-        torch = _import_torch()
-        if not torch.cuda.is_available():
-            raise RuntimeError("the TensorRT face runner needs torch with CUDA for its buffers")
-        self._trt, self._torch = trt, torch
-        if device is not None:
-            gpu_name, cc = device.name, device.compute_capability
-        else:
-            gpu_name, cc = torch.cuda.get_device_name(0), tuple(torch.cuda.get_device_capability(0))
+        cp = _import_cupy()
+        self._trt, self._cp = trt, cp
+        if device is None:
+            from engine.backends import probe_device
+
+            device, detail = probe_device(cp)
+            if device is None:
+                raise RuntimeError(f"the TensorRT face runner needs a CUDA device: {detail}")
+        gpu_name, cc = device.name, (int(device.compute_capability[0]), int(device.compute_capability[1]))
         self.profile = detection_profile(INPUT_NAME, max_batch, long_side)
-        plan, key, cache = tensorrt_plan(trt, model_path, cache_dir, gpu_name, (int(cc[0]), int(cc[1])),
-                                         self.profile, fp16)
+        plan, key, cache = tensorrt_plan(trt, model_path, cache_dir, gpu_name, cc, self.profile, fp16)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         engine = self._runtime.deserialize_cuda_engine(plan)
         if engine is None:  # right key, but this runtime refuses it: rebuild once
             log.warning("cached TensorRT plan for %s does not deserialize; rebuilding", gpu_name)
             cache.invalidate(key)
-            plan, key, cache = tensorrt_plan(trt, model_path, cache_dir, gpu_name, (int(cc[0]), int(cc[1])),
-                                             self.profile, fp16)
+            plan, key, cache = tensorrt_plan(trt, model_path, cache_dir, gpu_name, cc, self.profile, fp16)
             engine = self._runtime.deserialize_cuda_engine(plan)
             if engine is None:
                 raise RuntimeError("TensorRT could not deserialize the engine it just built")
@@ -163,13 +191,15 @@ class TensorRTRunner:
         missing = [n for n in self.output_names if n not in self._all_outputs]
         if missing:
             raise PermanentError(f"TensorRT engine has no output(s) {missing}")
-        self._dtypes = {n: self._torch_dtype(engine.get_tensor_dtype(n)) for n in names}
+        self._dtypes = {n: self._numpy_dtype(engine.get_tensor_dtype(n)) for n in names}
+        self._stream = cp.cuda.Stream(non_blocking=True)
         self.max_batch = max_batch
         self.name = "tensorrt" + ("-fp16" if fp16 else "")
 
-    def _torch_dtype(self, dtype: Any) -> Any:
-        trt, torch = self._trt, self._torch
-        table = {trt.float32: torch.float32, trt.float16: torch.float16}
+    def _numpy_dtype(self, dtype: Any) -> np.dtype[Any]:
+        """The dtype (NumPy's, which cupy takes) of a TensorRT tensor type."""
+        trt = self._trt
+        table: dict[Any, np.dtype[Any]] = {trt.float32: np.dtype(np.float32), trt.float16: np.dtype(np.float16)}
         if dtype not in table:
             raise PermanentError(f"TensorRT engine tensor type {dtype} is not supported")
         return table[dtype]
@@ -180,25 +210,25 @@ class TensorRTRunner:
         return heatmap, scale, offset
 
     def _run_chunk(self, chunk: np.ndarray) -> Outputs:
-        torch = self._torch
+        cp, stream = self._cp, self._stream
         _, _, h, w = chunk.shape
         lo, hi = self.profile.min, self.profile.max
         if not (lo[2] <= h <= hi[2] and lo[3] <= w <= hi[3]):
             raise RuntimeError(f"detection input {w}x{h} is outside the TensorRT profile "
                                f"{lo[3]}x{lo[2]} to {hi[3]}x{hi[2]}")
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(chunk)).to("cuda", self._dtypes[INPUT_NAME])
+        host = np.ascontiguousarray(chunk, dtype=self._dtypes[INPUT_NAME])
+        with stream:  # the copies, allocations and the engine all on this stream
+            x = cp.asarray(host)  # host -> device, on the current stream
             if not self.context.set_input_shape(INPUT_NAME, tuple(x.shape)):
                 raise RuntimeError(f"TensorRT refused the input shape {tuple(x.shape)}")
-            self.context.set_tensor_address(INPUT_NAME, x.data_ptr())
+            self.context.set_tensor_address(INPUT_NAME, x.data.ptr)
             outs: dict[str, Any] = {}
             for name in self._all_outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                outs[name] = torch.empty(shape, dtype=self._dtypes[name], device="cuda")
-                self.context.set_tensor_address(name, outs[name].data_ptr())
-            stream = torch.cuda.current_stream()
-            if not self.context.execute_async_v3(stream.cuda_stream):
+                shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
+                outs[name] = cp.empty(shape, dtype=self._dtypes[name])
+                self.context.set_tensor_address(name, outs[name].data.ptr)
+            if not self.context.execute_async_v3(stream.ptr):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
-            stream.synchronize()
-            heatmap, scale, offset = (outs[n].float().cpu().numpy() for n in self.output_names)
+            stream.synchronize()  # x, outs and host stay alive until here
+            heatmap, scale, offset = (np.asarray(outs[n].get(), dtype=np.float32) for n in self.output_names)
         return heatmap, scale, offset

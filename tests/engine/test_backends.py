@@ -379,3 +379,13 @@ def test_without_a_usable_gpu_the_detector_libraries_are_not_imported(monkeypatc
     caps = probe_cuda()
     assert calls == ["cupy", "PyNvVideoCodec"]  # no torch import on a CPU machine
     assert not caps.tensorrt.ok and "not probed" in caps.torch_cuda.detail
+
+
+def test_the_cuda_images_tensorrt_bindings_count_as_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Dockerfile.cuda installs tensorrt-cu12-bindings + -libs: the module is `tensorrt_bindings`
+    h200(monkeypatch, tensorrt_bindings=fake_trt())
+    caps = probe_cuda()
+    assert caps.tensorrt.ok and resolve_cuda(caps).detector == "tensorrt"
+    h200(monkeypatch)  # neither: both reasons named
+    caps = probe_cuda()
+    assert not caps.tensorrt.ok and "tensorrt_bindings" in caps.tensorrt.detail

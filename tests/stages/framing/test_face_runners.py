@@ -7,9 +7,13 @@ test media (face_static.mp4, two_faces.mp4; 1280x720 -> a 640x352 detection inpu
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +29,8 @@ from engine.config import Settings
 from engine.errors import PermanentError
 from engine.stage import StageContext
 from stages.framing import face_select
-from stages.framing.face_detector import CenterFaceDetector, centerface_model_path, make_blob
-from stages.framing.face_runners import OnnxRuntimeRunner, TorchRunner
+from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, centerface_model_path, make_blob
+from stages.framing.face_runners import DETECTION_OUTPUTS, INPUT_NAME, OnnxRuntimeRunner, TorchRunner
 from stages.framing.face_select import make_face_detector
 from stages.framing.face_tensorrt import TensorRTRunner, detection_profile, tensorrt_plan
 from stages.framing.faces import FaceDetectStage
@@ -189,10 +193,15 @@ def test_unsupported_attribute_names_it(op: str, attrs: dict[str, Any], named: s
         onnx_to_torch(model)
 
 
-def test_importing_the_package_imports_no_torch_or_tensorrt() -> None:
-    code = "import sys, stages.framing; print(sorted(m for m in ('torch', 'tensorrt', 'onnx') if m in sys.modules))"
+def test_importing_the_package_imports_no_torch_tensorrt_or_cupy(tmp_path: Path) -> None:
+    # an importable cupy (CuPy is not installed here), so importing it would show
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text("")
+    code = ("import sys, stages.framing; "
+            "print(sorted(m for m in ('torch', 'tensorrt', 'tensorrt_bindings', 'onnx', 'cupy') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[3])
+                         cwd=Path(__file__).resolve().parents[3], env=env)
     assert out.stdout.strip() == "[]"
 
 
@@ -219,6 +228,7 @@ def test_plan_tensorrt_without_tensorrt_falls_back_to_torch(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    monkeypatch.setitem(sys.modules, "tensorrt_bindings", None)  # and so does the bindings-only layout
     monkeypatch.setitem(face_select.RUNNER_BUILDERS, "torch-cuda", _cpu_torch)
     with caplog.at_level(logging.INFO, logger="clipora.faces"):
         det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
@@ -233,6 +243,7 @@ def test_plan_tensorrt_without_tensorrt_falls_back_to_torch(
 def test_plan_tensorrt_stub_module_is_refused(settings: Settings, monkeypatch: pytest.MonkeyPatch,
                                               model_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", SimpleNamespace(__version__="0.0.1"))  # the PyPI stub
+    monkeypatch.setitem(sys.modules, "tensorrt_bindings", None)
     with pytest.raises(ImportError, match="stub"):
         TensorRTRunner(model_path, settings.cache_dir)
 
@@ -293,16 +304,85 @@ def test_plan_onnxruntime_cpu_and_the_stage(settings: Settings, tmp_path: Path,
     assert any(m.startswith("face detector: onnxruntime-cpu (the CUDA plan") for m in _messages(caplog, logging.INFO))
 
 
-# -- the TensorRT plan, through engine.trt_cache (a fake tensorrt module: TensorRT is not installed) --
+# -- the TensorRT runner, on stand-in tensorrt and cupy modules (neither is installed here) -------------
+
+
+class _DeviceArray:
+    """A cupy.ndarray stand-in in host memory; ``data.ptr`` is the address TensorRT is given."""
+
+    def __init__(self, cp: Any, a: np.ndarray) -> None:
+        self._cp, self.a = cp, a
+        self.shape, self.dtype = a.shape, a.dtype
+        self.data = SimpleNamespace(ptr=int(a.ctypes.data))
+        cp.allocations[self.data.ptr] = self
+
+    def get(self) -> np.ndarray:
+        stream = self._cp.current_stream()
+        assert stream is not None and not stream.pending, "device -> host copy before the stream was synchronized"
+        self._cp.d2h.append(stream)
+        return self.a.copy()
+
+
+def _fake_cupy(device_count: int = 1) -> types.ModuleType:
+    """Just enough of CuPy for TensorRTRunner: asarray/empty/get, Stream (ptr, synchronize, `with`)
+    and the runtime calls engine.backends probes the device with. Records which stream each copy ran on."""
+    cp = types.ModuleType("cupy")
+    cp.allocations, cp.streams, cp.h2d, cp.d2h, cp.entered = {}, [], [], [], []  # type: ignore[attr-defined]
+
+    class Stream:
+        def __init__(self, null: bool = False, non_blocking: bool = False) -> None:
+            self.ptr = 0x5000 + len(cp.streams)
+            self.non_blocking, self.pending, self.syncs = non_blocking, 0, 0
+            cp.streams.append(self)
+
+        def __enter__(self) -> Stream:
+            cp.entered.append(self)
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            cp.entered.pop()
+
+        def synchronize(self) -> None:
+            self.pending, self.syncs = 0, self.syncs + 1
+
+    def asarray(a: np.ndarray) -> _DeviceArray:
+        cp.h2d.append(cp.current_stream())
+        return _DeviceArray(cp, np.array(a, copy=True))
+
+    def empty(shape: tuple[int, ...], dtype: Any) -> _DeviceArray:
+        return _DeviceArray(cp, np.full(shape, np.nan, dtype=dtype))
+
+    cp.asarray, cp.empty = asarray, empty  # type: ignore[attr-defined]
+    cp.current_stream = lambda: cp.entered[-1] if cp.entered else None  # type: ignore[attr-defined]
+    runtime = SimpleNamespace(
+        getDeviceCount=lambda: device_count,
+        getDeviceProperties=lambda i: {"name": b"NVIDIA H200", "major": 9, "minor": 0, "totalGlobalMem": 141 << 30})
+    cp.cuda = SimpleNamespace(Stream=Stream, runtime=runtime)  # type: ignore[attr-defined]
+    return cp
+
+
+#: what the stand-in engine computes from the input x, per output (at 1/4 resolution, as CenterFace)
+_FAKE_OUTPUTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "537": lambda x: x[:, :1, ::4, ::4],
+    "538": lambda x: x[:, 1:3, ::4, ::4] * 2,
+    "539": lambda x: -x[:, :2, ::4, ::4],
+    "540": lambda x: np.zeros((x.shape[0], 10, x.shape[2] // 4, x.shape[3] // 4), x.dtype),
+}
 
 
 class _FakeTrt:
-    """Just enough of the TensorRT 10 builder API to see what build_tensorrt_plan asks for."""
+    """Just enough of the TensorRT 10 builder and runtime API to see what build_tensorrt_plan and
+    TensorRTRunner ask for. The engine reads its input from, and writes its outputs to, the
+    stand-in cupy arrays at the addresses it was given, on the stream it was given."""
 
     __version__ = "10.9.0.34"
 
-    def __init__(self) -> None:
+    def __init__(self, cupy: Any = None, io_dtype: str = "float32", refuse: int = 0,
+                 outputs: tuple[str, ...] = ("537", "538", "539", "540"),
+                 execute_ok: bool = True) -> None:
         self.builds: list[dict[str, Any]] = []
+        self.deserialized: list[bytes] = []
+        self.contexts: list[Any] = []
         fake = self
 
         class Builder:
@@ -327,13 +407,68 @@ class _FakeTrt:
                 fake.builds.append(self.record)
                 return b"plan:" + b",".join(f.encode() for f in self.record["flags"])
 
-        self.Builder = Builder
+        class Context:
+            def __init__(self) -> None:
+                self.shapes: list[tuple[int, ...]] = []
+                self.addresses: dict[str, int] = {}
+                self.executed: list[int] = []
+
+            def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+                assert name == INPUT_NAME
+                self.shapes.append(shape)
+                return shape[0] <= 8  # the profile's max batch
+
+            def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+                n, _, h, w = self.shapes[-1]
+                return _FAKE_OUTPUTS[name](np.zeros((n, 3, h, w), np.float32)).shape
+
+            def set_tensor_address(self, name: str, ptr: int) -> None:
+                self.addresses[name] = ptr
+
+            def execute_async_v3(self, stream_handle: int) -> bool:
+                self.executed.append(stream_handle)
+                (stream,) = [s for s in cupy.streams if s.ptr == stream_handle]
+                x = cupy.allocations[self.addresses[INPUT_NAME]].a
+                assert x.shape == self.shapes[-1] and x.dtype == np.dtype(io_dtype)
+                for name in outputs:
+                    out = cupy.allocations[self.addresses[name]].a
+                    out[...] = _FAKE_OUTPUTS[name](x)
+                stream.pending += 1
+                return execute_ok
+
+        names = (INPUT_NAME, *outputs)
+
+        class Engine:
+            num_io_tensors = len(names)
+            get_tensor_name = staticmethod(names.__getitem__)
+            get_tensor_mode = staticmethod(lambda n: "input" if n == INPUT_NAME else "output")
+            get_tensor_dtype = staticmethod(lambda n: io_dtype)
+
+            def create_execution_context(self) -> Context:
+                fake.contexts.append(Context())
+                return fake.contexts[-1]
+
+        class Runtime:
+            def __init__(self, logger: Any) -> None:
+                self.refuse = refuse
+
+            def deserialize_cuda_engine(self, plan: bytes) -> Engine | None:
+                assert plan.startswith(b"plan:")
+                fake.deserialized.append(plan)
+                if self.refuse:
+                    self.refuse -= 1
+                    return None
+                return Engine()
+
+        self.Builder, self.Runtime = Builder, Runtime
         self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
         self.OnnxParser = type("OnnxParser", (), {"__init__": lambda self, net, logger: None,
                                                   "parse": lambda self, data: data[:1] != b"",
                                                   "num_errors": 0})
         self.MemoryPoolType = SimpleNamespace(WORKSPACE="workspace")
         self.BuilderFlag = SimpleNamespace(FP16="FP16")
+        self.TensorIOMode = SimpleNamespace(INPUT="input", OUTPUT="output")
+        self.float32, self.float16 = "float32", "float16"
 
 
 def test_tensorrt_plan_is_built_once_per_key(model_path: Path, tmp_path: Path) -> None:
@@ -365,3 +500,153 @@ def test_gpu_backend_without_plan_and_unknown_detector(settings: Settings,
     ]
     (warning,) = _messages(caplog, logging.WARNING)
     assert "unknown face detector 'openvino'" in warning
+
+
+StandIns = Callable[..., tuple[_FakeTrt, Any]]
+
+
+@pytest.fixture
+def stand_ins(monkeypatch: pytest.MonkeyPatch) -> StandIns:
+    """Installs a stand-in cupy and tensorrt as the modules `import` finds; returns them."""
+    def install(cupy: Any = None, **trt_options: Any) -> tuple[_FakeTrt, Any]:
+        cp = cupy if cupy is not None else _fake_cupy()
+        trt = _FakeTrt(cupy=cp, **trt_options)
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setitem(sys.modules, "cupy", cp)
+        return trt, cp
+    return install
+
+
+def _plan_keys(cache_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(m.read_text())["key"] for m in sorted((cache_dir / "tensorrt").glob("*.json"))]
+
+
+def test_tensorrt_runner_on_cupy_buffers_and_stream(stand_ins: StandIns, model_path: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # no torch needed (the CUDA image's is the CPU build)
+    trt, cp = stand_ins()
+    runner = TensorRTRunner(model_path, tmp_path, device=GPU)
+    assert runner.name == "tensorrt" and runner.max_batch == 8
+    assert len(trt.builds) == 1 and trt.deserialized == [b"plan:"]
+    (key,) = _plan_keys(tmp_path)
+    assert key["gpu_name"] == "Fake GPU" and key["compute_capability"] == [9, 0] and key["precision"] == "fp32"
+    (stream,) = cp.streams  # one stream, the runner's own
+    assert stream.non_blocking
+    blob = np.random.default_rng(1).standard_normal((10, 3, 64, 96)).astype(np.float32)
+    heatmap, scale, offset = runner.run(blob)
+    for got, name in zip((heatmap, scale, offset), DETECTION_OUTPUTS, strict=True):
+        assert type(got) is np.ndarray and got.dtype == np.float32
+        np.testing.assert_array_equal(got, _FAKE_OUTPUTS[name](blob))  # what the engine wrote at the addresses
+    assert heatmap.shape == (10, 1, 16, 24) and scale.shape == offset.shape == (10, 2, 16, 24)
+    (ctx,) = trt.contexts
+    assert ctx.shapes == [(8, 3, 64, 96), (2, 3, 64, 96)]  # chunked at the profile's max batch
+    assert set(ctx.addresses) == {INPUT_NAME, "537", "538", "539", "540"}  # the landmarks get a buffer too
+    assert ctx.executed == [stream.ptr, stream.ptr] and stream.syncs == 2
+    # host -> device once per chunk, device -> host of the three outputs per chunk, all on that stream
+    # (the stand-in's get() fails if the stream was not synchronized after the engine ran)
+    assert cp.h2d == [stream] * 2 and cp.d2h == [stream] * 6
+    # a second runner: the plan from the cache, a stream of its own
+    TensorRTRunner(model_path, tmp_path, device=GPU)
+    assert len(trt.builds) == 1 and len(trt.deserialized) == 2 and len(cp.streams) == 2
+
+
+def test_tensorrt_runner_fp16_io_gives_float32(stand_ins: StandIns, model_path: Path, tmp_path: Path) -> None:
+    trt, cp = stand_ins(io_dtype="float16")
+    runner = TensorRTRunner(model_path, tmp_path, device=GPU, fp16=True, max_batch=4)
+    assert runner.name == "tensorrt-fp16" and trt.builds[0]["flags"] == ["FP16"]
+    assert [k["precision"] for k in _plan_keys(tmp_path)] == ["fp16"]
+    blob = np.random.default_rng(2).standard_normal((5, 3, 32, 64))  # float64: cast to the engine's input type
+    outs = runner.run(blob)
+    half = blob.astype(np.float16)
+    for got, name in zip(outs, DETECTION_OUTPUTS, strict=True):
+        assert got.dtype == np.float32 and got.shape[0] == 5
+        np.testing.assert_array_equal(got, _FAKE_OUTPUTS[name](half).astype(np.float32))
+    assert trt.contexts[0].shapes == [(4, 3, 32, 64), (1, 3, 32, 64)]
+
+
+def test_tensorrt_runner_probes_the_device_with_cupy(stand_ins: StandIns, model_path: Path, tmp_path: Path) -> None:
+    stand_ins()
+    TensorRTRunner(model_path, tmp_path)  # no GpuDevice given: CuPy's device 0
+    (key,) = _plan_keys(tmp_path)
+    assert key["gpu_name"] == "NVIDIA H200" and key["compute_capability"] == [9, 0]
+    assert key["tensorrt_version"] == "10.9.0.34"
+    stand_ins(cupy=_fake_cupy(device_count=0))
+    with pytest.raises(RuntimeError, match="needs a CUDA device: no CUDA device found"):
+        TensorRTRunner(model_path, tmp_path)
+
+
+def test_tensorrt_runner_rebuilds_a_refused_plan_once(stand_ins: StandIns, model_path: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    trt, _ = stand_ins(refuse=1)
+    with caplog.at_level(logging.WARNING, logger="clipora.faces"):
+        runner = TensorRTRunner(model_path, tmp_path, device=GPU)
+    assert len(trt.builds) == 2 and len(trt.deserialized) == 2 and runner.context is trt.contexts[0]
+    (warning,) = _messages(caplog, logging.WARNING)
+    assert "cached TensorRT plan for Fake GPU does not deserialize; rebuilding" == warning
+    trt, _ = stand_ins(refuse=2)  # the cached plan refused, and the rebuilt one too
+    with pytest.raises(RuntimeError, match="could not deserialize the engine it just built"):
+        TensorRTRunner(model_path, tmp_path, device=GPU)
+    assert len(trt.builds) == 1 and len(trt.deserialized) == 2
+
+
+def test_tensorrt_runner_errors(stand_ins: StandIns, model_path: Path, tmp_path: Path) -> None:
+    stand_ins(outputs=("537", "538"))
+    with pytest.raises(PermanentError, match=r"no output\(s\) \['539'\]"):
+        TensorRTRunner(model_path, tmp_path, device=GPU)
+    stand_ins(io_dtype="int8")
+    with pytest.raises(PermanentError, match="tensor type int8 is not supported"):
+        TensorRTRunner(model_path, tmp_path, device=GPU)
+    trt, _ = stand_ins()
+    runner = TensorRTRunner(model_path, tmp_path, device=GPU)
+    for h, w in ((32, 672), (16, 64)):
+        with pytest.raises(RuntimeError, match=f"input {w}x{h} is outside the TensorRT profile 32x32 to 640x640"):
+            runner.run(np.zeros((1, 3, h, w), np.float32))
+    runner.max_batch = 9  # a chunk over the profile's batch: TensorRT refuses the shape
+    with pytest.raises(RuntimeError, match=r"refused the input shape \(9, 3, 32, 32\)"):
+        runner.run(np.zeros((9, 3, 32, 32), np.float32))
+    assert not trt.contexts[0].executed
+    stand_ins(execute_ok=False)
+    with pytest.raises(RuntimeError, match="execute_async_v3 failed"):
+        TensorRTRunner(model_path, tmp_path, device=GPU).run(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_plan_tensorrt_without_cupy_falls_back_to_torch(
+    settings: Settings, model_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTrt())
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError
+    with pytest.raises(ImportError, match=r"needs CuPy \(cupy-cuda12x\) for its device buffers"):
+        TensorRTRunner(model_path, settings.cache_dir)
+    monkeypatch.setitem(face_select.RUNNER_BUILDERS, "torch-cuda", _cpu_torch)
+    with caplog.at_level(logging.INFO, logger="clipora.faces"):
+        det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
+    assert det.runner_name == "torch-cpu"
+    (warning,) = _messages(caplog, logging.WARNING)
+    assert "tensorrt could not be built (ImportError: the TensorRT face runner needs CuPy" in warning
+    assert "falling back to torch-cuda" in warning
+
+
+def test_plan_tensorrt_with_tensorrt_and_cupy_is_taken(
+    settings: Settings, stand_ins: StandIns, caplog: pytest.LogCaptureFixture
+) -> None:
+    trt, cp = stand_ins()
+    with caplog.at_level(logging.INFO, logger="clipora.faces"):
+        det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
+    assert det.runner_name == "tensorrt" and det.runner.max_batch == BATCH_FRAMES
+    assert not _messages(caplog, logging.WARNING)
+    assert _messages(caplog, logging.INFO) == ["face detector: tensorrt (the CUDA plan's detector on Fake GPU)"]
+    assert len(cp.streams) == 1 and len(trt.contexts) == 1
+
+
+def test_tensorrt_bindings_alone_are_used(stand_ins: StandIns, model_path: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """tensorrt-cu12-bindings + -libs without the tensorrt front end (Dockerfile.cuda): the API is
+    tensorrt_bindings."""
+    trt, _ = stand_ins()
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_bindings", trt)
+    runner = TensorRTRunner(model_path, tmp_path, device=GPU)
+    assert runner.name == "tensorrt" and len(trt.builds) == 1 and len(trt.contexts) == 1
+    monkeypatch.setitem(sys.modules, "tensorrt_bindings", None)
+    with pytest.raises(ImportError, match=r"tensorrt: ModuleNotFoundError.*; tensorrt_bindings: ModuleNotFoundError"):
+        TensorRTRunner(model_path, tmp_path, device=GPU)
