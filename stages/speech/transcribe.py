@@ -12,8 +12,11 @@ piece (an
 English-only model is English without detection). The transcript records the language and, when
 detected, the model's probability for it.
 
-On the cuda backend the model runs in float16 on the GPU through faster-whisper's batched pipeline
-(VAD segments decoded 16 at a time, word timestamps kept), where CTranslate2 finds CUDA and its
+``Settings.whisper_batch`` > 0 decodes with faster-whisper's batched pipeline (that many VAD segments at
+a time, word timestamps kept); the default (-1) batches on the cuda backend only: on 2 CPU cores the
+batched pipeline is ~1.5x faster at the same WER, but its word times and sentence ends at segment joins
+differ enough to change an interview's splices (tests/clipora/test_interview_jobs.py). On the cuda
+backend the model runs in float16 on the GPU where CTranslate2 finds CUDA and its
 cuBLAS/cuDNN (proved by a one-second warm-up at setup); otherwise the CPU model, with a warning.
 """
 
@@ -75,6 +78,17 @@ def resolve_model(setting: str) -> tuple[str, bool]:
     return (str(path) if path.exists() else setting), name.endswith(".en")
 
 
+#: whisper_batch = -1 (auto) on the cuda backend
+GPU_BATCH = 16
+
+
+def batch_size(setting: int, on_gpu: bool) -> int:
+    """Segments per batched call (0 = the sequential pipeline) for ``Settings.whisper_batch``."""
+    if setting < 0:
+        return GPU_BATCH if on_gpu else 0
+    return int(setting)
+
+
 class TranscribeStage(Stage[TranscribeRequest, Transcript]):
     name = "transcribe"
     resources = Resources(cpus=2.0)  # CTranslate2 on Settings.threads cores
@@ -83,8 +97,8 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         self._model: Any = None
         self.piece_s = PIECE_S if piece_s is None else piece_s  # a long source is heard in pieces this long
         self._english_only = True
-        self._batched: Any = None  # faster-whisper's batched pipeline over the CUDA model
-        self.gpu_batch = 16
+        self._batched: Any = None  # faster-whisper's batched pipeline over the model (whisper_batch > 0)
+        self.batch = 0
 
     def setup(self, ctx: StageContext) -> None:
         if self._model is not None:
@@ -94,6 +108,7 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         model, self._english_only = resolve_model(ctx.settings.whisper_model)
         if ctx.backend.is_gpu:
             self._model = self._cuda_model(WhisperModel, model, ctx)
+        on_gpu = self._model is not None
         if self._model is None:
             try:
                 self._model = WhisperModel(
@@ -105,6 +120,11 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
                 )
             except Exception as exc:  # a missing/corrupt model is an installation problem
                 raise PermanentError(f"cannot load the speech model '{model}': {exc}") from None
+        self.batch = batch_size(ctx.settings.whisper_batch, on_gpu=on_gpu)
+        if self.batch:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(self._model)
         self._english_only = not self._model.model.is_multilingual
 
     def _cuda_model(self, whisper_model: Any, model: str, ctx: StageContext) -> Any:
@@ -112,7 +132,6 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         where CTranslate2 has no CUDA here (a CPU-only build, or cuBLAS/cuDNN not found: CTranslate2 loads
         them on first use, so a one-second warm-up transcription is what proves them)."""
         import ctranslate2
-        from faster_whisper import BatchedInferencePipeline
 
         try:
             devices = int(ctranslate2.get_cuda_device_count())
@@ -130,8 +149,9 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
             ctx.log.warning("transcribe on the CPU although the backend is cuda: Whisper on CUDA failed: %s: %s",
                             type(exc).__name__, exc)
             return None
-        self._batched = BatchedInferencePipeline(loaded)
-        ctx.log.info("transcribe on CUDA: float16, batched (%d segments at a time)", self.gpu_batch)
+        batch = batch_size(ctx.settings.whisper_batch, on_gpu=True)
+        ctx.log.info("transcribe on CUDA: float16, %s",
+                     f"batched ({batch} segments at a time)" if batch else "sequential")
         return loaded
 
     def process(self, inputs: TranscribeRequest, ctx: StageContext) -> Transcript:
@@ -149,7 +169,7 @@ class TranscribeStage(Stage[TranscribeRequest, Transcript]):
         # a long source is transcribed a few minutes at a time, cut where it is quietest, so the
         # model's features (~0.5 MB per second of speech) and the samples are held for one piece only
         for a, b in pieces:
-            batched = {"batch_size": self.gpu_batch} if self._batched is not None else {}
+            batched = {"batch_size": self.batch} if self._batched is not None else {}
             segments, _info = (self._batched or self._model).transcribe(
                 source.read(a, b),
                 language=_WHISPER_CODES.get(language, language),

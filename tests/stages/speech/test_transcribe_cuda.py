@@ -41,7 +41,7 @@ def test_no_cuda_in_ctranslate2_means_the_cpu_model_and_a_warning(tmp_path, capl
     stage = TranscribeStage()
     with caplog.at_level(logging.WARNING, logger="clipora"):
         stage.setup(_ctx(tmp_path))
-    assert stage._batched is None and stage._model.model.device == "cpu"
+    assert stage._model.model.device == "cpu"
     assert "transcribe on the CPU although the backend is cuda" in caplog.text
     assert "finds no CUDA device" in caplog.text
 
@@ -53,7 +53,7 @@ def test_a_cuda_model_that_fails_to_load_falls_back_to_the_cpu(tmp_path, caplog,
     stage = TranscribeStage()
     with caplog.at_level(logging.WARNING, logger="clipora"):
         stage.setup(_ctx(tmp_path))
-    assert stage._batched is None and stage._model.model.device == "cpu"
+    assert stage._model.model.device == "cpu"
     assert "Whisper on CUDA failed" in caplog.text
 
 
@@ -78,12 +78,12 @@ def test_the_cuda_path_runs_the_batched_pipeline_with_word_times(tmp_path, monke
     with caplog.at_level(logging.INFO, logger="clipora"):
         gpu.setup(ctx)
     assert asked[0] == ("cuda", "float16")
-    assert gpu._batched is not None and "batched" in caplog.text
+    assert gpu._batched is not None and "transcribe on CUDA: float16, batched (16 segments" in caplog.text
     got = gpu.process(TranscribeRequest(audio, language="en"), ctx)
 
     monkeypatch.setattr(faster_whisper, "WhisperModel", real)
-    plain = TranscribeStage()
-    cpu_ctx = StageContext("t", tmp_path, ctx.settings, Backend("cpu", np))
+    plain = TranscribeStage()  # the sequential pipeline on the CPU
+    cpu_ctx = StageContext("t", tmp_path, ctx.settings, Backend("cpu", np))  # auto: sequential on the CPU
     plain.setup(cpu_ctx)
     ref = plain.process(TranscribeRequest(audio, language="en"), cpu_ctx)
 
@@ -95,6 +95,7 @@ def test_the_cuda_path_runs_the_batched_pipeline_with_word_times(tmp_path, monke
     # the same model, batched over VAD segments instead of sequential windows: a few words differ
     # at segment joins; bounded well below what it measures
     check("asr: batched pipeline words vs sequential, same model", same / len(a), 0.85)
+    assert plain._batched is None
     assert all(w.end > w.start for w in got.words)  # word timestamps kept
     starts = [w.start for w in got.words]
     assert starts == sorted(starts)
@@ -102,3 +103,10 @@ def test_the_cuda_path_runs_the_batched_pipeline_with_word_times(tmp_path, monke
     pairs = [(ref.words[m.a + i], got.words[m.b + i]) for m in blocks for i in range(m.size)]
     off = np.median([abs(r.start - g.start) for r, g in pairs])
     check("asr: batched pipeline word start offset, median s", float(off), 0.2, at_least=False)
+
+
+def test_whisper_batch_auto_batches_on_the_gpu_only():
+    from stages.speech.transcribe import GPU_BATCH, batch_size
+
+    assert batch_size(-1, on_gpu=False) == 0 and batch_size(-1, on_gpu=True) == GPU_BATCH
+    assert batch_size(0, on_gpu=True) == 0 and batch_size(8, on_gpu=False) == 8
