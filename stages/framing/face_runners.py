@@ -48,8 +48,15 @@ class FaceRunner(Protocol):
 # -- onnxruntime ----------------------------------------------------------------------------------
 
 
+#: frames per onnxruntime call on the CPU. The time per frame does not depend on it (measured on 2 cores,
+#: 640x352: 14.3 / 13.9 / 14.3 / 15.3 ms per frame at 1 / 2 / 4 / 8), but the arena holds the largest
+#: call's activations for the session's life: ~30 MB at 2 against ~300 MB at 8 (BENCHMARKS.md section 4)
+ORT_CPU_BATCH = 2
+
+
 class OnnxRuntimeRunner:
-    """onnxruntime, sequential, ``threads`` intra-op threads (the CPU backend's runner)."""
+    """onnxruntime, sequential, ``threads`` intra-op threads (the CPU backend's runner); a batch is
+    run ``max_batch`` frames at a time (:data:`ORT_CPU_BATCH`)."""
 
     def __init__(
         self,
@@ -57,6 +64,7 @@ class OnnxRuntimeRunner:
         threads: int = 2,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         output_names: Sequence[str] = DETECTION_OUTPUTS,
+        max_batch: int = ORT_CPU_BATCH,
     ) -> None:
         import onnxruntime as ort
 
@@ -69,9 +77,15 @@ class OnnxRuntimeRunner:
         self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=list(providers))
         self.output_names = list(output_names)
         self.name = "onnxruntime-cpu" if list(providers) == ["CPUExecutionProvider"] else "onnxruntime"
+        self.max_batch = max(1, int(max_batch))
 
     def run(self, blob: np.ndarray) -> Outputs:
-        heatmap, scale, offset = self.session.run(self.output_names, {INPUT_NAME: blob})
+        if len(blob) <= self.max_batch:
+            heatmap, scale, offset = self.session.run(self.output_names, {INPUT_NAME: blob})
+            return heatmap, scale, offset
+        parts = [self.session.run(self.output_names, {INPUT_NAME: blob[i : i + self.max_batch]})
+                 for i in range(0, len(blob), self.max_batch)]
+        heatmap, scale, offset = (np.concatenate([p[k] for p in parts]) for k in range(3))
         return heatmap, scale, offset
 
 

@@ -179,12 +179,6 @@ class DiarizeStage(Stage[DiarizeRequest, Diarization]):
             self._encoder, self._why_not = load_voice_encoder()
             if self._why_not:
                 ctx.log.warning(self._why_not)
-            else:  # librosa compiles its mel code on first use (~7 s): pay that at load, not in a job
-                try:
-                    noise = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.01
-                    mel_frames(noise, 16_000)
-                except Exception as exc:  # a warm-up only: the job's own call reports real trouble
-                    ctx.log.warning("speaker model warm-up failed: %s", exc)
 
     def process(self, inputs: DiarizeRequest, ctx: StageContext) -> Diarization:
         if inputs.audio is None or not inputs.transcript.words:
