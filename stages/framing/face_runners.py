@@ -50,8 +50,8 @@ class FaceRunner(Protocol):
 
 #: frames per onnxruntime call on the CPU. The time per frame does not depend on it (measured on 2 cores,
 #: 640x352: 14.3 / 13.9 / 14.3 / 15.3 ms per frame at 1 / 2 / 4 / 8), but the arena holds the largest
-#: call's activations for the session's life: ~30 MB at 2 against ~300 MB at 8 (BENCHMARKS.md section 4)
-ORT_CPU_BATCH = 2
+#: call's activations for the session's life: tens of MB at 1-2 against ~300 MB at 8 (BENCHMARKS.md 4)
+ORT_CPU_BATCH = 1
 
 
 class OnnxRuntimeRunner:

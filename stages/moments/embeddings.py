@@ -168,3 +168,11 @@ def shared_encoder() -> SentenceEncoder | None:
                 return None
             _ENCODER = SentenceEncoder(path)
         return _ENCODER
+
+
+def release_shared_encoder() -> None:
+    """Let the process-wide encoder go (its ~90 MB of weights): a job needs it only while it picks its
+    moments, and loading it again costs ~0.3 s. A caller still holding it keeps its own reference."""
+    global _ENCODER
+    with _ENCODER_LOCK:
+        _ENCODER = None

@@ -15,6 +15,7 @@ from engine.config import Settings
 from engine.stage import Resources, Stage, StageContext
 from engine.types import MomentSelection
 from stages.moments.base import MomentProvider, MomentRequest
+from stages.moments.embeddings import release_shared_encoder
 from stages.moments.local import LocalMomentScorer
 
 #: The stage's input (the name the pipeline has always used).
@@ -40,7 +41,11 @@ class HighlightsStage(Stage[MomentRequest, MomentSelection]):
         if self.provider is None:
             raise RuntimeError("the highlights stage was not set up")
         ctx.progress(0.0, f"finding moments ({self.provider.name})")
-        result = self.provider.select(inputs)
+        try:
+            result = self.provider.select(inputs)
+        finally:
+            # the clip phase that follows never needs the sentence encoder: its memory goes back now
+            release_shared_encoder()
         used = sorted({m.provider for m in result.moments})
         ctx.progress(1.0, f"{len(result.moments)} of {result.requested} clips chosen by {', '.join(used) or '-'}"
                           + (f" ({result.genre})" if result.genre else ""))

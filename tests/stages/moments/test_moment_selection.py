@@ -225,3 +225,26 @@ def test_prompt_puts_the_top_clip_on_the_named_topic_in_real_speech(spoken):
         off = top(prompt)
         mid = (off.start + off.end) / 2
         assert not bees_from <= mid <= bees_to, (prompt, off.start, off.end, bees_from, bees_to)
+
+
+def test_the_highlights_stage_lets_the_sentence_encoder_go_after_picking(tmp_path):
+    """The clip phase never needs MiniLM: the stage releases it (a reload is ~0.3 s); the picks are the same."""
+    from engine.backends import select_backend
+    from engine.config import Settings
+    from engine.stage import StageContext
+    from stages.moments import embeddings
+    from stages.moments.highlights import HighlightsStage
+
+    tr = speech(HOOKY + BEES + HOOKY[::-1])
+    request = MomentRequest(tr, FLAT, ProcessOptions.build(clip_length="short", num_clips=2,
+                                                           prompt="pollinating insects and apiculture"),
+                            (0.0, tr.audio_duration + 0.5))
+    ctx = StageContext("t", tmp_path, Settings.from_env(environ={}), select_backend("cpu"))
+    stage = HighlightsStage()
+    stage.setup(ctx)
+    assert shared_encoder() is not None  # loaded (this machine has the model)
+    first = stage.process(request, ctx)
+    assert embeddings._ENCODER is None
+    again = stage.process(request, ctx)  # loads it again, picks the same
+    assert [(m.start, m.end) for m in again.moments] == [(m.start, m.end) for m in first.moments]
+    assert embeddings._ENCODER is None
