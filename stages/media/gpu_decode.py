@@ -16,6 +16,7 @@ end), upright, as arrays of the backend's array module (CuPy; NumPy in the tests
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,12 +82,48 @@ def uploaded_frames(media: MediaInfo, start: float, end: float, *, xp: Any) -> I
         yield t, (buf[:h], buf[h:])
 
 
+def _surface(xp: Any, frame: Any, w: int, h: int) -> tuple[Any, Any]:
+    """(Y, UV) views of a decoded frame's NV12 surface, whatever shape its DLPack export has."""
+    buf = xp.from_dlpack(frame)
+    if buf.ndim == 3 and buf.shape[-1] == 1:
+        buf = buf[..., 0]
+    elif buf.ndim == 1 and buf.size >= w * h * 3 // 2:  # a flat frame buffer
+        buf = buf[: w * h * 3 // 2].reshape(h * 3 // 2, w)
+    return split_nv12_buffer(buf, w, h)
+
+
+def _frame_time(pts: Any, index: int, fmt: StreamFormat, media: MediaInfo, trust_pts: bool) -> float:
+    fps = max(media.fps, 1.0)
+    if trust_pts and pts is not None and pts >= 0:
+        return pts * fmt.time_base - media.start_time
+    return index / fps
+
+
+def _decoded(decoder: Any, first: int, total: int, batch: int) -> Iterator[tuple[int, Any]]:
+    """(index, frame) from ``first`` on, ``batch`` frames per decoder call."""
+    decoder.seek_to_index(first)
+    index = first
+    while index < total:
+        frames = decoder.get_batch_frames(batch)
+        if not frames:
+            return
+        for frame in frames:
+            yield index, frame
+            index += 1
+
+
 def nvdec_frames(
     media: MediaInfo, start: float, end: float, *, nvc: Any, xp: Any, gpu_id: int = 0,
     batch: int = NVDEC_BATCH,
 ) -> Iterator[NV12Frame]:
     """NVDEC frames (PyNvVideoCodec ``SimpleDecoder``, native NV12 in device memory) from a little
-    before ``start`` to ``end``; times from each frame's PTS in the stream's time base."""
+    before ``start`` to ``end``; times from each frame's PTS in the stream's time base.
+
+    Two checks guard what was only read from the library's documentation: a first frame whose PTS
+    time is far from its index's time (a different unit) switches to index times (constant frame
+    rate sources), and a first frame later than ``start`` (an index map that rounds up) seeks one
+    second further back, once. Both are logged.
+    """
     fmt = stream_format(media)
     decoder = nvc.SimpleDecoder(
         str(media.path), gpu_id=gpu_id, use_device_memory=True,
@@ -99,30 +136,42 @@ def nvdec_frames(
     first = max(0, int(decoder.get_index_from_time_in_seconds(max(0.0, start + media.start_time))) - 2)
     if first >= total:
         return
-    decoder.seek_to_index(first)
+    for attempt in range(2):
+        frames = _decoded(decoder, first, total, batch)
+        head = next(frames, None)
+        if head is None:
+            return
+        index0, frame0 = head
+        by_pts = _frame_time(frame0.getPTS(), index0, fmt, media, True)
+        trust_pts = abs(by_pts - index0 / fps) <= 2.0 or media.is_vfr
+        if not trust_pts:
+            log.warning("NVDEC frame %d has PTS %s (%.2f s), not near %.2f s: frame times from the index",
+                        index0, frame0.getPTS(), by_pts, index0 / fps)
+        t0 = _frame_time(frame0.getPTS(), index0, fmt, media, trust_pts)
+        if t0 > start + 0.5 / fps and first > 0 and attempt == 0:
+            log.warning("NVDEC seek to %.2f s landed at %.2f s: seeking 1 s earlier", start, t0)
+            first = max(0, first - int(round(fps)))
+            continue
+        yield from _own_frames(xp, itertools.chain([head], frames), start, end, fmt, media, trust_pts)
+        return
+
+
+def _own_frames(xp: Any, frames: Iterator[tuple[int, Any]], start: float, end: float, fmt: StreamFormat,
+                media: MediaInfo, trust_pts: bool) -> Iterator[NV12Frame]:
+    """Each frame of [start - eps, end) copied off its decoder surface into a frame of our own, upright."""
     k = _quarter_turns(media.rotation)
     h, w = media.coded_height, media.coded_width
-    index = first
-    while index < total:
-        frames = decoder.get_batch_frames(batch)
-        if not frames:
+    for index, frame in frames:
+        t = _frame_time(frame.getPTS(), index, fmt, media, trust_pts)
+        if t < start - _EPS:
+            continue
+        if t >= end:
             return
-        for frame in frames:
-            pts = frame.getPTS()
-            t = (pts * fmt.time_base if pts is not None and pts >= 0 else index / fps) - media.start_time
-            index += 1
-            if t < start - _EPS:
-                continue
-            if t >= end:
-                return
-            buf = xp.from_dlpack(frame)
-            if buf.ndim == 3 and buf.shape[-1] == 1:
-                buf = buf[..., 0]
-            y, uv = split_nv12_buffer(buf, w, h)
-            own = xp.empty((h * 3 // 2, w), dtype=xp.uint8)  # our own copy: the surface is reused
-            own[:h] = y
-            own[h:] = uv
-            yield t, _rot90(xp, own[:h], own[h:], k)
+        y, uv = _surface(xp, frame, w, h)
+        own = xp.empty((h * 3 // 2, w), dtype=xp.uint8)  # our own copy: the surface is reused
+        own[:h] = y
+        own[h:] = uv
+        yield t, _rot90(xp, own[:h], own[h:], k)
 
 
 def nvdec_reason(fmt: StreamFormat, plan: CudaPlan) -> str:

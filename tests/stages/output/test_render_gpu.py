@@ -223,3 +223,30 @@ def test_each_source_says_which_decoder_takes_it_and_why(media_dir, caplog):
     finally:
         gd.stream_format = real
     assert source.func is uploaded_frames and "P016" in why
+
+
+class _MicrosecondPTS(FakeSimpleDecoder):
+    def get_batch_frames(self, n):
+        out = super().get_batch_frames(n)
+        for f in out:
+            f.pts = int(f.pts * self.tb * 1e6)  # PTS in another unit than the stream's time base
+        return out
+
+
+class _LateIndex(FakeSimpleDecoder):
+    def get_index_from_time_in_seconds(self, t):
+        return min(len(self) - 1, super().get_index_from_time_in_seconds(t) + 10)  # rounds far up
+
+
+@pytest.mark.parametrize("decoder", [_MicrosecondPTS, _LateIndex])
+def test_nvdec_guards_give_the_right_frames_at_the_right_times(media_dir, caplog, decoder):
+    media = probe_media(media_dir / "face_moving.mp4")
+    nvc = SimpleNamespace(SimpleDecoder=decoder, OutputColorType=FAKE_NVC.OutputColorType)
+    with caplog.at_level("WARNING", logger="clipora.gpu_decode"):
+        got = list(nvdec_frames(media, 2.0, 3.0, nvc=nvc, xp=np))
+    ref = list(uploaded_frames(media, 2.0, 3.0, xp=np))
+    assert [round(t, 6) for t, _ in got] == [round(t, 6) for t, _ in ref]
+    for (_, (y, uv)), (_, (ry, ruv)) in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(y, ry)
+        np.testing.assert_array_equal(uv, ruv)
+    assert ("frame times from the index" if decoder is _MicrosecondPTS else "seeking 1 s earlier") in caplog.text
