@@ -109,10 +109,11 @@ class CudaCapabilities:
 
 
 def _import(name: str) -> tuple[ModuleType | None, str]:
-    """Import ``name``; (module, "") or (None, why). OSError is what a missing .so raises."""
+    """Import ``name``; (module, "") or (None, why). OSError is what a missing .so raises; PyNvVideoCodec's
+    ``__init__`` turns a failed driver check (no libnvidia-encode, a driver too old) into RuntimeError."""
     try:
         return _import_module(name), ""
-    except (ImportError, OSError) as exc:
+    except (ImportError, OSError, RuntimeError) as exc:
         return None, f"{name} does not import: {type(exc).__name__}: {exc}"
 
 
@@ -172,7 +173,7 @@ def probe_cuda(
     cupy_part = Part(cupy is not None, why or "cupy imports")
     device, device_detail = (None, "CuPy is missing") if cupy is None else probe_device(cupy)
 
-    # Its import loads libnvidia-encode.so.1 even to decode: without it, OSError.
+    # Its import loads libnvidia-encode.so.1 even to decode: without it, OSError or RuntimeError.
     nvc, why = _import("PyNvVideoCodec")
     nvc_part = Part(nvc is not None, why or "PyNvVideoCodec imports")
     if nvc is None or device is None:

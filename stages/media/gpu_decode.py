@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from engine.backends import CudaPlan, nvdec_supports
 from engine.types import MediaInfo
 from kernels.nv12 import i420_to_nv12, split_nv12_buffer
@@ -119,11 +121,30 @@ def nvdec_frames(
     """NVDEC frames (PyNvVideoCodec ``SimpleDecoder``, native NV12 in device memory) from a little
     before ``start`` to ``end``; times from each frame's PTS in the stream's time base.
 
-    Two checks guard what was only read from the library's documentation: a first frame whose PTS
-    time is far from its index's time (a different unit) switches to index times (constant frame
-    rate sources), and a first frame later than ``start`` (an index map that rounds up) seeks one
-    second further back, once. Both are logged.
+    A decoder that cannot be made or fails mid-stream (an elementary stream, no libnvcuvid, a profile
+    or size this NVDEC refuses) is not the render's failure: the rest of the window is decoded by
+    PyAV and uploaded (:func:`uploaded_frames`), with a warning.
     """
+    last = start - 1.0
+    try:
+        for t, planes in _nvdec_frames(media, start, end, nvc=nvc, xp=xp, gpu_id=gpu_id, batch=batch):
+            last = t
+            yield t, planes
+    except Exception as exc:  # PyNvVideoCodec raises plain Exception/RuntimeError for stream trouble
+        resume = max(start, last + 2 * _EPS)
+        log.warning("NVDEC failed (%s: %s): PyAV decodes from %.3f s, frames uploaded to the GPU",
+                    type(exc).__name__, exc, resume)
+        yield from uploaded_frames(media, resume, end, xp=xp)
+
+
+def _nvdec_frames(
+    media: MediaInfo, start: float, end: float, *, nvc: Any, xp: Any, gpu_id: int, batch: int,
+) -> Iterator[NV12Frame]:
+    """Two checks guard what was only read from the library's documentation: a first frame whose PTS
+    time is far from its index's time, or that repeats on the next frame (not a timestamp in the
+    stream's time base), switches to index times (constant frame rate sources), and a first frame
+    later than ``start`` (an index map that rounds up) seeks one second further back, once. Both are
+    logged."""
     fmt = stream_format(media)
     decoder = nvc.SimpleDecoder(
         str(media.path), gpu_id=gpu_id, use_device_memory=True,
@@ -138,21 +159,23 @@ def nvdec_frames(
         return
     for attempt in range(2):
         frames = _decoded(decoder, first, total, batch)
-        head = next(frames, None)
-        if head is None:
+        head = list(itertools.islice(frames, 2))
+        if not head:
             return
-        index0, frame0 = head
-        by_pts = _frame_time(frame0.getPTS(), index0, fmt, media, True)
-        trust_pts = abs(by_pts - index0 / fps) <= 2.0 or media.is_vfr
+        index0, frame0 = head[0]
+        pts0 = frame0.getPTS()
+        by_pts = _frame_time(pts0, index0, fmt, media, True)
+        repeats = len(head) == 2 and head[1][1].getPTS() == pts0
+        trust_pts = not repeats and (abs(by_pts - index0 / fps) <= 2.0 or media.is_vfr)
         if not trust_pts:
-            log.warning("NVDEC frame %d has PTS %s (%.2f s), not near %.2f s: frame times from the index",
-                        index0, frame0.getPTS(), by_pts, index0 / fps)
-        t0 = _frame_time(frame0.getPTS(), index0, fmt, media, trust_pts)
+            log.warning("NVDEC frame %d has PTS %s (%.2f s; the next %s): frame times from the index",
+                        index0, pts0, by_pts, "the same" if repeats else "differs")
+        t0 = _frame_time(pts0, index0, fmt, media, trust_pts)
         if t0 > start + 0.5 / fps and first > 0 and attempt == 0:
             log.warning("NVDEC seek to %.2f s landed at %.2f s: seeking 1 s earlier", start, t0)
             first = max(0, first - int(round(fps)))
             continue
-        yield from _own_frames(xp, itertools.chain([head], frames), start, end, fmt, media, trust_pts)
+        yield from _own_frames(xp, itertools.chain(head, frames), start, end, fmt, media, trust_pts)
         return
 
 
@@ -171,6 +194,10 @@ def _own_frames(xp: Any, frames: Iterator[tuple[int, Any]], start: float, end: f
         own = xp.empty((h * 3 // 2, w), dtype=xp.uint8)  # our own copy: the surface is reused
         own[:h] = y
         own[h:] = uv
+        if xp is not np:
+            # the copy is done before the decoder refills its surfaces (next batch) and before the
+            # painting thread, which may run on another stream, reads the frame
+            xp.cuda.get_current_stream().synchronize()
         yield t, _rot90(xp, own[:h], own[h:], k)
 
 

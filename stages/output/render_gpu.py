@@ -89,13 +89,24 @@ class GpuPainter:
             import cupyx  # type: ignore[import-not-found]
 
             buf = cupyx.empty_pinned((oh * 3 // 2, ow), dtype=np.uint8)
-        return av.VideoFrame.from_numpy_buffer(buf, format="nv12"), buf
+        if oh % 4 == 0:
+            # PyAV wraps the buffer as is (its NV12 height is rows // 6 * 4: exact for these heights)
+            frame = av.VideoFrame.from_numpy_buffer(buf, format="nv12")
+            assert (frame.width, frame.height) == (ow, oh)
+        else:  # e.g. 1350 (4:5 at 1080 wide): a frame of its own, filled from the buffer after each download
+            frame = av.VideoFrame(ow, oh, "nv12")
+        return frame, buf
 
-    def _download(self, dev: Any, host: Any) -> None:
+    def _download(self, dev: Any, host: HostFrame) -> None:
+        frame, buf = host
         if self.xp is np:
-            np.copyto(host, dev)
+            np.copyto(buf, dev)
         else:
-            dev.get(out=host)  # synchronous on the current stream: the frame is complete after it
+            dev.get(out=buf)  # synchronous on the current stream: the frame is complete after it
+        if frame.height % 4:  # not a view of buf: copy the planes in (one more host copy, these sizes only)
+            oh = frame.height
+            for plane, rows in ((frame.planes[0], buf[:oh]), (frame.planes[1], buf[oh:])):
+                np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: rows.shape[0], : rows.shape[1]] = rows
 
     # -- painting ---------------------------------------------------------------------------
 
@@ -118,7 +129,7 @@ class GpuPainter:
                             sprite = fitted.place(sprite, pts)
                         blend_sprite_nv12(dy, duv, sprite)
                 host = self._host_frame(ow, oh)
-                self._download(dev, host[1])
+                self._download(dev, host)
                 self.free_device.put(dev)
                 hosts.append(host)
             yield FrameBatch("nv12", (tuple(h[1][:oh] for h in hosts), tuple(h[1][oh:] for h in hosts)),

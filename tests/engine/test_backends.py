@@ -389,3 +389,12 @@ def test_the_cuda_images_tensorrt_bindings_count_as_tensorrt(monkeypatch: pytest
     h200(monkeypatch)  # neither: both reasons named
     caps = probe_cuda()
     assert not caps.tensorrt.ok and "tensorrt_bindings" in caps.tensorrt.detail
+
+
+def test_a_pynvvideocodec_driver_check_failure_is_a_fallback_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PyNvVideoCodec's __init__ wraps a failed driver check in RuntimeError (a container started
+    # without the `video` driver capability has no libnvidia-encode)
+    h200(monkeypatch, PyNvVideoCodec=RuntimeError("Failed to load libnvidia-encode.so.1 ... troubleshooting"))
+    caps = probe_cuda()
+    assert not caps.pynvvideocodec.ok and "RuntimeError" in caps.pynvvideocodec.detail
+    assert select_backend("cuda", caps).plan.decode == "pyav"

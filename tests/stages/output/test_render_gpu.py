@@ -250,3 +250,54 @@ def test_nvdec_guards_give_the_right_frames_at_the_right_times(media_dir, caplog
         np.testing.assert_array_equal(y, ry)
         np.testing.assert_array_equal(uv, ruv)
     assert ("frame times from the index" if decoder is _MicrosecondPTS else "seeking 1 s earlier") in caplog.text
+
+
+@pytest.mark.parametrize(("ow", "oh"), [(1080, 1920), (1080, 1350), (720, 900)])
+def test_the_encoder_frame_holds_exactly_the_downloaded_picture(ow, oh):
+    """PyAV wraps an NV12 buffer with height rows // 6 * 4: wrong for 1350 (4:5 at 1080), so that size
+    gets a frame of its own; every size must hand the encoder the painted picture, whole."""
+    painter = GpuPainter(np, lambda m, a, b: iter(()))
+    host = painter._host_frame(ow, oh)
+    picture = np.random.default_rng(oh).integers(0, 256, (oh * 3 // 2, ow), dtype=np.uint8)
+    painter._download(picture, host)
+    frame = host[0]
+    assert (frame.width, frame.height, frame.format.name) == (ow, oh, "nv12")
+    np.testing.assert_array_equal(frame.to_ndarray(), picture)
+
+
+class _NoDecoder(FakeSimpleDecoder):
+    def __init__(self, *a, **kw):
+        raise Exception("Elementary streams not supported by Simple Decoder. Invalid input stream.")
+
+
+class _FailsMidStream(FakeSimpleDecoder):
+    calls = 0
+
+    def get_batch_frames(self, n):
+        type(self).calls += 1
+        if type(self).calls == 3:
+            raise RuntimeError("cuvidDecodePicture failed")
+        return super().get_batch_frames(n)
+
+
+class _ConstantPTS(FakeSimpleDecoder):
+    def get_batch_frames(self, n):
+        out = super().get_batch_frames(n)
+        for f in out:
+            f.pts = 0
+        return out
+
+
+@pytest.mark.parametrize(("decoder", "said"), [(_NoDecoder, "NVDEC failed"), (_FailsMidStream, "NVDEC failed"),
+                                               (_ConstantPTS, "frame times from the index")])
+def test_an_nvdec_failure_or_odd_pts_still_gives_every_frame_once(media_dir, caplog, decoder, said):
+    media = probe_media(media_dir / "face_moving.mp4")
+    nvc = SimpleNamespace(SimpleDecoder=decoder, OutputColorType=FAKE_NVC.OutputColorType)
+    with caplog.at_level("WARNING", logger="clipora.gpu_decode"):
+        got = list(nvdec_frames(media, 2.0, 4.0, nvc=nvc, xp=np, batch=8))
+    ref = list(uploaded_frames(media, 2.0, 4.0, xp=np))
+    assert [round(t, 6) for t, _ in got] == [round(t, 6) for t, _ in ref]  # no gap, no frame twice
+    for (_, (y, uv)), (_, (ry, ruv)) in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(y, ry)
+        np.testing.assert_array_equal(uv, ruv)
+    assert said in caplog.text
