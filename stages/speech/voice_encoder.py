@@ -1,12 +1,13 @@
-"""The speaker embedding model the diarizer runs: Resemblyzer's GE2E voice encoder, its mel
-spectrogram of a track (computed a piece at a time, never the whole track at once) and the
-embedding of mel-frame windows in batches."""
+"""The speaker embedding model the diarizer runs: Resemblyzer's GE2E voice encoder (in NumPy:
+:mod:`stages.speech.voice_lstm`), its mel spectrogram of a track (NumPy too, computed a piece at a time,
+never the whole track at once) and the embedding of mel-frame windows in batches."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,28 +15,61 @@ import numpy as np
 from stages.media import AudioFile
 
 
-def load_voice_encoder() -> tuple[Any, str]:
-    """(encoder, "") or (None, why it is unavailable). Never raises."""
+def load_voice_encoder(cache_dir: Path | None = None) -> tuple[Any, str]:
+    """(encoder, "") or (None, why it is unavailable). Never raises.
+
+    The encoder maps (B, T, 40) float32 mel frames to (B, 256) unit embeddings (NumPy in, NumPy out):
+    Resemblyzer's weights run in NumPy (:mod:`stages.speech.voice_lstm`: no torch in the worker),
+    or, where converting them fails, Resemblyzer's own torch module behind the same call.
+    """
+    from stages.speech.voice_lstm import NumpyVoiceEncoder, converted_weights, resemblyzer_checkpoint
+
+    if resemblyzer_checkpoint() is None:
+        return None, ("speaker diarization unavailable: Resemblyzer is not installed "
+                      "(install the 'interviews' extra: pip install -e '.[interviews]')")
+    if cache_dir is None:
+        from engine.config import Settings
+
+        cache_dir = Settings().cache_dir
+    try:
+        return NumpyVoiceEncoder(converted_weights(cache_dir)), ""
+    except Exception as exc:  # conversion needs torch in a child process: fall back to torch here
+        numpy_failed = f"{type(exc).__name__}: {exc}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
             from resemblyzer import VoiceEncoder
     except Exception as exc:  # ImportError, or torch failing to load its libraries
         return None, (f"speaker diarization unavailable: {type(exc).__name__}: {exc} "
-                      "(install the 'interviews' extra: pip install -e '.[interviews]')")
+                      f"(and the NumPy encoder: {numpy_failed})")
     try:
         import torch
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
-        return VoiceEncoder("cpu", verbose=False), ""
+        return TorchVoiceEncoder(VoiceEncoder("cpu", verbose=False)), ""
     except Exception as exc:
         return None, f"speaker diarization unavailable: the voice encoder failed to load: {exc}"
+
+
+class TorchVoiceEncoder:
+    """Resemblyzer's torch module behind the NumPy call of :class:`~stages.speech.voice_lstm.NumpyVoiceEncoder`."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def __call__(self, mels: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(np.ascontiguousarray(mels, np.float32))).cpu().numpy()
 
 
 #: the encoder's mel analysis (Resemblyzer's hparams): 25 ms windows every 10 ms, 40 bands
 MEL_N_FFT, MEL_HOP, MEL_BANDS = 400, 160, 40
 #: mel frames computed at once (60 s): the STFT of a piece, not of the whole track, is in memory
 MEL_PIECE_FRAMES = 6000
+#: frames whose spectrum is held at once inside a piece (~1.6 MB of complex64)
+STFT_BLOCK = 1024
 
 
 def volume_gain(mean_square: float, target_dbfs: float = -30.0) -> float:
@@ -80,9 +114,14 @@ def mel_power(seg: np.ndarray, rate: int = 16_000) -> np.ndarray:
     cost ~7 s at worker start and ~177 MB of resident memory for the worker's life (measured)."""
     frames = np.lib.stride_tricks.sliding_window_view(np.asarray(seg, np.float32), MEL_N_FFT)[::MEL_HOP]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(MEL_N_FFT) / MEL_N_FFT)).astype(np.float32)
-    spec = np.fft.rfft(frames * window, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return power @ mel_filterbank(rate).T
+    bank = mel_filterbank(rate).T
+    out = np.empty((len(frames), MEL_BANDS), np.float32)
+    for f0 in range(0, len(frames), STFT_BLOCK):  # the spectrum of a block of frames at a time
+        spec = np.fft.rfft(frames[f0:f0 + STFT_BLOCK] * window, axis=1)
+        power = np.abs(spec)
+        power *= power
+        np.matmul(power, bank, out=out[f0:f0 + STFT_BLOCK])
+    return out
 
 
 class Mel:
@@ -168,8 +207,6 @@ def embed_windows(encoder: Any, mel: Mel | np.ndarray, windows: Sequence[tuple[i
     the same length (the encoder's LSTM reads whole sequences, so no padding: the same result as
     one call each, in far fewer calls).
     """
-    import torch
-
     is_mel = isinstance(mel, Mel)
     piece = mel.piece if is_mel else 0
     out = np.zeros((len(windows), 256), np.float32)
@@ -179,31 +216,30 @@ def embed_windows(encoder: Any, mel: Mel | np.ndarray, windows: Sequence[tuple[i
     def run(length: int) -> None:
         idx, stacked = groups.pop(length, ([], []))
         if idx:
-            out[idx] = encoder(torch.from_numpy(np.stack(stacked))).cpu().numpy()
+            out[idx] = encoder(np.stack(stacked))
 
-    with torch.inference_mode():
-        for i, (a, b) in enumerate(windows):
-            if is_mel:
-                until = b  # a new piece runs to the end of the windows ahead that fit in it
-                if not mel.holds(a, b):
-                    j = i + 1
-                    while j < len(windows) and a <= windows[j][0] and windows[j][1] <= a + piece:
-                        until, j = max(until, windows[j][1]), j + 1
-                frames = np.array(mel.frames(a, b, until))  # a copy: the piece it came from may go
-            else:
-                frames = np.array(mel[a:b])
-            idx, stacked = groups.setdefault(b - a, ([], []))
-            idx.append(i)
-            stacked.append(frames)
-            held += 1
-            if len(idx) == batch:
-                held -= len(idx)
-                run(b - a)
-            elif held >= 4 * batch:  # bounded: short windows of many lengths are not all kept to the end
-                for length in sorted(groups):
-                    run(length)
-                held = 0
-        for length in sorted(groups):
-            run(length)
+    for i, (a, b) in enumerate(windows):
+        if is_mel:
+            until = b  # a new piece runs to the end of the windows ahead that fit in it
+            if not mel.holds(a, b):
+                j = i + 1
+                while j < len(windows) and a <= windows[j][0] and windows[j][1] <= a + piece:
+                    until, j = max(until, windows[j][1]), j + 1
+            frames = np.array(mel.frames(a, b, until))  # a copy: the piece it came from may go
+        else:
+            frames = np.array(mel[a:b])
+        idx, stacked = groups.setdefault(b - a, ([], []))
+        idx.append(i)
+        stacked.append(frames)
+        held += 1
+        if len(idx) == batch:
+            held -= len(idx)
+            run(b - a)
+        elif held >= 4 * batch:  # bounded: short windows of many lengths are not all kept to the end
+            for length in sorted(groups):
+                run(length)
+            held = 0
+    for length in sorted(groups):
+        run(length)
     return out
 

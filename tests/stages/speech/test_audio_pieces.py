@@ -64,7 +64,7 @@ def test_mel_memory_is_bounded_by_the_piece_not_the_source(tmp_path):
     from stages.speech.diarize import mel_frames
 
     f = _save(tmp_path, voice(20 * 60.0, seed=3))
-    mel_frames(voice(1.0), RATE)  # librosa's first call compiles and caches (the stage warms it at setup)
+    mel_frames(voice(1.0), RATE)  # the filterbank is built once and cached
     tracemalloc.start()
     mel = mel_frames(f, RATE)
     _, peak = tracemalloc.get_traced_memory()

@@ -55,10 +55,8 @@ class CountingEncoder:
         self.batches: list[tuple[int, ...]] = []
 
     def __call__(self, mels):
-        import torch
-
         self.batches.append(tuple(mels.shape))
-        return torch.tile(mels.mean(dim=1), (1, 7))[:, :256]
+        return np.tile(mels.mean(axis=1), (1, 7))[:, :256]
 
 
 def test_short_windows_are_batched_by_length_with_the_same_embeddings():
@@ -67,9 +65,7 @@ def test_short_windows_are_batched_by_length_with_the_same_embeddings():
     windows = [(a, a + W) for a in range(0, 4000, 40)] + [(a, a + 60 + a // 30 % 3) for a in range(0, 900, 30)]
     enc = CountingEncoder()
     got = D.embed_windows(enc, mel, windows, batch=64)
-    import torch
-
-    want = np.stack([enc(torch.from_numpy(mel[a:b][None])).numpy()[0] for a, b in windows])
+    want = np.stack([enc(mel[a:b][None])[0] for a, b in windows])
     np.testing.assert_allclose(got, want, rtol=1e-6)
     calls = enc.batches[:-len(windows)]
     assert len(calls) == 2 + 3  # 100 full windows in 64 + 36; 30 short ones of 3 lengths
@@ -154,10 +150,8 @@ class OneVoice:
         self.windows = 0
 
     def __call__(self, mels):
-        import torch
-
         self.windows += int(mels.shape[0])
-        return torch.nn.functional.normalize(torch.ones(mels.shape[0], 256), dim=1)
+        return np.full((mels.shape[0], 256), 1 / 16, np.float32)  # unit length
 
 
 @pytest.mark.parametrize("minutes", [1.0, 5.0])
