@@ -188,8 +188,7 @@ def _frame_batches(
                 pass
         return i420_frame(geo.out_w, geo.out_h)
 
-    fit_shots = layouts_vary(geo, path) and any(s.layout == "fit" for s in path.shots)
-    fitted = FitCaptions(path, geo, captions) if captions is not None and fit_shots else None
+    fitted = fit_captions(geo, path, captions)
     for batch in batches:
         made = [take() for _ in range(len(batch))]
         out = tuple([views[p] for _, views in made] for p in range(3))
@@ -311,6 +310,12 @@ def composite_batch(batch: FrameBatch, captions: SpriteSource, rate: Fraction,
             if fitted is not None:
                 sprite = fitted.place(sprite, float(batch.pts[i]))
             blend_sprite_i420(batch.planes[0][i], batch.planes[1][i], batch.planes[2][i], sprite)
+
+
+def fit_captions(geo: OutputGeometry, path: CropPath, captions: SpriteSource | None) -> FitCaptions | None:
+    """Where captions move on "fit" shots, or None when the clip has no fit shot (or no captions)."""
+    fit_shots = layouts_vary(geo, path) and any(s.layout == "fit" for s in path.shots)
+    return FitCaptions(path, geo, captions) if captions is not None and fit_shots else None
 
 
 class FitCaptions:

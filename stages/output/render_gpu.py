@@ -34,8 +34,8 @@ from engine.backends import Backend
 from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.xp_composite import blend_sprite_nv12
 from stages.media.gpu_decode import NV12Source, gpu_frame_source
-from stages.output.layout import draw_nv12, frame_layout, layouts_vary
-from stages.output.render import FitCaptions, FrameFormat, SpriteSource
+from stages.output.layout import draw_nv12, frame_layout
+from stages.output.render import FrameFormat, SpriteSource, fit_captions
 
 log = logging.getLogger("clipora.render_gpu")
 
@@ -113,8 +113,7 @@ class GpuPainter:
     def paint(self, batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
               captions: SpriteSource | None, rate: Fraction) -> Iterator[FrameBatch]:
         ow, oh = geo.out_w, geo.out_h
-        fit_shots = layouts_vary(geo, path) and any(s.layout == "fit" for s in path.shots)
-        fitted = FitCaptions(path, geo, captions) if captions is not None and fit_shots else None
+        fitted = fit_captions(geo, path, captions)
         for batch in batches:
             hosts: list[HostFrame] = []
             for i in range(len(batch)):
