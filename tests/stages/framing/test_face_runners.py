@@ -29,7 +29,7 @@ from engine.config import Settings
 from engine.errors import PermanentError
 from engine.stage import StageContext
 from stages.framing import face_select
-from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, centerface_model_path, make_blob
+from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, make_blob
 from stages.framing.face_runners import DETECTION_OUTPUTS, INPUT_NAME, OnnxRuntimeRunner, TorchRunner
 from stages.framing.face_select import make_face_detector
 from stages.framing.face_tensorrt import TensorRTRunner, detection_profile, tensorrt_plan
@@ -43,16 +43,6 @@ from tests.stages.framing.face_media import matched_ious, media_frames
 ATOL = {"heatmap": 1e-5, "scale": 5e-4, "offset": 5e-4}
 
 GPU = GpuDevice("Fake GPU", (9, 0), 80 << 30)
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(cache_dir=tmp_path_factory.mktemp("cache"), threads=2)
-
-
-@pytest.fixture(scope="module")
-def model_path(settings: Settings) -> Path:
-    return centerface_model_path(settings)
 
 
 @pytest.fixture(scope="module")

@@ -46,20 +46,10 @@ if NO_TORCH_CUDA and NO_CUPY_DEVICE:
     pytest.skip(f"no CUDA device ({NO_TORCH_CUDA}; {NO_CUPY_DEVICE})", allow_module_level=True)
 
 from engine.config import Settings  # noqa: E402
-from stages.framing.face_detector import CenterFaceDetector, centerface_model_path  # noqa: E402
+from stages.framing.face_detector import CenterFaceDetector  # noqa: E402
 from stages.framing.face_runners import TorchRunner  # noqa: E402
 from stages.framing.face_tensorrt import TensorRTRunner, _import_tensorrt  # noqa: E402
 from tests.stages.framing.face_media import matched_ious, media_frames  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(cache_dir=tmp_path_factory.mktemp("cache"), threads=2)
-
-
-@pytest.fixture(scope="module")
-def model_path(settings: Settings) -> Path:
-    return centerface_model_path(settings)
 
 
 @pytest.fixture(scope="module")
