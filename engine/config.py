@@ -44,6 +44,9 @@ class Settings:
     #: x264 preset and quality for rendered clips
     x264_preset: str = "veryfast"
     x264_crf: int = 21
+    #: time chunks a clip renders in at once on the CPU, one libx264 each, joined into one stream
+    #: (stages/output/chunks.py); 0 = auto: 2 where there are 2 or more cores; 1 = one piece
+    render_chunks: int = 0
     #: where converted models and other per-machine caches live
     cache_dir: Path = _default_cache_dir()
     #: moment selection: auto (gemini when GEMINI_API_KEY is set, else openai when

@@ -93,20 +93,37 @@ def seek_to(container: av.container.InputContainer, stream: av.stream.Stream, t:
     container.seek(int(math.floor(t / tb)), stream=stream, backward=True, any_frame=False)
 
 
+def frame_period(media: MediaInfo) -> float:
+    """One frame's duration at the source's average rate (seconds)."""
+    return 1.0 / max(media.fps, 1.0)
+
+
+def on_screen_frames(media: MediaInfo, start: float, end: float, threads: int = 0
+                     ) -> Iterator[tuple[float, av.VideoFrame]]:
+    """The frame on screen at ``start`` (up to a frame period before it) and every frame before ``end``."""
+    return iter_video_frames(media, max(0.0, start - frame_period(media)), end, threads=threads, seek=start)
+
+
 def iter_video_frames(
-    media: MediaInfo, start: float, end: float, container: av.container.InputContainer | None = None
+    media: MediaInfo, start: float, end: float, container: av.container.InputContainer | None = None,
+    threads: int = 0, seek: float | None = None,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames whose source time lies in [start - eps, end), with their times.
 
-    Times are seconds from the start of the source (container start offset removed).
+    Times are seconds from the start of the source (container start offset removed). ``threads``:
+    the decoder's threads (0 = libavcodec's automatic frame + slice threading). ``seek``: decoding
+    starts at the keyframe at or before it (default ``start``); a caller that wants the frame on
+    screen at a time ``T`` asks for frames from a little before ``T`` but seeks to ``T``, so a
+    keyframe just before ``T`` does not send the decoder back a whole GOP.
     """
     if container is None:
         with open_media(media.path) as c:
-            yield from iter_video_frames(media, start, end, c)
+            yield from iter_video_frames(media, start, end, c, threads, seek)
         return
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    seek_to(container, stream, start + media.start_time)
+    stream.codec_context.thread_count = max(0, threads)
+    seek_to(container, stream, (start if seek is None else seek) + media.start_time)
     tb = float(stream.time_base)
     for frame in container.decode(stream):
         if frame.pts is None:
@@ -117,6 +134,24 @@ def iter_video_frames(
         if t >= end:
             break
         yield t, frame
+
+
+def keyframe_times(media: MediaInfo, start: float, end: float) -> list[float]:
+    """Source times of the video keyframes in [start, end] (packets only: nothing is decoded)."""
+    out: list[float] = []
+    with open_media(media.path) as c:
+        stream = c.streams.video[0]
+        seek_to(c, stream, start + media.start_time)
+        tb = float(stream.time_base)
+        for packet in c.demux(stream):
+            if packet.pts is None:
+                continue
+            t = packet.pts * tb - media.start_time
+            if t > end:
+                break
+            if packet.is_keyframe and t >= start:
+                out.append(t)
+    return out
 
 
 def sample_frames(

@@ -28,7 +28,7 @@ import numpy as np
 from engine.backends import CudaPlan, nvdec_supports
 from engine.types import MediaInfo
 from kernels.nv12 import i420_to_nv12, split_nv12_buffer
-from stages.media.decode import iter_video_frames, open_media, upright_i420
+from stages.media.decode import on_screen_frames, open_media, upright_i420
 
 log = logging.getLogger("clipora.gpu_decode")
 
@@ -76,8 +76,9 @@ def _quarter_turns(rotation: int) -> int:
 
 
 def uploaded_frames(media: MediaInfo, start: float, end: float, *, xp: Any) -> Iterator[NV12Frame]:
-    """PyAV decode, each frame's I420 planes uploaded to ``xp`` and interleaved to NV12, upright."""
-    for t, frame in iter_video_frames(media, start, end):
+    """PyAV decode from the frame on screen at ``start``, each frame's I420 planes uploaded to ``xp``
+    and interleaved to NV12, upright."""
+    for t, frame in on_screen_frames(media, start, end):
         y, u, v = upright_i420(frame, media.rotation)
         h = int(y.shape[0])
         buf = i420_to_nv12(xp.asarray(y), xp.asarray(u), xp.asarray(v))
@@ -118,8 +119,9 @@ def nvdec_frames(
     media: MediaInfo, start: float, end: float, *, nvc: Any, xp: Any, gpu_id: int = 0,
     batch: int = NVDEC_BATCH,
 ) -> Iterator[NV12Frame]:
-    """NVDEC frames (PyNvVideoCodec ``SimpleDecoder``, native NV12 in device memory) from a little
-    before ``start`` to ``end``; times from each frame's PTS in the stream's time base.
+    """NVDEC frames (PyNvVideoCodec ``SimpleDecoder``, native NV12 in device memory) from the one on
+    screen at ``start`` (up to a frame period before it) to ``end``; times from each frame's PTS in the
+    stream's time base.
 
     A decoder that cannot be made or fails mid-stream (an elementary stream, no libnvcuvid, a profile
     or size this NVDEC refuses) is not the render's failure: the rest of the window is decoded by
@@ -134,7 +136,9 @@ def nvdec_frames(
         resume = max(start, last + 2 * _EPS)
         log.warning("NVDEC failed (%s: %s): PyAV decodes from %.3f s, frames uploaded to the GPU",
                     type(exc).__name__, exc, resume)
-        yield from uploaded_frames(media, resume, end, xp=xp)
+        for t, planes in uploaded_frames(media, resume, end, xp=xp):
+            if t > last + _EPS:  # the frame on screen at ``resume`` may be one NVDEC already gave
+                yield t, planes
 
 
 def _nvdec_frames(
@@ -175,7 +179,8 @@ def _nvdec_frames(
             log.warning("NVDEC seek to %.2f s landed at %.2f s: seeking 1 s earlier", start, t0)
             first = max(0, first - int(round(fps)))
             continue
-        yield from _own_frames(xp, itertools.chain(head, frames), start, end, fmt, media, trust_pts)
+        # from the frame on screen at ``start``
+        yield from _own_frames(xp, itertools.chain(head, frames), start - 1.0 / fps, end, fmt, media, trust_pts)
         return
 
 

@@ -30,7 +30,17 @@ from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
 from kernels.resize import fit_rect
 from stages.captions import FIT_MARGIN, fit_dy
-from stages.media import AudioClipper, i420_frame, iter_video_frames, upright_i420
+from stages.media import AudioClipper, i420_frame, keyframe_times, on_screen_frames, upright_i420
+from stages.output.chunks import (
+    Chunk,
+    ChunkEncoder,
+    SharedSprites,
+    chunk_count,
+    chunk_threads,
+    configure_x264,
+    open_chunk_encoder,
+    plan_chunks,
+)
 from stages.output.layout import draw_i420, frame_layout, layouts_vary
 
 
@@ -108,11 +118,12 @@ class CpuPainter:
     pix_fmt = "yuv420p"
     frame_format: FrameFormat = "yuv420p"
 
-    def __init__(self) -> None:
+    def __init__(self, decode_threads: int = 0) -> None:
         self.free: queue.SimpleQueue[EncoderFrame] = queue.SimpleQueue()
+        self.decode_threads = decode_threads  # 0 = libavcodec's automatic threading
 
     def frames(self, media: MediaInfo, start: float, end: float) -> Iterator[tuple[float, tuple]]:
-        return pyav_i420_frames(media, start, end)
+        return pyav_i420_frames(media, start, end, self.decode_threads)
 
     def paint(self, batches: Iterator[FrameBatch], geo: OutputGeometry, path: CropPath,
               captions: SpriteSource | None, rate: Fraction) -> Iterator[FrameBatch]:
@@ -123,46 +134,114 @@ class CpuPainter:
 
 
 def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext, painter: Painter | None = None) -> int:
+    """Render one clip into ``out_file``; returns the frames written.
+
+    On the CPU the clip is cut into time chunks (:mod:`stages.output.chunks`) that decode, frame
+    and encode at once, one libx264 each, and join into one stream; a given ``painter`` (the
+    CUDA backend's) renders it in one piece.
+    """
     media, geo = req.media, req.geometry
-    painter = CpuPainter() if painter is None else painter
     rate = output_rate(media)
     segments = list(req.segments) or [(req.start, req.end)]
     counts = [max(1, round((b - a) * rate)) for a, b in segments]
     n_out = sum(counts)
     settings = ctx.settings
-    with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        vstream = out.add_stream("libx264", rate=rate)
-        # libx264 takes NV12 as it takes I420: the same bitstream (x264 holds chroma as NV12 itself)
-        vstream.width, vstream.height, vstream.pix_fmt = geo.out_w, geo.out_h, painter.pix_fmt
-        vstream.codec_context.time_base = 1 / rate
-        vstream.codec_context.options = {"preset": settings.x264_preset, "crf": str(settings.x264_crf)}
-        # 0 = let x264 size its own frame/lookahead threads, as the ffmpeg CLI does
-        vstream.codec_context.thread_count = 0 if settings.threads <= 0 else settings.threads
-        audio = (AudioClipper(media, req.start, req.end, out,
-                              segments=[(a, a + n / rate) for (a, _), n in zip(segments, counts, strict=True)])
-                 if media.has_audio else None)
+    parts = [(a, n) for (a, _), n in zip(segments, counts, strict=True)]
+    chunks = [Chunk(0, tuple(parts))] if painter is not None else _plan(media, parts, rate, ctx)
+    threads = chunk_threads(settings.cpu_threads, len(chunks))
+    painter = CpuPainter(threads) if painter is None else painter
+    captions = req.captions if len(chunks) == 1 or req.captions is None else SharedSprites(req.captions)
+    # frames in flight stay what one pipeline holds, however many chunks run
+    size = max(4, settings.batch_frames // len(chunks))
+    x264 = (settings.x264_preset, settings.x264_crf, threads if len(chunks) > 1 else settings.threads)
 
-        written = 0
-        decoded = _threaded(_decode_segments(media, segments, counts, rate, settings.batch_frames, ctx,
-                                             painter.frames, painter.frame_format))
+    def framed(chunk: Chunk, chunk_painter: Painter) -> Iterator[FrameBatch]:
+        decoded = _threaded(_decode_segments(media, list(chunk.parts), rate, size, ctx, chunk_painter.frames,
+                                             chunk_painter.frame_format, first=chunk.first))
         # Framing runs in its own thread: OpenCV, the GPU kernels and the encoder release the
         # GIL, so framing batch k+1 overlaps encoding batch k.
-        framed = _threaded(painter.paint(decoded, geo, req.crop_path, req.captions, rate))
-        for outb in framed:
-            for i in range(len(outb)):
-                frame = outb.frames[i]
-                frame.pts = int(outb.index[i])
-                out.mux(vstream.encode(frame))
-                painter.done(outb, i)
-            written += len(outb)
-            if audio is not None:
-                audio.write_until(written / rate)
-            ctx.progress(written / n_out, f"frame {written}/{n_out}")
+        return _threaded(chunk_painter.paint(decoded, geo, req.crop_path, captions, rate))
+
+    with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        vstream = out.add_stream("libx264", rate=rate)
+        configure_x264(vstream.codec_context, geo, rate, painter.pix_fmt, *x264)
+        audio = (AudioClipper(media, req.start, req.end, out,
+                              segments=[(a, a + n / rate) for a, n in parts])
+                 if media.has_audio else None)
+        helpers = _start_chunks(chunks[1:], vstream.codec_context, geo, rate, x264, framed, ctx, threads)
+        if len(helpers) < len(chunks) - 1:  # the encoders' parameter sets differ: one piece after all
+            chunks = [Chunk(0, tuple(parts))]
+            captions = req.captions
+
+        def progress() -> None:
+            done = written + sum(h.frames for h in helpers)
+            ctx.progress(done / n_out, f"frame {done}/{n_out}")
             ctx.check_cancelled()
-        out.mux(vstream.encode(None))
+
+        written = 0
+        try:
+            for outb in framed(chunks[0], painter):
+                for i in range(len(outb)):
+                    frame = outb.frames[i]
+                    frame.pts = int(outb.index[i])
+                    out.mux(vstream.encode(frame))
+                    painter.done(outb, i)
+                written += len(outb)
+                if audio is not None:
+                    audio.write_until(written / rate)
+                progress()
+            out.mux(vstream.encode(None))
+            for helper in helpers:
+                while not helper.wait(0.5):
+                    progress()
+                if helper.failure is not None:
+                    raise helper.failure
+                for j, packet in enumerate(helper.packets):
+                    packet.stream = vstream
+                    out.mux(packet)
+                    if audio is not None and j % 16 == 15:
+                        audio.write_until((written + j + 1) / rate)
+                written += helper.frames
+                helper.packets.clear()
+        finally:
+            for helper in helpers:
+                helper.stop()
         if audio is not None:
             audio.finish()
     return written
+
+
+def _plan(media: MediaInfo, parts: list[tuple[float, int]], rate: Fraction, ctx: StageContext) -> list[Chunk]:
+    n = chunk_count(ctx.settings.render_chunks, ctx.settings.cpu_threads)
+    if n <= 1:
+        return [Chunk(0, tuple(parts))]
+    fps = float(rate)
+    keyframes: list[float] = []
+    for a, frames in parts:
+        keyframes += keyframe_times(media, a, a + frames / fps)
+    return plan_chunks(parts, rate, n, keyframes)
+
+
+def _start_chunks(chunks: list[Chunk], stream_cc: Any, geo: OutputGeometry, rate: Fraction,
+                  x264: tuple[str, int, int], framed: Callable[[Chunk, Painter], Iterator[FrameBatch]],
+                  ctx: StageContext, decode_threads: int) -> list[ChunkEncoder]:
+    """Open a libx264 per later chunk and start each in its thread (none where one's parameter
+    sets would differ from the stream's: the clip then renders in one piece)."""
+    encoders = []
+    for _ in chunks:
+        cc = open_chunk_encoder(stream_cc, geo, rate, CpuPainter.pix_fmt, *x264)
+        if cc is None:
+            ctx.log.warning("render: a chunk encoder's parameter sets differ from the stream's; "
+                            "rendering the clip in one piece")
+            return []
+        encoders.append(cc)
+    helpers = []
+    for chunk, cc in zip(chunks, encoders, strict=True):
+        chunk_painter = CpuPainter(decode_threads)
+        helpers.append(ChunkEncoder(cc, lambda c=chunk, p=chunk_painter: framed(c, p), chunk_painter.done))
+    for helper in helpers:
+        helper.start()
+    return helpers
 
 
 EncoderFrame = tuple[av.VideoFrame, tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -200,23 +279,26 @@ def _frame_batches(
 
 
 FrameFormat = Literal["yuv420p", "nv12"]
-#: decoded source frames ``(t, planes)`` whose time lies in [start - eps, end), upright
+#: decoded source frames ``(t, planes)``, upright: the one on screen at ``start`` (up to a frame
+#: period before it) and every later one before ``end``
 FrameSource = Callable[[MediaInfo, float, float], Iterator[tuple[float, tuple]]]
 
 
-def pyav_i420_frames(media: MediaInfo, start: float, end: float) -> Iterator[tuple[float, tuple]]:
-    """The CPU path's source frames: PyAV decode, upright I420 planes (views of the decoder's buffers)."""
-    for t, frame in iter_video_frames(media, start, end):
+def pyav_i420_frames(media: MediaInfo, start: float, end: float, threads: int = 0
+                     ) -> Iterator[tuple[float, tuple]]:
+    """The CPU path's source frames from the one on screen at ``start``: PyAV decode, upright I420
+    planes (views of the decoder's buffers)."""
+    for t, frame in on_screen_frames(media, start, end, threads):
         yield t, upright_i420(frame, media.rotation)
 
 
 def _decode_segments(
-    media: MediaInfo, segments: list[tuple[float, float]], counts: list[int], rate: Fraction, size: int,
-    ctx: StageContext, frames: FrameSource = pyav_i420_frames, fmt: FrameFormat = "yuv420p",
+    media: MediaInfo, parts: list[tuple[float, int]], rate: Fraction, size: int,
+    ctx: StageContext, frames: FrameSource = pyav_i420_frames, fmt: FrameFormat = "yuv420p", first: int = 0,
 ) -> Iterator[FrameBatch]:
-    """The segments' frames back to back on one output clock (batches never span a cut)."""
-    first = 0
-    for (a, _), n in zip(segments, counts, strict=True):
+    """The parts' frames (source start, output frames) back to back on one output clock, numbered
+    from ``first`` (batches never span a cut)."""
+    for a, n in parts:
         for batch in _decode_batches(media, a, rate, n, size, ctx, frames, fmt):
             batch.index = batch.index + first
             yield batch
@@ -255,7 +337,7 @@ def _decode_batches(
             planes, pts, index = tuple([] for _ in range(n_planes)), [], []
 
     end = start + n_out / fps
-    for t, frame_planes in frames(media, max(0.0, start - 1.0 / fps), end):
+    for t, frame_planes in frames(media, start, end):
         if ctx.cancelled:
             raise JobCancelled()
         current = (t, frame_planes)

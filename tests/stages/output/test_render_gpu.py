@@ -21,7 +21,7 @@ from engine.types import CropPath, Shot, Word
 from kernels.nv12 import i420_to_nv12
 from stages.captions import build_caption_track
 from stages.framing import output_geometry
-from stages.media import iter_video_frames, probe_media
+from stages.media import on_screen_frames, probe_media
 from stages.media.gpu_decode import gpu_frame_source, nvdec_frames, stream_format, uploaded_frames
 from stages.output import RenderRequest, output_rate
 from stages.output.render import CpuPainter, _decode_segments, render_clip
@@ -121,7 +121,7 @@ def _painted(painter, req, ctx):
     """Every output picture a painter hands the encoder, as I420 arrays (before any encoding)."""
     rate = output_rate(req.media)
     n = round((req.end - req.start) * rate)
-    batches = _decode_segments(req.media, [(req.start, req.end)], [n], rate, ctx.settings.batch_frames, ctx,
+    batches = _decode_segments(req.media, [(req.start, n)], rate, ctx.settings.batch_frames, ctx,
                                painter.frames, painter.frame_format)
     out = []
     for b in painter.paint(batches, req.geometry, req.crop_path, req.captions, rate):
@@ -176,7 +176,7 @@ def test_a_clip_rendered_through_the_gpu_painter_matches_the_cpu_clip(ctx, media
 def test_nvdec_frames_are_copied_off_the_reused_surfaces_with_their_times(media_dir):
     media = probe_media(media_dir / "face_moving.mp4")
     got = list(nvdec_frames(media, 1.0, 2.0, nvc=FAKE_NVC, xp=np, batch=4))  # surfaces reused every batch
-    ref = [(t, f) for t, f in iter_video_frames(media, 1.0, 2.0)]
+    ref = [(t, f) for t, f in on_screen_frames(media, 1.0, 2.0)]
     assert [round(t, 6) for t, _ in got] == [round(t, 6) for t, _ in ref]
     h = media.height
     for (_, (y, uv)), (_, frame) in zip(got, ref, strict=True):
