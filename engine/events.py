@@ -15,6 +15,11 @@ from typing import Any, Literal
 
 EventType = Literal["progress", "status", "completed", "failed"]
 
+#: the ``extra`` key of a progress event that says a clip task ran again (lost with its node or worker):
+#: its value, ``{"clip", "try", "attempt", "node", "reason", "at"}``, is what the executor appends to the
+#: job row's durable record (``clip_retries``; the job JSON's ``clipRetries``)
+CLIP_RETRY = "clipRetry"
+
 
 @dataclass(frozen=True)
 class JobEvent:

@@ -42,7 +42,7 @@ from tenacity import (
 )
 
 from engine.errors import ClipporaError, JobCancelled, RetryableError
-from engine.events import EventBus, JobEvent
+from engine.events import CLIP_RETRY, EventBus, JobEvent
 from engine.jobs import JobRecord, JobStatus, clips_ready
 from engine.relay import wake_on_notify
 from engine.store import JOBS_CHANNEL, JobStore
@@ -241,11 +241,12 @@ class InProcessExecutor:
         job_bus = EventBus()
         last_write = [0.0, ""]
         writes: set[asyncio.Task[Any]] = set()
+        records: list[asyncio.Task[Any]] = []  # clip retries: in the row before it is closed
 
         def forward(event: JobEvent) -> None:  # called in the job thread
             if event.type != "progress":
                 return  # terminal events are published below, after the row is closed
-            loop.call_soon_threadsafe(self._on_progress, job, event, last_write, writes)
+            loop.call_soon_threadsafe(self._on_progress, job, event, last_write, writes, records)
 
         job_bus.subscribe(forward)
         source, out_dir, work_dir = self.paths(job)
@@ -253,9 +254,12 @@ class InProcessExecutor:
                                   message=f"attempt {job.attempts}"))
         beat = asyncio.create_task(self._heartbeat(job.id))
         try:
-            manifest = await loop.run_in_executor(
-                self._pool, self.run, job, source, out_dir, work_dir, job_bus, flag
-            )
+            try:
+                manifest = await loop.run_in_executor(
+                    self._pool, self.run, job, source, out_dir, work_dir, job_bus, flag
+                )
+            finally:
+                await asyncio.gather(*records, return_exceptions=True)
         except JobCancelled:
             reason = self._cancels.get(job.id, (flag, "shutdown"))[1]
             if reason == "shutdown":
@@ -287,8 +291,11 @@ class InProcessExecutor:
                 t.cancel()
         await self._close(job, JobStatus.COMPLETED, clip_count=int(manifest.get("clipCount", 0)))
 
-    def _on_progress(self, job: JobRecord, event: JobEvent, last: list[Any], writes: set[asyncio.Task[Any]]) -> None:
+    def _on_progress(self, job: JobRecord, event: JobEvent, last: list[Any], writes: set[asyncio.Task[Any]],
+                     records: list[asyncio.Task[Any]]) -> None:
         self.bus.publish(event)
+        if (retry := event.extra.get(CLIP_RETRY)) is not None:  # durable, never throttled
+            records.append(asyncio.create_task(self._record_retry(job.id, dict(retry))))
         now = time.monotonic()
         if now - last[0] < self.config.progress_write_s and event.stage == last[1]:
             return
@@ -302,6 +309,13 @@ class InProcessExecutor:
             await self.store.progress(job_id, self.worker_id, event.stage, event.progress, event.message)
         except Exception as exc:  # the row catches up at the next write; the events still flow
             log.warning("could not record progress: %s", exc, extra={"job_id": job_id})
+
+    async def _record_retry(self, job_id: str, entry: dict[str, Any]) -> None:
+        try:
+            if not await self._durably(self.store.add_clip_retry, job_id, self.worker_id, entry):
+                log.warning("job was no longer ours; its clip retry was not recorded", extra={"job_id": job_id})
+        except Exception:  # the store stayed away past a lease: the job runs again anyway
+            log.exception("could not record a clip retry", extra={"job_id": job_id})
 
     async def _heartbeat(self, job_id: str) -> None:
         while True:

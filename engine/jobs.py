@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +54,9 @@ class JobRecord:
     #: a clip re-render: the job whose clip it renders again, and which clip (1-based); else None
     parent_id: str | None = None
     clip_index: int | None = None
+    #: the clip tasks that ran again after they were lost with their node or worker (the Ray executor), in
+    #: order, over every attempt: {"clip", "try", "attempt", "node", "reason", "at"} (engine.executor.CLIP_RETRY)
+    clip_retries: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:

@@ -16,7 +16,8 @@ function that drives a Ray cluster instead of running the graph in its own threa
   and runs the phase there, so a node loads its models once (``factory``, a ``module:function``
   of the composition root, builds the stages) and keeps them for every later job;
 - a clip task lost with its node (or its worker process) is submitted again, up to
-  ``unit_retries`` times, and says so in the job's events; an error of the job itself (a bad
+  ``unit_retries`` times, and says so in the job's events and, durably, in the job row's
+  ``clip_retries`` (clip, try, attempt, node, reason; the job JSON's ``clipRetries``); an error of the job itself (a bad
   source) fails the job as it would anywhere; a Ray failure past the retries gives the attempt
   back to the executor's retry policy, never a job left ``processing``;
 - progress events travel from the tasks through a queue actor on the driver's node and are
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JobCancelled, RetryableError
-from engine.events import EventBus, JobEvent
+from engine.events import CLIP_RETRY, EventBus, JobEvent
 from engine.graph import JobGraph, JobInput
 from engine.jobs import JobRecord
 from engine.options import ProcessOptions
@@ -117,13 +118,26 @@ def run_phase(factory: str, job: JobRecord, phase: str, index: int, paths: tuple
     job_input = JobInput(job.id, source, ProcessOptions.from_json(job.options))
     if phase != "unit":
         return worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index, cancel=cancel)
-    marker = work_dir / "clips" / f"{index:02d}" / NODE_FILE
+    marker = unit_marker(work_dir, index)
     marker.parent.mkdir(parents=True, exist_ok=True)
     node = ray.get_runtime_context().get_node_id()
     marker.write_text(f"{node} running\n")
     result = worker.run_phase(job_input, phase, out_dir, bus, workdir=work_dir, index=index, cancel=cancel)
     marker.write_text(f"{node} done\n")
     return result
+
+
+def unit_marker(work_dir: Path, index: int) -> Path:
+    """The file a clip unit's task leaves: "<Ray node id> running|done" (:data:`NODE_FILE`)."""
+    return work_dir / "clips" / f"{index:02d}" / NODE_FILE
+
+
+def unit_node(work_dir: Path, index: int) -> str | None:
+    """The Ray node a clip unit last ran on (None before it started)."""
+    try:
+        return unit_marker(work_dir, index).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 #: the name prefix of the per-node stages actors (``clipora-stages-<node id>``)
@@ -233,7 +247,13 @@ class RayJobRunner:
             return False
 
     def available(self) -> str | None:
-        """None when jobs can run; else why not (the dispatcher then leaves jobs queued)."""
+        """None when jobs can run; else why not (the dispatcher then leaves jobs queued).
+
+        A connection whose node went away (the cluster's head killed, or this machine's raylet) is let
+        go first, so that this process joins the cluster again once it answers: Ray never reconnects
+        such a driver, and ends its process ~60 s after it lost the cluster unless it is shut down.
+        """
+        self._drop_if_lost()
         if not self.reachable():
             return f"the Ray cluster at {self.address} does not answer; jobs wait in the queue"
         try:
@@ -253,6 +273,22 @@ class RayJobRunner:
             if self._task is None:
                 self._task = ray.remote(node_task)
 
+    def _drop_if_lost(self) -> bool:
+        """Shut this driver's Ray connection down if its node's raylet is gone; True if it was."""
+        import ray
+
+        with self._lock:
+            if not ray.is_initialized() or raylet_answers():
+                return False
+            log.warning("lost the Ray cluster at %s (this driver's raylet is gone); joining it again once it "
+                        "answers", self.address)
+            if self._pump is not None:
+                self._pump.stop()
+                self._pump = None
+            self._task = None
+            ray.shutdown()
+            return True
+
     # -- one job ----------------------------------------------------------------------------------------
 
     def __call__(self, job: JobRecord, source: Path, out_dir: Path, work_dir: Path, bus: EventBus,
@@ -263,12 +299,19 @@ class RayJobRunner:
         pump.attach(job.id, bus)
         events = pump.queue
         paths = (str(source), str(out_dir), str(work_dir))
+        phase = "render" if job.is_render else "analysis"
         try:
             if job.is_render:
                 return dict(self._one(self._submit(job, "render", 0, paths, events, self.unit_res), cancel, job))
             indices = self._one(self._submit(job, "analysis", 0, paths, events, self.analysis_res), cancel, job)
+            phase = "clips"
             self._units(job, list(indices), paths, events, pump, cancel)
+            phase = "finalize"
             return dict(self._one(self._submit(job, "finalize", 0, paths, events, self.final_res), cancel, job))
+        except _system_errors() as exc:  # Ray lost the phase (its node, its worker, this driver's raylet)
+            gone = self._drop_if_lost()
+            raise RetryableError(f"the Ray cluster at {self.address} lost the job's {phase} "
+                                 f"({type(exc).__name__}{'; this driver lost its raylet' if gone else ''})") from exc
         finally:
             pump.detach(job.id)
 
@@ -358,10 +401,13 @@ class RayJobRunner:
                         raise RetryableError(f"clip {index} was lost {tries[index]} times on the Ray cluster "
                                              f"({type(exc).__name__})") from exc
                     tries[index] += 1
-                    note = (f"clip {index} was lost with its Ray node or worker ({type(exc).__name__}); "
-                            f"running it again (try {tries[index]})")
+                    node = unit_node(Path(paths[2]), index)
+                    note = (f"clip {index} was lost with its Ray node {node or '?'} or worker "
+                            f"({type(exc).__name__}); running it again (try {tries[index]})")
                     log.warning(note, extra={"job_id": job.id})
-                    pump.note(job.id, note, {"clip": index, "try": tries[index], "lost": type(exc).__name__})
+                    retry = {"clip": index, "try": tries[index], "attempt": job.attempts, "node": node,
+                             "reason": type(exc).__name__, "at": int(time.time() * 1000)}
+                    pump.note(job.id, note, {CLIP_RETRY: retry})  # the executor records it in the job row
                     pending[self._submit(job, "unit", index, paths, events, self.unit_res)] = index
                 except BaseException:
                     import ray
@@ -370,6 +416,23 @@ class RayJobRunner:
                     for other in pending:
                         ray.cancel(other, force=True)
                     raise
+
+
+def raylet_answers(timeout_s: float = 1.0) -> bool:
+    """Whether this driver's raylet (the node it joined the cluster through) still accepts connections."""
+    import ray
+
+    node = ray._private.worker.global_worker.node  # the connected driver's node (Ray's own handle)
+    path = getattr(node, "raylet_socket_name", None) if node is not None else None
+    if not path:
+        return True  # nothing to ask: Ray finds out on its own
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout_s)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 class _Pump:
@@ -439,8 +502,12 @@ class _Pump:
         if target is not None:
             target[0].publish(JobEvent(job_id, "progress", "clips", target[1][0], message, extra=extra))
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop relaying (the queue actor went with the cluster: nothing to shut down)."""
         self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
         try:
             self.queue.shutdown(force=True)
         except Exception:

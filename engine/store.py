@@ -60,6 +60,7 @@ class JobRow(Base):
     finished_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     clip_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    clip_retries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     def record(self) -> JobRecord:
         return JobRecord(
@@ -69,6 +70,7 @@ class JobRow(Base):
             source_url=self.source_url, clip_count=self.clip_count, attempts=self.attempts,
             created_at=self.created_at, updated_at=self.updated_at, started_at=self.started_at,
             finished_at=self.finished_at, parent_id=self.parent_id, clip_index=self.clip_index,
+            clip_retries=list(self.clip_retries or []),
         )
 
 
@@ -194,6 +196,18 @@ class JobStore:
         else:
             values.update(message=error or status.value)
         return await self._owned_update(job_id, worker, **values)
+
+    async def add_clip_retry(self, job_id: str, worker: str, entry: dict[str, Any]) -> bool:
+        """Append to the job's record of clip tasks run again; False when this worker no longer holds it."""
+        async with self.db.session() as s, s.begin():
+            row = await s.scalar(select(JobRow).where(
+                JobRow.id == job_id, JobRow.lease_owner == worker, JobRow.status == JobStatus.PROCESSING.value)
+                .with_for_update())
+            if row is None:
+                return False
+            row.clip_retries = [*(row.clip_retries or []), entry]  # a new list: the JSON column is written
+            row.updated_at = now_ms()
+            return True
 
     async def release(self, job_id: str, worker: str, message: str) -> bool:
         """Give a leased job back to the queue (shutdown, retryable failure)."""

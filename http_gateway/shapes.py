@@ -26,6 +26,8 @@ def job_json(job: JobRecord, url_prefix: str = "/api/clips") -> dict[str, Any]:
         "clipCount": job.clip_count or 0,
         "posterUrl": poster,
         "attempts": job.attempts,
+        # clip tasks run again after their node or worker was lost (Ray): {clip, try, attempt, node, reason, at}
+        "clipRetries": [dict(r) for r in job.clip_retries],
         "createdAt": job.created_at,
         "updatedAt": job.updated_at,
         "startedAt": job.started_at,

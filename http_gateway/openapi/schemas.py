@@ -77,6 +77,12 @@ def component_schemas() -> dict[str, Any]:
                 "sizeBytes": {"type": "integer"}, "sourceUrl": {"type": ["string", "null"]},
                 "options": {"type": "object"}, "clipCount": {"type": "integer"},
                 "posterUrl": {"type": ["string", "null"]}, "attempts": {"type": "integer"},
+                "clipRetries": {"type": "array", "description": "clip tasks run again after their node or worker "
+                                "was lost (CLIPORA_EXECUTOR=ray), oldest first, over every attempt",
+                                "items": {"type": "object", "properties": {
+                                    "clip": {"type": "integer"}, "try": {"type": "integer"},
+                                    "attempt": {"type": "integer"}, "node": {"type": ["string", "null"]},
+                                    "reason": {"type": "string"}, "at": {"type": "integer"}}}},
                 "createdAt": {"type": "integer", "description": "ms since the epoch"},
                 "updatedAt": {"type": "integer"}, "startedAt": nullable_int, "finishedAt": nullable_int,
                 "kind": {"enum": ["render"], "description": "a clip re-render (POST /api/clips/{jobId}/{index}/"

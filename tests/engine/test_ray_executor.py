@@ -8,7 +8,10 @@ SQLite, the dispatcher the ordinary ``InProcessExecutor`` leasing the job and ru
 - A 3-clip job: it completes; each clip ran once, as its own task; the manifest is the one the
   embedded run of the same input and options writes.
 - A worker node removed while it renders a clip: that clip runs again on the other node, the job
-  completes, and the retry is in the job's events.
+  completes (attempts 1), and the retry is in the job's events and in its row (``clip_retries``,
+  the job JSON's ``clipRetries``: the clip, its try, the node lost).
+- Every worker node removed while the analysis runs: the attempt goes back to the executor's retry
+  policy and the job runs again as a whole (attempts 2) on the nodes that replace them.
 - The cluster away: the dispatcher leases nothing and says why; once it is back, the job runs.
 """
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,51 +26,29 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
 from engine.db import Database
-from engine.events import EventBus, JobEvent
+from engine.events import CLIP_RETRY, EventBus, JobEvent
 from engine.executor import ExecutorConfig, InProcessExecutor
 from engine.jobs import JobStatus
-from engine.options import ProcessOptions
 from engine.ray_executor import NODE_ACTOR, NODE_FILE, RayJobRunner
 from engine.store import JobStore
+from http_gateway.shapes import job_json
 from tests.engine.test_store import make_user
+from tests.http_gateway.conftest import free_port
+from tests.ray_cluster import NODE, comparable_manifest, embedded_manifest, local_cluster
 
 ray = pytest.importorskip("ray")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
 MEDIA = Path(__file__).resolve().parents[1] / "media"
 OPTIONS = {"numClips": 3, "clipLength": "short", "captionPreset": "karaoke", "aspectRatio": "1:1", "mode": "ai"}
-NODE = {"num_cpus": 2, "object_store_memory": 80 * 1024 * 1024}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    cache = tmp_path_factory.mktemp("ray-cache")
-    mp = pytest.MonkeyPatch()
-    # what every Ray worker process inherits (the nodes start from this process's environment)
-    mp.setenv("CLIPORA_CACHE_DIR", str(cache))
-    mp.setenv("CLIPORA_THREADS", "1")
-    c = cluster_utils.Cluster(initialize_head=True, connect=False, head_node_args={
-        "num_cpus": 0, "gcs_server_port": _free_port(), "object_store_memory": 80 * 1024 * 1024,
-        "include_dashboard": False})
-    c.nodes_ = [c.add_node(**NODE), c.add_node(**NODE)]
-    c.wait_for_nodes()
-    try:
+    with local_cluster(tmp_path_factory.mktemp("ray-cache")) as c:
         yield c
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
-        mp.undo()
 
 
 def _runner(cluster: Any) -> RayJobRunner:
@@ -119,17 +99,7 @@ async def _run_job(tmp_path: Path, runner: RayJobRunner, job_id: str, options: d
     return job, events, folder
 
 
-def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest without what differs between any two runs (when it was made)."""
-    out = json.loads(json.dumps(manifest))
-    for key in ("createdAt", "generatedAt", "processingSeconds", "timings"):
-        out.pop(key, None)
-    return out
-
-
 async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, tmp_path):
-    from clipora.compose import run_job
-
     job, events, folder = await _run_job(tmp_path, _runner(cluster), "rayjob000001", OPTIONS)
     assert job.status == JobStatus.COMPLETED, (job.error, job.message)
     assert job.clip_count == 3
@@ -147,10 +117,8 @@ async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, t
     manifest = json.loads((folder / "out" / "manifest.json").read_text())
 
     embedded = tmp_path / "embedded"
-    # the settings every Ray worker process reads (the environment the cluster fixture gave them)
-    reference = run_job(folder / "source.mp4", embedded / "out", ProcessOptions.from_json(OPTIONS),
-                        Settings.from_env(), job_id="rayjob000001", workdir=embedded / "work")
-    assert _comparable(manifest) == _comparable(reference)
+    reference = embedded_manifest(folder / "source.mp4", embedded, OPTIONS, "rayjob000001")
+    assert comparable_manifest(manifest) == comparable_manifest(reference)
     assert sorted(p.name for p in (folder / "out").iterdir()) == sorted(p.name for p in (embedded / "out").iterdir())
 
 
@@ -180,23 +148,48 @@ async def test_a_node_lost_while_it_renders_a_clip_the_clip_runs_again_elsewhere
                     break
             assert time.monotonic() < deadline, "no clip unit running"
             await asyncio.sleep(0.05)
+        killed.append(victim.node_id)
         cluster.remove_node(victim)  # raylet and its worker processes killed
         cluster.nodes_.remove(victim)
         cluster.nodes_.append(cluster.add_node(**NODE))  # the cluster keeps two worker nodes for what follows
 
+    killed: list[str] = []
     job, events, folder = await _run_job(tmp_path, _runner(cluster), "rayjob000002", OPTIONS, kill_a_renderer)
     assert job.status == JobStatus.COMPLETED, (job.error, job.message)
     assert job.attempts == 1  # the job was not run again: only the lost clip was
     retries = [e for e in events if "running it again" in e.message]
     assert retries, [e.message for e in events][-20:]
-    assert retries[0].extra["try"] == 2
+    assert retries[0].extra[CLIP_RETRY]["try"] == 2
+    # the job's record says so, durably (the events are pruned after minutes): each lost clip, on the node killed
+    assert job.clip_retries == [e.extra[CLIP_RETRY] for e in retries], (job.clip_retries, retries)
+    assert {r["node"] for r in job.clip_retries} == set(killed)
+    assert all(r["try"] == 2 and r["attempt"] == 1 and r["reason"] for r in job.clip_retries), job.clip_retries
+    assert job_json(job)["clipRetries"] == job.clip_retries and job_json(job)["attempts"] == 1
     assert json.loads((folder / "out" / "manifest.json").read_text())["clipCount"] == 3
+
+
+async def test_the_nodes_lost_during_the_analysis_the_job_runs_again(cluster, tmp_path):
+    async def kill_the_workers(folder: Path, events: list[JobEvent]) -> None:
+        deadline = time.monotonic() + 200
+        while not any(e.type == "progress" for e in events):  # the analysis task has begun
+            assert time.monotonic() < deadline, "the analysis never started"
+            await asyncio.sleep(0.05)
+        assert not (folder / "work" / "clips").exists()  # no clip unit yet: it is the analysis that is lost
+        for node in list(cluster.nodes_):
+            cluster.remove_node(node)
+        cluster.nodes_ = [cluster.add_node(**NODE) for _ in range(2)]
+
+    job, _, _ = await _run_job(tmp_path, _runner(cluster), "rayjob000005",
+                               {"mode": "none", "trimEnd": 20, "captionPreset": "karaoke", "aspectRatio": "1:1"},
+                               kill_the_workers)
+    # the lost analysis gave the attempt back to the executor: the job ran again, as a whole
+    assert (job.status, job.attempts, job.clip_retries) == (JobStatus.COMPLETED, 2, []), (job.error, job.message)
 
 
 async def test_while_the_cluster_is_away_jobs_wait_queued_and_run_when_it_is_back(cluster, tmp_path):
     runner = _runner(cluster)
     real = (runner.address, runner.host, runner.port)
-    away = _free_port()  # nothing listens there
+    away = free_port()  # nothing listens there
     runner.address, runner.host, runner.port = f"127.0.0.1:{away}", "127.0.0.1", away
 
     async def wait_then_return(folder: Path, events: list[JobEvent]) -> None:
@@ -222,6 +215,6 @@ async def test_readyz_names_a_ray_cluster_that_does_not_answer(cluster):
 
     head = cluster.address
     assert await _ray_answers(head) is None
-    away = f"127.0.0.1:{_free_port()}"
+    away = f"127.0.0.1:{free_port()}"
     why = await _ray_answers(away)
     assert why == f"the Ray cluster at {away} does not answer; jobs wait in the queue until it does"

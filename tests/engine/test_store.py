@@ -108,3 +108,19 @@ async def test_the_queue_takes_turns_between_accounts(db):
     # the first account's first job, then the other account (never served), then the rest
     assert order == ["busy", "quiet", "busy", "busy", "busy", "busy"]
     assert await store.active_for(busy) == 0
+
+
+async def test_clip_retries_are_recorded_on_the_row_by_its_lease_holder_only(db):
+    store = JobStore(db)
+    owner = await make_user(db)
+    await store.create("job000001", owner, "a.mp4", 1, {})
+    assert (await store.get("job000001")).clip_retries == []
+    await store.lease_next("w1", 30)
+    first = {"clip": 2, "try": 2, "attempt": 1, "node": "n1", "reason": "NodeDiedError", "at": 1}
+    assert await store.add_clip_retry("job000001", "w1", first)
+    assert await store.add_clip_retry("job000001", "w1", {**first, "clip": 3})
+    assert not await store.add_clip_retry("job000001", "w2", {**first, "clip": 1})  # not its lease
+    assert await store.finish("job000001", "w1", JobStatus.COMPLETED, clip_count=3)
+    assert not await store.add_clip_retry("job000001", "w1", first)  # closed: nothing more
+    done = await store.get("job000001")
+    assert done.clip_retries == [first, {**first, "clip": 3}] and done.attempts == 1

@@ -2,17 +2,21 @@
 
 ``LiveServer`` starts ``python -m clipora serve --port <free> --data-dir <tmp>`` with extra
 ``CLIPORA_*`` variables, waits for /readyz, and can stop it politely (SIGTERM) or kill -9 it.
-Helpers sign users up and create API keys over HTTP, as a client would.
+Helpers sign users up and create API keys over HTTP, as a client would. ``private_pg``: a PostgreSQL
+server of the test's own (initdb into a temporary folder, a free port), for gateways sharing a
+database (a test may stop and start it without disturbing the other suites).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -125,6 +129,59 @@ def start_server(tmp_path: Path, server_cache: Path) -> Iterator[Any]:
         server.stop()
 
 
+def _pg_bin() -> Path | None:
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (root / "initdb").exists() and (root / "pg_ctl").exists():
+            return root
+    return None
+
+
+@dataclass
+class PrivatePostgres:
+    bindir: Path
+    data: Path
+    port: int
+    user: str | None  # run the server as this user (root may not)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/clipora"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def pg_ctl(self, action: str, *extra: str) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data.parent / "pg.log"),
+                  "-o", f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1", action, *extra)
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's server binaries are missing (.ci/run installs postgresql)")
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    # not under pytest's own temporary folder: the server's user must be able to reach it
+    folder = Path(tempfile.mkdtemp(prefix="clipora-pg-"))
+    user = "postgres" if os.geteuid() == 0 else None
+    if user:
+        shutil.chown(folder, user)
+    pg = PrivatePostgres(bindir, folder / "data", free_port(), user)
+    pg._run("initdb", "-D", str(pg.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    pg.pg_ctl("start")
+    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc", "create database clipora"],
+                   check=True, timeout=30)
+    try:
+        yield pg
+    finally:
+        pg.pg_ctl("stop", "-m", "immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @dataclass
 class Account:
     email: str
@@ -184,3 +241,21 @@ async def wait_for_job(base: str, key: str, job_id: str, timeout_s: float = 120.
             if time.monotonic() > deadline:
                 raise AssertionError(f"job still {job['status']} after {timeout_s} s: {job}")
             await asyncio.sleep(0.25)
+
+
+async def job_status(base: str, key: str, job_id: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as s, s.get(f"{base}/api/jobs/{job_id}", headers={"X-API-Key": key}) as r:
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
+
+
+async def watch_job(base: str, key: str, job_id: str, into: list[dict[str, Any]]) -> None:
+    """A WebSocket client: appends every message until the job ends or the socket closes."""
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"{base}/ws?jobId={job_id}",
+                                                          headers={"X-API-Key": key}, heartbeat=2.0) as ws:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            into.append(msg.json())
+            if into[-1]["type"] in ("completed", "failed"):
+                return
