@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -148,6 +149,19 @@ def run_cmd(cmd: Sequence[str], **kwargs: Any) -> tuple[float, dict[str, float]]
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
     return wall, {"user_s": usage.ru_utime, "sys_s": usage.ru_stime, "peak_rss_mb": peak[0]}
+
+
+def video_quality(distorted: Path, reference: Path) -> dict[str, float]:
+    """PSNR (dB, all planes) and SSIM (all planes) of a video against a reference of the same
+    size and frame count, by the ffmpeg CLI's ``psnr`` and ``ssim`` filters."""
+    graph = "[0:v]split[a][b];[1:v]split[c][d];[a][c]psnr;[b][d]ssim"
+    err = subprocess.run(["ffmpeg", "-v", "info", "-nostats", "-i", str(distorted), "-i", str(reference),
+                          "-lavfi", graph, "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    psnr = re.search(r"PSNR .*? average:([0-9.]+|inf)", err)
+    ssim = re.search(r"SSIM .*? All:([0-9.]+)", err)
+    if psnr is None or ssim is None:
+        raise RuntimeError(f"no PSNR/SSIM in ffmpeg's output: {err[-500:]}")
+    return {"psnr_db": float(psnr.group(1)), "ssim": float(ssim.group(1))}
 
 
 def vm_hwm_mb(pid: int | str = "self") -> float | None:

@@ -170,8 +170,11 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext, painter: 
                  if media.has_audio else None)
         helpers = _start_chunks(chunks[1:], vstream.codec_context, geo, rate, x264, framed, ctx, threads)
         if len(helpers) < len(chunks) - 1:  # the encoders' parameter sets differ: one piece after all
+            # (the stream's encoder is open with its chunk's threads; the decoder may take them all)
             chunks = [Chunk(0, tuple(parts))]
             captions = req.captions
+            if isinstance(painter, CpuPainter):
+                painter.decode_threads = 0
 
         def progress() -> None:
             done = written + sum(h.frames for h in helpers)
