@@ -55,7 +55,7 @@ class JobRecord:
     parent_id: str | None = None
     clip_index: int | None = None
     #: the clip tasks that ran again after they were lost with their node or worker (the Ray executor), in
-    #: order, over every attempt: {"clip", "try", "attempt", "node", "reason", "at"} (engine.executor.CLIP_RETRY)
+    #: order, over every attempt: {"clip", "try", "attempt", "node", "reason", "at"} (engine.events.CLIP_RETRY)
     clip_retries: list[dict[str, Any]] = field(default_factory=list)
 
     @property
