@@ -160,6 +160,17 @@ class SharedSprites:
             return self.track.sprite_at(t)  # type: ignore[no-any-return]
 
 
+def encode_batch(batch: FrameBatch, encode: Callable[[Any], list[Any]], done: Callable[[FrameBatch, int], None],
+                 sink: Callable[[list[Any]], Any]) -> None:
+    """Encode a framed batch's frames in order (clip frame numbers as PTS), each handed back once
+    encoded; ``sink`` takes each call's packets (the muxer, or a chunk's packet list)."""
+    for i in range(len(batch)):
+        frame = batch.frames[i]
+        frame.pts = int(batch.index[i])
+        sink(encode(frame))
+        done(batch, i)
+
+
 class ChunkEncoder:
     """One chunk after the first: framed and encoded by its own libx264 in a thread of its own.
 
@@ -186,11 +197,7 @@ class ChunkEncoder:
         source = self._batches()
         try:
             for outb in source:
-                for i in range(len(outb)):
-                    frame = outb.frames[i]
-                    frame.pts = int(outb.index[i])
-                    self.packets.extend(self.cc.encode(frame))
-                    self._done(outb, i)
+                encode_batch(outb, self.cc.encode, self._done, self.packets.extend)
                 self.frames += len(outb)
                 if self._stop.is_set():
                     return

@@ -38,6 +38,7 @@ from stages.output.chunks import (
     chunk_count,
     chunk_threads,
     configure_x264,
+    encode_batch,
     open_chunk_encoder,
     plan_chunks,
 )
@@ -184,11 +185,7 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext, painter: 
         written = 0
         try:
             for outb in framed(chunks[0], painter):
-                for i in range(len(outb)):
-                    frame = outb.frames[i]
-                    frame.pts = int(outb.index[i])
-                    out.mux(vstream.encode(frame))
-                    painter.done(outb, i)
+                encode_batch(outb, vstream.encode, painter.done, out.mux)
                 written += len(outb)
                 if audio is not None:
                     audio.write_until(written / rate)
