@@ -5,8 +5,9 @@ default 6379, which Redis holds here) and two worker nodes of 2 logical CPUs eac
 SQLite, the dispatcher the ordinary ``InProcessExecutor`` leasing the job and running
 :class:`engine.ray_executor.RayJobRunner`, which sends the analysis, each clip and finalize to Ray.
 
-- A 3-clip job: it completes; each clip ran once, as its own task; the manifest is the one the
-  embedded run of the same input and options writes.
+- A 3-clip job: it completes; each clip ran once, as its own task, on both worker nodes, each node's
+  stages in one actor (the manifests of four such jobs against the embedded run's are compared in
+  tests/http_gateway/test_ray_gateways.py).
 - A worker node removed while it renders a clip: that clip runs again on the other node, the job
   completes (attempts 1), and the retry is in the job's events and in its row (``clip_retries``,
   the job JSON's ``clipRetries``: the clip, its try, the node lost).
@@ -35,7 +36,7 @@ from engine.store import JobStore
 from http_gateway.shapes import job_json
 from tests.engine.test_store import make_user
 from tests.http_gateway.conftest import free_port
-from tests.ray_cluster import NODE, comparable_manifest, embedded_manifest, local_cluster
+from tests.ray_cluster import NODE, local_cluster
 
 ray = pytest.importorskip("ray")
 
@@ -114,12 +115,11 @@ async def test_a_three_clip_job_fans_out_and_matches_the_embedded_run(cluster, t
     assert stages.count("render") == 3 and stages.count("transcribe") == 1, stages  # each once
     overall = [e.progress for e in events if e.type == "progress"]
     assert overall == sorted(overall)
+    # the manifest against the embedded run of the same input and options: four such jobs are compared in
+    # tests/http_gateway/test_ray_gateways.py (an embedded run here too would double the cost of this test)
     manifest = json.loads((folder / "out" / "manifest.json").read_text())
-
-    embedded = tmp_path / "embedded"
-    reference = embedded_manifest(folder / "source.mp4", embedded, OPTIONS, "rayjob000001")
-    assert comparable_manifest(manifest) == comparable_manifest(reference)
-    assert sorted(p.name for p in (folder / "out").iterdir()) == sorted(p.name for p in (embedded / "out").iterdir())
+    assert [c["index"] for c in manifest["clips"]] == [1, 2, 3]
+    assert all((folder / "out" / f"clip_{i:02d}.mp4").stat().st_size > 0 for i in (1, 2, 3)), manifest
 
 
 async def test_a_clip_re_render_runs_as_one_task(cluster, tmp_path):

@@ -84,13 +84,16 @@ async def test_four_three_clip_jobs_through_two_gateways_on_ray(start_server, pr
     assert [(j["status"], j["attempts"], j["clipCount"]) for j in jobs] == [("completed", 1, 3)] * 4, jobs
     assert all(j["clipRetries"] == [] for j in jobs), [j["clipRetries"] for j in jobs]  # no clip ran again
     want = comparable_manifest(reference, ids[0])
+    nodes: set[str] = set()
     for job in jobs:
         folder = shared / "jobs" / job["id"]
         marks = [unit_marker(folder / "work", i).read_text().split() for i in (1, 2, 3)]
         assert [state for _, state in marks] == ["done"] * 3, marks  # each clip's one task ran to its end
+        nodes.update(node for node, _ in marks)
         assert comparable_manifest(json.loads((folder / "out" / "manifest.json").read_text()), job["id"]) == want
         assert sorted(p.name for p in (folder / "out").iterdir()) == sorted(
             p.name for p in (tmp_path / "embedded" / "out").iterdir())
+    assert len(nodes) == 2, nodes  # the twelve clips rendered on both worker nodes
     # and through either gateway: one record
     assert (await job_status(b.url, account.key, ids[0]))["finishedAt"] == jobs[0]["finishedAt"]
 
