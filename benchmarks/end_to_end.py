@@ -42,26 +42,31 @@ OPTIONS = {
 
 
 class StageClock:
-    """Turns a job's events into seconds per stage (stages run one after another)."""
+    """Turns a job's events into seconds per stage (stages run one after another): wall and CPU."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[float, str, str]] = []  # (monotonic time, type, stage)
+        self.events: list[tuple[float, float, str, str]] = []  # (monotonic time, CPU s, type, stage)
         self._lock = threading.Lock()
 
     def __call__(self, event: Any) -> None:
         with self._lock:
-            self.events.append((time.monotonic(), event.type, event.stage))
+            self.events.append((time.monotonic(), cpu_seconds(), event.type, event.stage))
 
-    def breakdown(self, t_start: float, t_end: float) -> dict[str, float]:
+    def breakdown(self, t_start: float, t_end: float, cpu_start: float = 0.0,
+                  cpu_end: float = 0.0) -> tuple[dict[str, float], dict[str, float]]:
+        """(wall s per stage, CPU s per stage): a stage runs from its first event to the next one's."""
         spans: dict[str, float] = {}
-        current, since = "setup", t_start
-        for t, kind, stage in self.events:
+        cpu: dict[str, float] = {}
+        current, since, cpu_since = "setup", t_start, cpu_start
+        for t, c, kind, stage in self.events:
             name = stage if kind == "progress" and stage else current
             if name != current:
                 spans[current] = spans.get(current, 0.0) + (t - since)
-                current, since = name, t
+                cpu[current] = cpu.get(current, 0.0) + (c - cpu_since)
+                current, since, cpu_since = name, t, c
         spans[current] = spans.get(current, 0.0) + (t_end - since)
-        return spans
+        cpu[current] = cpu.get(current, 0.0) + (cpu_end - cpu_since)
+        return spans, cpu
 
 
 def warm_stages(settings: Any, work: Path) -> tuple[Any, dict[str, float]]:
@@ -93,10 +98,13 @@ def job_once(source: Path, settings: Any, stages: Any, out: Path, on_event: Any 
         source, out, ProcessOptions.build(**OPTIONS), settings, bus=bus, stages=stages
     )
     t1 = time.monotonic()
+    c1 = cpu_seconds()
+    spans, cpu = clock.breakdown(t0, t1, c0, c1)
     return {
         "job_s": t1 - t0,
-        "job_cpu_s": cpu_seconds() - c0,
-        "stages_s": clock.breakdown(t0, t1),
+        "job_cpu_s": c1 - c0,
+        "stages_s": spans,
+        "stages_cpu_s": cpu,
         "clips": [
             {"start": c["start"], "end": c["end"], "duration": c["duration"]}
             for c in manifest["clips"]
@@ -180,13 +188,15 @@ def table(data: dict[str, Any]) -> str:
         "manifest",
     ]
     stages = sorted(r["stages_s"], key=lambda s: order.index(s) if s in order else len(order))
+    cpu = r.get("stages_cpu_s", {})
     per = md_table(
-        ("stage", "share of job", "x source duration"),
+        ("stage", "share of job", "x source duration", "CPU s / wall s"),
         [
             (
                 s,
                 f"{r['stage_share'][s] * 100:.1f} %",
                 f"{r['stages_s'][s] / r['source_duration_s']:.4f}",
+                f"{cpu[s] / r['stages_s'][s]:.2f}" if s in cpu and r["stages_s"][s] > 0.05 else "-",
             )
             for s in stages
         ],

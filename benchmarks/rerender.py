@@ -57,7 +57,7 @@ def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
         manifest = run_job(source, out, ProcessOptions.build(**OPTIONS), settings, bus=bus, stages=stages,
                            workdir=work)
         job_s = time.monotonic() - t0
-        stage_s = clock.breakdown(t0, t0 + job_s)
+        stage_s, _ = clock.breakdown(t0, t0 + job_s)
         clip_s = sum(c["duration"] for c in manifest["clips"])
         per_clip_s = sum(stage_s.get(k, 0.0) for k in ("faces", "reframe", "captions", "render", "poster")) / clip_s
         worker = stages.worker(settings)
