@@ -39,7 +39,8 @@ class Settings:
     face_model: str = ""
     #: face detection samples per second of clip
     face_sample_fps: float = 4.0
-    #: frames per batch between decode, crop, composite and encode
+    #: frames per batch between decode, crop, composite and encode, at most (the CPU render also keeps a
+    #: batch's frames within stages.output.render.BATCH_BYTES: 4 frames of 720p, 2 of 1080p)
     batch_frames: int = 16
     #: x264 preset and quality for rendered clips
     x264_preset: str = "veryfast"

@@ -212,3 +212,26 @@ def test_a_cancel_stops_every_chunk(ctx, media_dir, tmp_path):
         RenderStage().process(_request(media, 1.0, 9.0, out), run)
     assert seen and not out.exists()
     assert threading.active_count() <= before
+
+
+def test_a_batch_holds_a_few_megabytes_of_frames_however_large_they_are(media_dir):
+    """Frames in flight are a few batches per chunk: their size follows the frame size (render memory at
+    1080p fell from 945 to 660 MiB with it, BENCHMARKS section 4), never under 2 nor over batch_frames."""
+
+    def media(w: int, h: int):
+        return dataclasses.replace(probe_media(media_dir / "speech_topics.mp4"), width=w, height=h)
+
+    def size(w: int, h: int, aspect: str, chunks: int = 2, most: int = 16, out: tuple[int, int] | None = None) -> int:
+        geo = output_geometry(w, h, aspect)
+        if out is not None:
+            geo = dataclasses.replace(geo, out_w=out[0], out_h=out[1])
+        return render_mod.batch_size(most, chunks, media(w, h), geo)
+
+    assert size(1280, 720, "9:16") == 4  # 1.38 MB frames
+    assert size(1920, 1080, "9:16") == 2  # 3.1 MB frames, source and output
+    assert size(3840, 2160, "9:16") == 2  # at least 2
+    assert size(640, 360, "9:16") == 4  # framed into 720x1280: the larger frame counts
+    small = (360, 640)
+    assert size(640, 360, "9:16", out=small) == 8  # small frames: batch_frames shared by the chunks
+    assert size(640, 360, "9:16", chunks=1, out=small) == 16
+    assert size(640, 360, "9:16", chunks=1, most=3, out=small) == 3
