@@ -146,6 +146,7 @@ class Pipeline:
         self._min_interval = min_event_interval
         self._last_emit = 0.0
         self._last_overall = 0.0
+        self._parts: dict[str, dict[int, float]] = {}  # phase -> part -> its own fraction (parts > 1)
         self._lock = threading.Lock()
         self.workdir = Path(ctx.workdir)
 
@@ -158,7 +159,13 @@ class Pipeline:
         lo, hi = within
         now = time.monotonic()
         with self._lock:
-            overall = max(self._last_overall, self.plan.overall(phase, lo + (hi - lo) * fraction, part, parts))
+            if parts > 1:  # units run side by side where the cores allow: the phase is the sum of its parts
+                done = self._parts.setdefault(phase, {})
+                done[part] = max(done.get(part, 0.0), lo + (hi - lo) * fraction)
+                at = self.plan.overall(phase, sum(done.values()) / parts)
+            else:
+                at = self.plan.overall(phase, lo + (hi - lo) * fraction, part, parts)
+            overall = max(self._last_overall, at)
             # progress never goes backwards, and is rate-limited so a fast stage does not flood
             # subscribers; stage starts and ends always pass
             if not force and now - self._last_emit < self._min_interval and fraction < 1.0:

@@ -276,6 +276,33 @@ def test_clip_units_run_as_many_at_once_as_their_resources_fit(tmp_path):
         assert len(list((tmp_path / f"out{threads}").iterdir())) == 9
 
 
+def test_units_side_by_side_move_the_progress_by_what_they_have_done(tmp_path):
+    """Four units at once: the clip phase's progress is the sum of the units' own. Each fake stage reports
+    half way as it begins, so when the fourth render starts the three before it are each at 0.45 of their
+    unit (half of the render's 0.9): 34 % of the phase (a unit's part number once counted as that many units
+    done before it: 75 %)."""
+    fakes = Fakes(clips=4, unit_cpus=2.0)
+    started = threading.Barrier(4)
+
+    def render_together(req, ctx):
+        started.wait(timeout=10)  # every unit has emitted its render's "started" before any goes on
+        time.sleep(0.1)
+        return write(req, ctx)
+
+    fakes.render.fn = render_together
+    worker = Worker(fakes.graph(), Settings(cache_dir=tmp_path / "c", threads=8, backend="cpu"))
+    assert worker.units_at_once == 4
+    bus, events = collect()
+    worker.run(job(tmp_path), tmp_path / "out", bus)
+    clips_start, clips_share = 4 / 11, 6 / 11  # probe 1 + words 3, then clips 6 of 11
+    starts = [e.progress for e in events if e.stage == "render" and e.message == "started"]
+    assert len(starts) == 4 and max(starts) <= clips_start + clips_share * 3 * 0.45 / 4 + 1e-9, starts
+    overall = [e.progress for e in events if e.type == "progress"]
+    assert overall == sorted(overall)
+    last_clip = max(e.progress for e in events if e.stage in ("render", "poster"))
+    assert last_clip == pytest.approx(clips_start + clips_share)
+
+
 def test_resources_combine_and_fit():
     a, b = Resources(cpus=2.0, custom=(("nvenc", 1.0),)), Resources(cpus=1.0, gpu_memory_gb=4.0)
     both = a.most(b)
