@@ -92,11 +92,14 @@ def _rss_mb() -> float:
 def child_job(source: Path) -> dict[str, Any]:
     import threading
 
+    from engine.workers import limit_malloc_arenas
+
+    settings = bench_settings()
+    limit_malloc_arenas(settings.malloc_arenas)  # as a worker process does first
     import clipora.compose  # noqa: F401 - the heavy imports belong to the baseline
     from benchmarks.end_to_end import OPTIONS, job_once, warm_stages
 
     base = peak_rss_mb()
-    settings = bench_settings()
     stage = ["models"]
     by_stage: dict[str, float] = {}
     done = threading.Event()

@@ -48,6 +48,9 @@ class Settings:
     #: time chunks a clip renders in at once on the CPU, one libx264 each, joined into one stream
     #: (stages/output/chunks.py); 0 = auto: 2 where there are 2 or more cores; 1 = one piece
     render_chunks: int = 0
+    #: glibc malloc arenas a worker process keeps at most (engine.workers.limit_malloc_arenas); 0 = glibc's
+    #: default (8 per core), which lets freed memory sit in arenas the next stage's threads never use
+    malloc_arenas: int = 2
     #: where converted models and other per-machine caches live
     cache_dir: Path = _default_cache_dir()
     #: moment selection: auto (gemini when GEMINI_API_KEY is set, else openai when
