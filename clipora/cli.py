@@ -232,9 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = options_from_args(args)
         settings = Settings.from_env(backend=args.backend, whisper_model=args.whisper_model, threads=args.threads)
-        from engine.workers import limit_malloc_arenas
-
-        limit_malloc_arenas(settings.malloc_arenas)  # this process is the worker
         options.check_speech_model(settings.whisper_multilingual)  # a language the model cannot hear: exit 2
         from clipora.compose import run_job  # heavy imports only once the arguments are good
 
@@ -412,13 +409,10 @@ def _serve(settings: Any) -> int:
             command = [sys.executable, "-m", "clipora", "worker", "--no-migrate",
                        "--data-dir", str(Path(settings.data_dir).resolve())]
             app = create_app(settings, worker_command=command)
-        else:  # jobs run in this process's threads: it is the worker
+        else:
             from clipora.compose import job_function
-            from engine.workers import limit_malloc_arenas
 
-            engine_settings = Settings.from_env()
-            limit_malloc_arenas(engine_settings.malloc_arenas)
-            app = create_app(settings, run=job_function(engine_settings))
+            app = create_app(settings, run=job_function(Settings.from_env()))
     except ValueError as exc:  # unusable settings (e.g. the moment provider's): say which, exit 2
         Console(stderr=True).print(f"[red]error:[/] {getattr(exc, 'message', None) or exc}")
         return 2
@@ -437,12 +431,11 @@ def _worker(settings: Any, migrate: bool = True) -> int:
     from engine.config import Settings
     from engine.service import JobFolders
     from engine.store import JobStore
-    from engine.workers import limit_malloc_arenas, run_worker
+    from engine.workers import run_worker
     from http_gateway.app import database_for
 
-    engine_settings = Settings.from_env()
-    limit_malloc_arenas(engine_settings.malloc_arenas)  # before the models' threads allocate
     _server_logging()
+    engine_settings = Settings.from_env()
     stages = StageSet()
     available = None
     try:

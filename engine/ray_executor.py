@@ -194,7 +194,8 @@ def node_task(factory: str, job: JobRecord, phase: str, index: int, paths: tuple
         # Ray starts an actor of num_cpus=0 with OMP_NUM_THREADS=1; this process serves every phase of the
         # node, as a worker process that owns the machine does, so its libraries get the machine's threads:
         # the same numbers as the in-process executor's (torch's reductions differ with the thread count)
-        # (and glibc's malloc its arenas capped, as engine.workers.limit_malloc_arenas caps a worker's)
+        # (and glibc's malloc its arenas capped from the start, before Ray's own threads:
+        # engine.worker.limit_malloc_arenas)
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(os.cpu_count() or 1),
                                   "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}},
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote()

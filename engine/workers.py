@@ -165,25 +165,6 @@ def limit_memory(mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
 
 
-#: mallopt's M_ARENA_MAX (glibc malloc.h)
-M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Let glibc's malloc keep at most ``arenas`` arenas in this process (``Settings.malloc_arenas``); call it
-    early, before the process has 8 arenas (glibc fixes its limit then). Each thread that allocates under
-    contention otherwise gets an arena of its own, up to 8 per core, and memory freed in one arena (a
-    stage's frames) is not reused by threads of another (the next stage's): a 1-minute job peaked at 876
-    MiB with glibc's default and 691 MiB with 2 arenas, in the same time. False where it does not apply
-    (0, or a C library without mallopt)."""
-    if arenas <= 0:
-        return False
-    try:
-        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
-
-
 async def run_worker(store: JobStore, run: JobFunction, paths: Callable[[JobRecord], tuple[Path, Path, Path]],
                      config: ExecutorConfig, *, nice: int = 0, memory_mb: int = 0,
                      available: Callable[[], str | None] | None = None) -> None:

@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from engine.workers import limit_malloc_arenas
+from engine.worker import limit_malloc_arenas
 
 CHILD = """
 import sys, threading
-from engine.workers import limit_malloc_arenas
+from engine.worker import limit_malloc_arenas
 capped = limit_malloc_arenas(int(sys.argv[1]))
 def vm():
     return int(next(l for l in open('/proc/self/status') if l.startswith('VmSize:')).split()[1]) // 1024
