@@ -42,6 +42,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+#: the longest a crash-looping worker waits before its next start
+MAX_RESTART_DELAY_S = 30.0
+
+
 class ProcessExecutor:
     def __init__(self, store: JobStore, bus: EventBus, command: Sequence[str], workers: int,
                  config: ExecutorConfig, embedded: bool = True, env: dict[str, str] | None = None,
@@ -57,6 +61,8 @@ class ProcessExecutor:
         self.worker_id = f"g-{secrets.token_hex(6)}"  # the gateway's own leases (URL downloads)
         self.receiver = EventReceiver(store, bus)
         self.procs: dict[int, asyncio.subprocess.Process] = {}
+        #: every restart's delay, per slot, newest last (the policy's record: logs and tests read it)
+        self.restart_delays: dict[int, list[float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._running_jobs: set[str] = set()
@@ -100,11 +106,15 @@ class ProcessExecutor:
             os.close(ready_r)
             if self._stopping:
                 return
-            log.warning("worker %d (pid %d) exited with %s; starting another", slot, proc.pid, code)
             if became_ready:
                 backoff = self.restart_backoff_s  # it was serving: not a crash loop
+            log.warning("worker %d (pid %d) exited with %s%s; starting another in %.1f s", slot, proc.pid, code,
+                        "" if became_ready else " before it was ready", backoff)
+            delays = self.restart_delays.setdefault(slot, [])
+            delays.append(backoff)
+            del delays[:-32]
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
+            backoff = min(backoff * 2, MAX_RESTART_DELAY_S)
 
     async def stop(self, grace_s: float = 12.0) -> None:
         """SIGTERM every worker (each hands its running job back to the queue), then wait for them."""

@@ -90,8 +90,8 @@ async def test_a_gateway_hears_events_another_one_wrote_at_once(pg_schema, recei
     for i in range(3):
         progress = JobEvent("job1", "progress", stage="render", progress=i / 3)
         await writer.add_events([("job1", progress.to_record())])
-    took = await _until(lambda: len(heard) == 3, 5.0)
-    assert took < 2.0, took
+    took = await _until(lambda: len(heard) == 3, 20.0)
+    assert took < 10.0, took  # far inside the 60 s safety read, with room for a loaded CI machine
     assert [e.progress for e in heard] == [0.0, 1 / 3, 2 / 3]
     assert {e.job_id for e in heard} == {"job1"}
 
@@ -142,8 +142,8 @@ async def test_a_listener_whose_connection_is_cut_listens_again_and_misses_nothi
     await _until(lambda: messages(heard) == ["while away"], 10.0)
     await _until(lambda: receiver.listening, 10.0)
     await JobStore(b).add_events([("j", JobEvent("j", "status", message="back").to_record())])
-    took = await _until(lambda: messages(heard) == ["while away", "back"], 5.0)
-    assert took < 2.0
+    took = await _until(lambda: messages(heard) == ["while away", "back"], 20.0)
+    assert took < 10.0  # far inside the 60 s safety read: it is listening again
 
 
 async def test_a_job_queued_by_another_gateway_starts_at_once(pg_schema, tmp_path):
@@ -165,8 +165,8 @@ async def test_a_job_queued_by_another_gateway_starts_at_once(pg_schema, tmp_pat
         queued_at = time.monotonic()
         await make_user(b)
         await JobStore(b).create("job1", "u1", "a.mp4", 1, {})
-        await _until(lambda: bool(started), 5.0)
-        assert started[0] - queued_at < 2.0
+        await _until(lambda: bool(started), 20.0)
+        assert started[0] - queued_at < 10.0  # far inside the 30 s poll: a loaded CI machine is no flake
         store = JobStore(b)
         for _ in range(200):
             job = await store.get("job1")

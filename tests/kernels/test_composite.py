@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -104,19 +103,3 @@ def test_sprite_validates_geometry() -> None:
         Sprite(1, 0, z, h, h, z, h)
     with pytest.raises(ValueError):
         Sprite(0, 0, z, z, h, z, h)
-
-
-def test_blend_speed_full_hd_portrait() -> None:
-    """A 1080x1920 frame with a ~900x250 caption sprite blends in about a millisecond."""
-    rng = np.random.default_rng(5)
-    s = _random_sprite(rng, 250, 900, 90, 1250)
-    Y, U, V = _frame(rng, 1920, 1080)
-    blend_sprite_i420(Y, U, V, s)  # warm the prepared-plane cache
-    times = []
-    for _ in range(50):
-        t0 = time.perf_counter()
-        blend_sprite_i420(Y, U, V, s)
-        times.append(time.perf_counter() - t0)
-    median_ms = 1000 * float(np.median(times))
-    print(f"blend 900x250 sprite into 1080x1920 I420: {median_ms:.3f} ms median")
-    assert median_ms < 10.0  # generous: shared CI cores; ~0.4 ms measured on an idle core
