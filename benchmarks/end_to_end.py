@@ -113,7 +113,7 @@ def job_once(source: Path, settings: Any, stages: Any, out: Path, on_event: Any 
 
 
 def run(quick: bool = False, minutes: float | None = None) -> dict[str, Any]:
-    from engine.worker import limit_malloc_arenas
+    from engine.heap import limit_malloc_arenas
     from stages.media import probe_media
 
     minutes = minutes or (2.0 if quick else 10.0)

@@ -92,7 +92,7 @@ def _rss_mb() -> float:
 def child_job(source: Path) -> dict[str, Any]:
     import threading
 
-    from engine.worker import limit_malloc_arenas
+    from engine.heap import limit_malloc_arenas
 
     settings = bench_settings()
     limit_malloc_arenas(settings.malloc_arenas)  # as a worker process does first

@@ -48,7 +48,7 @@ class Settings:
     #: time chunks a clip renders in at once on the CPU, one libx264 each, joined into one stream
     #: (stages/output/chunks.py); 0 = auto: 2 where there are 2 or more cores; 1 = one piece
     render_chunks: int = 0
-    #: glibc malloc arenas a process that runs jobs keeps at most (engine.worker.limit_malloc_arenas); 0 = glibc's
+    #: glibc malloc arenas a process that runs jobs keeps at most (engine.heap.limit_malloc_arenas); 0 = glibc's
     #: default (8 per core), which lets freed memory sit in arenas the next stage's threads never use
     malloc_arenas: int = 2
     #: where converted models and other per-machine caches live

@@ -37,6 +37,7 @@ from typing import Any
 from engine.config import Settings
 from engine.events import EventBus, JobEvent
 from engine.graph import JobGraph, JobInput, Scope, Step
+from engine.heap import release_free_heap
 from engine.stage import Stage, StageContext
 from engine.storage import atomic_path, write_json_atomic
 from engine.types import ClipPlan, ClipResult, JobPlan, from_jsonable, to_jsonable
@@ -196,6 +197,7 @@ class Pipeline:
             ctx.report = lambda _s, f, m: None
         self.ready(step.stage, ctx)
         result = step.stage.process(request, ctx)
+        release_free_heap()  # what the stage freed goes back to the kernel, not to the next stage's peak
         if step.report:  # every step ends at 1.0, whatever its stage reported last
             self.emit(step.name, 1.0, "done", force=True, **where)
         if key:

@@ -195,7 +195,7 @@ def node_task(factory: str, job: JobRecord, phase: str, index: int, paths: tuple
         # node, as a worker process that owns the machine does, so its libraries get the machine's threads:
         # the same numbers as the in-process executor's (torch's reductions differ with the thread count)
         # (and glibc's malloc its arenas capped from the start, before Ray's own threads:
-        # engine.worker.limit_malloc_arenas)
+        # engine.heap.limit_malloc_arenas)
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(os.cpu_count() or 1),
                                   "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}},
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)).remote()

@@ -8,7 +8,6 @@ clip steps' stages declare and the cores this worker may use.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import shutil
 import tempfile
@@ -20,30 +19,11 @@ from engine.backends import select_backend
 from engine.config import Settings
 from engine.events import EventBus
 from engine.graph import JobGraph, JobInput
+from engine.heap import limit_malloc_arenas
 from engine.pipeline import Pipeline
 from engine.stage import Stage, StageContext
 
 log = logging.getLogger("clipora.worker")
-
-#: mallopt's M_ARENA_MAX (glibc malloc.h)
-M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas(arenas: int) -> bool:
-    """Let glibc's malloc keep at most ``arenas`` arenas in this process (``Settings.malloc_arenas``; every
-    :class:`Worker` does, as it is made). It holds where the process has no more than 8 arenas yet (glibc
-    fixes its limit then; a Ray node actor, with Ray's threads first, gets MALLOC_ARENA_MAX instead). Each
-    thread that allocates under contention otherwise gets an arena of its own, up to 8 per core, and memory
-    freed in one arena (a stage's frames) is not reused by threads of another (the next stage's): a 1-minute
-    job peaked at 876 MiB with glibc's default and 691 MiB with 2 arenas, in the same time. False where it
-    does not apply (0, or a C library without mallopt)."""
-    if arenas <= 0:
-        return False
-    try:
-        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
-
 
 class Worker:
     """``graph`` runs jobs; ``edit_graph`` (the same stages) re-renders one clip of a finished job."""

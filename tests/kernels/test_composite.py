@@ -1,7 +1,6 @@
-"""Sprite blending into I420 frames: accuracy vs a float reference, clipping, batches, speed."""
+"""Sprite blending into I420 frames: accuracy vs a float reference, clipping, batches."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
