@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,40 +40,49 @@ MIN_CONFIDENCE = 0.6  # below this, nothing is removed
 WEIGHTS = {"questions": 2.0, "short_turns": 0.6, "small_share": 0.8, "synthetic": 1.2}
 
 
-#: frames analysed at once by pitch_track: its memory is bounded by this, not by the turn's length
-#: (2048 frames of 640 samples: ~60 MB of frames, spectra and autocorrelations at a time)
-PITCH_CHUNK_FRAMES = 2048
+#: frames analysed at once by pitch_track: its memory is bounded by this times the chunks running at
+#: once, not by the turn's length (1024 frames of 640 samples: ~30 MB of frames, spectra and
+#: autocorrelations per chunk; the host stage runs as many chunks at once as it has threads)
+PITCH_CHUNK_FRAMES = 1024
+
+#: (lag, autocorrelation peak, energy) of each frame of one chunk
+_FramePitch = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _chunk_pitch(x: np.ndarray | AudioSpan, a: int, b: int, hop: int, win: int, lo: int, hi: int) -> _FramePitch:
+    """Frames [a, b) of ``x``: their samples are sliced (read from disk for an AudioSpan) only here.
+    numpy's FFTs let go of the GIL, so chunks on different threads run on different cores."""
+    piece = np.asarray(x[a * hop:(b - 1) * hop + win])
+    idx = np.arange(win)[None, :] + hop * np.arange(b - a)[:, None]
+    frames = piece[idx].astype(np.float64)
+    frames -= frames.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(frames * np.hanning(win), n=2 * win)
+    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :win]
+    ac /= np.maximum(ac[:, :1], 1e-12)
+    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+    return lag, ac[np.arange(b - a), lag], np.sqrt(np.mean(frames ** 2, axis=1))
 
 
 def pitch_track(x: np.ndarray | AudioSpan, rate: int = 16_000, hop: int = 160, win: int = 640,
-                fmin: float = 70.0, fmax: float = 400.0, chunk: int = PITCH_CHUNK_FRAMES) -> np.ndarray:
+                fmin: float = 70.0, fmax: float = 400.0, chunk: int = PITCH_CHUNK_FRAMES,
+                pool: Executor | None = None) -> np.ndarray:
     """F0 (Hz) per hop-spaced frame by normalised autocorrelation; 0 where unvoiced.
 
     Frames are analysed ``chunk`` at a time (each frame on its own, so chunking changes no
     value), each chunk's samples sliced from ``x`` as it comes (an array, or an AudioSpan read
-    from disk); only three numbers per frame are kept until the end, where the energy gate is
-    taken against the loudest frame of the whole input.
+    from disk), on ``pool``'s threads where one is given; only three numbers per frame are kept
+    until the end, where the energy gate is taken against the loudest frame of the whole input.
     """
     if len(x) < win:
         return np.zeros(0)
     n = 1 + (len(x) - win) // hop
     lo, hi = int(rate / fmax), int(rate / fmin)
-    window = np.hanning(win)
-    lag = np.empty(n, dtype=np.int64)
-    peak = np.empty(n)
-    energy = np.empty(n)
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        piece = np.asarray(x[a * hop:(b - 1) * hop + win])  # x may be an AudioSpan read from disk
-        idx = np.arange(win)[None, :] + hop * np.arange(b - a)[:, None]
-        frames = piece[idx].astype(np.float64)
-        frames -= frames.mean(axis=1, keepdims=True)
-        spec = np.fft.rfft(frames * window, n=2 * win)
-        ac = np.fft.irfft(np.abs(spec) ** 2)[:, :win]
-        ac /= np.maximum(ac[:, :1], 1e-12)
-        lag[a:b] = lo + np.argmax(ac[:, lo:hi], axis=1)
-        peak[a:b] = ac[np.arange(b - a), lag[a:b]]
-        energy[a:b] = np.sqrt(np.mean(frames ** 2, axis=1))
+    ranges = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+    if pool is None or len(ranges) == 1:
+        parts = [_chunk_pitch(x, a, b, hop, win, lo, hi) for a, b in ranges]
+    else:
+        parts = [f.result() for f in [pool.submit(_chunk_pitch, x, a, b, hop, win, lo, hi) for a, b in ranges]]
+    lag, peak, energy = (np.concatenate(v) for v in zip(*parts, strict=True))
     voiced = (peak > 0.45) & (energy > 0.01 * max(float(energy.max()), 1e-9))
     return np.where(voiced, rate / lag, 0.0)
 
@@ -116,8 +127,34 @@ def _levels_db(seg: np.ndarray | AudioSpan, block: int = 320, piece: int = 320 *
     return out
 
 
+def _turn_voice(seg: np.ndarray | AudioSpan, rate: int, pool: Executor | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A turn's pitch track and its block levels (None when it is shorter than one pitch frame)."""
+    return pitch_track(seg, rate, pool=pool), _levels_db(seg) if len(seg) >= 640 else None
+
+
+def _turn_voices(turns: Sequence[SpeakerTurn], samples: np.ndarray | AudioFile, origin: float, rate: int,
+                 pool: Executor | None) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`_turn_voice` of each turn, in order. With a pool, short turns run side by side, one task
+    each; a turn of more than one pitch chunk (a monologue is one turn) spreads its chunks over the
+    pool instead, from this thread, so no task waits on another."""
+    pending: list[Future[tuple[np.ndarray, np.ndarray | None]] | tuple[np.ndarray, np.ndarray | None]] = []
+    for t in turns:
+        lo, hi = max(0, int((t.start - origin) * rate)), max(0, int((t.end - origin) * rate))
+        seg = samples.span(lo, hi) if isinstance(samples, AudioFile) else samples[lo:hi]
+        if pool is None:
+            yield _turn_voice(seg, rate)
+        elif len(seg) > PITCH_CHUNK_FRAMES * 160:
+            pending.append(_turn_voice(seg, rate, pool))
+        else:
+            pending.append(pool.submit(_turn_voice, seg, rate))
+    for p in pending:
+        yield p.result() if isinstance(p, Future) else p
+
+
 def speaker_features(words: Sequence[Word], turns: Sequence[SpeakerTurn], samples: np.ndarray | AudioFile | None,
-                     origin: float, rate: int = 16_000) -> dict[str, dict[str, float]]:
+                     origin: float, rate: int = 16_000, pool: Executor | None = None) -> dict[str, dict[str, float]]:
+    """Each speaker's features (the module's docstring); the turns' audio analysed on ``pool`` where given."""
     total = sum(w.end - w.start for w in words) or 1.0
     words = sorted(words, key=lambda w: w.start)  # ASR order; each turn's words found by bisection
     starts = [w.start for w in words]
@@ -131,13 +168,9 @@ def speaker_features(words: Sequence[Word], turns: Sequence[SpeakerTurn], sample
         f0: list[np.ndarray] = []
         db: list[np.ndarray] = []
         if samples is not None:
-            for t in mine:
-                lo, hi = max(0, int((t.start - origin) * rate)), max(0, int((t.end - origin) * rate))
-                seg = samples.span(lo, hi) if isinstance(samples, AudioFile) else samples[lo:hi]
-                p = pitch_track(seg, rate)
+            for p, level in _turn_voices(mine, samples, origin, rate, pool):
                 f0.append(p[p > 0])
-                if len(seg) >= 640:
-                    level = _levels_db(seg)
+                if level is not None:
                     db.append(level[level > level.max() - 25])
         f0_all = np.concatenate(f0) if f0 else np.zeros(0)
         pitch_st = _iqr(12 * np.log2(f0_all / np.median(f0_all))) if len(f0_all) >= 20 else 0.0
@@ -214,7 +247,7 @@ class HostRequest:
 
 class HostStage(Stage[HostRequest, HostDecision]):
     name = "host"
-    resources = Resources(cpus=1.0)
+    resources = Resources(cpus=2.0)  # the turns' pitch tracks on Settings.threads cores
 
     def process(self, inputs: HostRequest, ctx: StageContext) -> HostDecision:
         if not inputs.diarization.available:
@@ -222,7 +255,9 @@ class HostStage(Stage[HostRequest, HostDecision]):
             return HostDecision(False, None, 0.0, 0.0, {}, "speaker diarization unavailable")
         samples = AudioFile.of(inputs.audio) if inputs.audio is not None else None
         origin = inputs.audio.start if inputs.audio is not None else 0.0
-        feats = speaker_features(inputs.transcript.words, inputs.diarization.turns, samples, origin)
+        threads = max(1, ctx.settings.cpu_threads)
+        with ThreadPoolExecutor(threads, thread_name_prefix="clipora-host") if threads > 1 else nullcontext() as pool:
+            feats = speaker_features(inputs.transcript.words, inputs.diarization.turns, samples, origin, pool=pool)
         decision = decide_host(feats, inputs.genre, inputs.diarization.quality)
         ctx.progress(1.0, f"host {decision.host or 'none'} ({decision.confidence:.2f})")
         return decision

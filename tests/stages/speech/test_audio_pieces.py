@@ -10,6 +10,7 @@ track as one array.
 from __future__ import annotations
 
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 
 from engine.types import SpeakerTurn, Word
 from stages.media import AudioFile
-from stages.speech.host import speaker_features
+from stages.speech.host import pitch_track, speaker_features
 from tests.stages.speech.test_host_memory import voice
 
 RATE = 16_000
@@ -99,6 +100,19 @@ def test_speaker_features_from_disk_are_the_whole_arrays(tmp_path):
     assert speaker_features(words, turns, f, -2.0) == speaker_features(words, turns, x, -2.0)
 
 
+def test_speaker_features_on_threads_are_the_same(tmp_path):
+    """The host stage analyses turns on its threads: short turns one task each, a long one (25 s, more
+    than one pitch chunk) spread in chunks; the features are those of one thread, exactly."""
+    x, words, turns = _talk(150.0)
+    f = _save(tmp_path, x)
+    alone = speaker_features(words, turns, f, 0.0)
+    with ThreadPoolExecutor(2) as pool:
+        assert speaker_features(words, turns, f, 0.0, pool=pool) == alone
+        assert speaker_features(words, turns, x, 0.0, pool=pool) == alone
+    with ThreadPoolExecutor(2) as pool:  # and chunk by chunk, one long input
+        assert np.array_equal(pitch_track(x, pool=pool), pitch_track(x))
+
+
 def test_one_long_turn_is_read_in_pieces(tmp_path):
     """A 20-minute monologue is one turn: stated bound 150 MiB of allocations beyond nothing held
     (the array path needs the turn itself, 73 MiB, plus a float64 copy for its levels, 146 MiB)."""
@@ -112,6 +126,13 @@ def test_one_long_turn_is_read_in_pieces(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert feats["S1"]["pitch_st"] > 0
+    with ThreadPoolExecutor(2) as pool:  # as the stage runs it: two chunks at a time, the same bound
+        tracemalloc.start()
+        assert speaker_features(words, turns, f, 0.0, pool=pool) == feats
+        _, threaded = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    print(f"... on two threads: {threaded / 2**20:.1f} MiB")
+    assert threaded / 2**20 < 150, threaded / 2**20
     print(f"\nhost features, one 20 min turn from disk: peak traced allocations {peak / 2**20:.1f} MiB")
     assert peak / 2**20 < 150, peak / 2**20
 
