@@ -8,6 +8,7 @@ import subprocess
 import tracemalloc
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -41,6 +42,51 @@ def test_the_track_on_disk_is_the_track_decoded_into_memory(tmp_path, name, star
     expected = np.round(20 * np.log10(np.maximum(np.sqrt(np.mean(whole ** 2, axis=1)), 1e-5)), 2).astype(np.float32)
     assert np.array_equal(np.array(analysis.features.rms_db, np.float32), expected)
     assert np.array_equal(rms_db(AudioFile(analysis.audio.path), piece_hops=7), expected)
+
+
+def per_frame_reference(media, start: float, end: float) -> np.ndarray:
+    """The decoder as it was: every AAC frame resampled and placed on its own (the reference for values)."""
+    out = np.zeros(max(0, int(round((end - start) * 16_000))), np.float32)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
+    pos = None
+
+    def place(rf, t):
+        nonlocal pos
+        data = rf.to_ndarray().reshape(-1)
+        if pos is None:
+            pos = int(round((t - start) * 16_000))
+        lo = max(pos, 0)
+        hi = min(pos + data.size, out.size)
+        if hi > lo:
+            out[lo:hi] = data[lo - pos:hi - pos]
+        pos += data.size
+
+    with av.open(str(media.path)) as container:
+        stream = container.streams.audio[0]
+        if start > 0.5:
+            container.seek(int((start + media.start_time) / stream.time_base), stream=stream)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * frame.time_base) - media.start_time
+            if t >= end:
+                break
+            for rf in resampler.resample(frame):
+                place(rf, t)
+        for rf in resampler.resample(None):
+            place(rf, start)
+    return out
+
+
+@pytest.mark.parametrize("name, start, end", [("speech_topics.mp4", 0.0, None), ("speech_topics.mp4", 23.45, 51.0),
+                                              ("speech_topics.mp4", 0.3, 0.9), ("sync_vfr.mkv", 1.3, 4.1),
+                                              ("sync_vfr.mkv", 0.0, None)])
+def test_second_long_resampled_frames_hold_the_samples_frame_by_frame_decoding_gives(name, start, end):
+    """The decoder lets libav gather a second of samples per resampled frame (one Python step per second
+    instead of per 21 ms AAC frame: 1.42 -> 0.73 CPU s for 10 minutes); the samples stay the same."""
+    media = probe_media(MEDIA / name)
+    end = media.duration if end is None else end
+    assert np.array_equal(decode_mono_16k(media, start, end), per_frame_reference(media, start, end))
 
 
 def test_a_long_source_is_never_held_whole(tmp_path):
