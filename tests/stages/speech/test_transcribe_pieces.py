@@ -61,8 +61,11 @@ def _heard(stage: TranscribeStage, audio: AnalysisAudio, ctx: StageContext, *, p
 def test_pieces_hear_what_the_whole_track_hears(talk, monkeypatch):
     """Cut in 12 s pieces, the talk is heard as well as whole: its WER against the script (measured whole in
     the same run) and the words' times. A cut changes which 30 s windows Whisper hears, so some words come
-    out otherwise (measured: 86 % of the words the same, WER 13.0 % whole, 14.7 % in 12 s pieces, 13.6-16.3 %
-    for pieces of 20-40 s); a cut mid-word, or a piece lost, would cost far more."""
+    out otherwise, and how many depends on the CPU: CTranslate2's int8 kernels differ between them (measured
+    on an Intel Xeon: 86 % of the words the same, WER 13.0 % whole, 14.7 % in 12 s pieces, 13.6-16.3 % for
+    pieces of 20-40 s; on an AMD EPYC: 11.4 % whole, 17.9 % in 12 s pieces). The bound, +0.10, holds both
+    with room; a piece lost (one of six: ~+0.17) or words doubled across a cut would cross it. Where each
+    cut falls is judged on its own (test_cuts_cover_the_source_and_fall_in_its_quietest_spot)."""
     from benchmarks.asr_models import wer
     from benchmarks.asr_rtf import normalise
     from benchmarks.common import truth
@@ -77,7 +80,7 @@ def test_pieces_hear_what_the_whole_track_hears(talk, monkeypatch):
     whole_wer = wer(script, normalise(" ".join(w.text for w in whole)))["wer"]
     pieced_wer = wer(script, normalise(" ".join(w.text for w in pieced)))["wer"]
     check("transcription in 12 s pieces: WER against the script, over the whole track's", pieced_wer - whole_wer,
-          0.06, at_least=False, detail=f"(whole {whole_wer:.3f}, pieces {pieced_wer:.3f})")
+          0.10, at_least=False, detail=f"(whole {whole_wer:.3f}, pieces {pieced_wer:.3f})")
     import difflib
 
     norm = [w.text.lower().strip(".,?!") for w in whole]
