@@ -29,7 +29,10 @@ shown whole": frames of the truth's no-face shots that the path lays out as fit.
 new shot's face is framed": per cut into a shot with a face, output frames until that face sits in
 the middle 60 % of the crop (the shot's length when it never does).
 
-    python -m benchmarks.framing_quality [--quick]
+    python -m benchmarks.framing_quality [--quick] [--detect-size PX]
+
+``--detect-size``: the face detector's input long side (``Settings.face_detect_size``; default the
+setting's default).
 """
 
 from __future__ import annotations
@@ -40,7 +43,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import ROOT, TALK, Recorder, harness_main, machine_line, md_table, source_cache, stage_context
+from benchmarks.common import (
+    ROOT,
+    TALK,
+    Recorder,
+    bench_settings,
+    harness_main,
+    machine_line,
+    md_table,
+    source_cache,
+    stage_context,
+)
 
 NAME = "framing_quality"
 SHARED = ROOT.parent / "shared" / "media"
@@ -136,14 +149,16 @@ def _reframe_delays(x: np.ndarray, scan: Any, fps: float, crop_w: int, cuts: lis
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, detect_size: int | None = None) -> dict[str, Any]:
     from stages.framing import FaceDetectRequest, FaceDetectStage, output_geometry, plan_crop_path
     from stages.media import probe_media
 
-    rec = Recorder(NAME, quick, {"aspect": "9:16", "face_sample_fps": 4})
+    settings = bench_settings(**({"face_detect_size": detect_size} if detect_size else {}))
+    rec = Recorder(NAME, quick, {"aspect": "9:16", "face_sample_fps": settings.face_sample_fps,
+                                 "face_detect_size": settings.face_detect_size})
     work = source_cache() / "framing_quality_work"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = stage_context(work)
+    ctx = stage_context(work, settings)
     stage = FaceDetectStage()
     stage.setup(ctx)
     rows: list[dict[str, Any]] = []
@@ -227,7 +242,7 @@ def table(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    harness_main(__doc__, run, table, argv)
+    harness_main(__doc__, run, table, argv, ("--detect-size", int))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ class Settings:
     face_model: str = ""
     #: face detection samples per second of clip
     face_sample_fps: float = 4.0
+    #: long side of the face detector's input in pixels (a multiple of 32; the frame is scaled to it,
+    #: aspect kept): smaller is faster and misses smaller faces (BENCHMARKS.md 3 and 10)
+    face_detect_size: int = 640
+    #: the smaller input the CPU's detector uses between full looks at ``face_detect_size`` while every
+    #: face in view is large enough for it (stages.framing.face_detector.SizePlan); 0 = every frame at
+    #: ``face_detect_size``. GPU runners batch frames at one size and do not use it
+    face_detect_fast_size: int = 480
     #: frames per batch between decode, crop, composite and encode, at most (the CPU render also keeps a
     #: batch's frames within stages.output.render.BATCH_BYTES: 4 frames of 720p, 2 of 1080p)
     batch_frames: int = 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stages.framing.face_detector import (
     CenterFaceDetector,
+    SizePlan,
     centerface_model_path,
     decode_outputs,
     default_centerface_source,
@@ -51,6 +52,7 @@ from stages.framing.tripod import (
 
 __all__ = [
     "CenterFaceDetector",
+    "SizePlan",
     "DEFAULT_TRIPOD",
     "FaceDetectRequest",
     "FaceDetectStage",

@@ -187,9 +187,15 @@ def make_blob(frames_rgb: np.ndarray, det_long_side: int) -> tuple[np.ndarray, t
     dw, dh = detection_size(w, h, det_long_side)
     blob = np.empty((n, 3, dh, dw), dtype=np.float32)
     interp = cv2.INTER_AREA if dw < w else cv2.INTER_LINEAR
+    # OpenCV's area resize is fast for whole factors and ~4x slower for others (1280x720 -> 640x352:
+    # 3.2 ms, against 1.9 ms for an exact halving and then the rest), with the same pixels within 0.1
+    # of a level on average; so the whole part of a shrink goes first
+    k = min(w // dw, h // dh) if dw < w else 1
     for i in range(n):
         small = frames[i]
-        if (dw, dh) != (w, h):
+        if k >= 2 and (w // k, h // k) != (dw, dh):
+            small = cv2.resize(small, (w // k, h // k), interpolation=cv2.INTER_AREA)
+        if small.shape[1] != dw or small.shape[0] != dh:
             small = cv2.resize(small, (dw, dh), interpolation=interp)
         blob[i] = small.transpose(2, 0, 1)
     return blob, (dw, dh)
@@ -206,12 +212,57 @@ def to_face_boxes(dets: np.ndarray, src_size: tuple[int, int], det_size: tuple[i
     ]
 
 
+class SizePlan:
+    """Which input size each sampled frame of one scan gets, when the detector has a fast size.
+
+    CenterFace finds a face once it is ~21 pixels high in its input (measured on tiled real talking
+    heads: BENCHMARKS.md 3), so a smaller input misses smaller faces: at a long side of 640 a 720p
+    frame's faces from ~44 px, at 480 from ~56 px. A *full look* runs at ``full`` (every face the
+    full size would find); between full looks the frames run at ``fast`` (``full`` / ``fast`` squared
+    times less work) while the last full look saw faces and none of them small and the frame before
+    saw a face. Small means below ``safe_px`` pixels high in the fast input (a margin of 1.5 over
+    where it starts to miss). A full look comes first, then every ``full_every``-th sample, after a
+    frame with no face, after a fast look that saw a small face, and on every frame while a small
+    face is in view; so a small face that comes
+    into view between full looks (a cut to a wide shot) is looked for within ``full_every`` samples.
+    """
+
+    def __init__(self, full: int, fast: int, full_every: int = 4, safe_px: float = 32.0) -> None:
+        self.full, self.fast = full, fast
+        self.full_every = max(1, int(full_every))
+        self.safe_px = safe_px
+        self._since_full: int | None = None  # samples since the last full look (None: none yet)
+        self._fast_ok = False  # the last full look saw faces, all of them large enough for ``fast``
+        self._saw_face = False  # the frame before had a face
+        #: frames looked at per side, for the log and the benchmark
+        self.counts: dict[int, int] = {full: 0, fast: 0}
+
+    def next_side(self) -> int:
+        due = self._since_full is None or self._since_full >= self.full_every - 1
+        return self.fast if (self._fast_ok and self._saw_face and not due) else self.full
+
+    def saw(self, side: int, faces: Sequence[FaceBox], frame_size: tuple[int, int]) -> None:
+        """What the frame just looked at found (boxes in source pixels of a ``frame_size`` frame)."""
+        self.counts[side] = self.counts.get(side, 0) + 1
+        self._saw_face = bool(faces)
+        large = bool(faces) and min(f.y2 - f.y1 for f in faces) * self.fast / max(frame_size) >= self.safe_px
+        if side == self.full:
+            self._since_full = 0
+            self._fast_ok = large
+        else:
+            if self._since_full is not None:
+                self._since_full += 1
+            self._fast_ok = self._fast_ok and (large or not faces)  # a small face seen fast: look in full
+
+
 class CenterFaceDetector:
     """Batched CenterFace; boxes come back in source pixels.
 
     Pre- and post-processing are here; the network runs on ``runner`` (a
     :class:`~stages.framing.face_runners.FaceRunner`). Without one, onnxruntime on ``model_path``
-    with ``threads`` and ``providers`` (the original signature, unchanged).
+    with ``threads`` and ``providers`` (the original signature, unchanged). ``fast_long_side``: a
+    smaller input size that a scan uses between full looks (:class:`SizePlan`, :meth:`size_plan`);
+    None = every frame at ``det_long_side``.
     """
 
     def __init__(
@@ -222,13 +273,26 @@ class CenterFaceDetector:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         *,
         runner: FaceRunner | None = None,
+        fast_long_side: int | None = None,
     ) -> None:
         if runner is None:
             if model_path is None:
                 raise ValueError("CenterFaceDetector needs a model_path or a runner")
             runner = OnnxRuntimeRunner(model_path, threads=threads, providers=providers)
+        if det_long_side < 32:
+            raise ValueError(f"the face detector's input side must be at least 32 pixels, got {det_long_side}")
+        if fast_long_side is not None and not 32 <= fast_long_side < det_long_side:
+            raise ValueError(f"the fast input side must be 32 or more and below {det_long_side}, got {fast_long_side}")
         self.runner: FaceRunner = runner
         self.det_long_side = det_long_side
+        self.fast_long_side = fast_long_side
+
+    def size_plan(self) -> SizePlan | None:
+        """A fresh :class:`SizePlan` for one scan (its first frame is a full look), or None without a
+        fast size."""
+        if self.fast_long_side is None:
+            return None
+        return SizePlan(self.det_long_side, self.fast_long_side)
 
     @property
     def runner_name(self) -> str:
@@ -239,14 +303,29 @@ class CenterFaceDetector:
         blob, _ = make_blob(frames_rgb, self.det_long_side)
         return self.runner.run(blob)
 
-    def detect(self, frames_rgb: np.ndarray, threshold: float = 0.5) -> list[list[FaceBox]]:
-        """Faces in each frame of an (N, H, W, 3) uint8 RGB batch, best score first."""
+    def detect(self, frames_rgb: np.ndarray, threshold: float = 0.5, plan: SizePlan | None = None
+               ) -> list[list[FaceBox]]:
+        """Faces in each frame of an (N, H, W, 3) uint8 RGB batch, best score first. With a ``plan``
+        (:meth:`size_plan`, one per scan, carried across its batches) each frame runs on its own at
+        the size the plan gives it; without one the batch runs at ``det_long_side``."""
         frames = np.asarray(frames_rgb)
         if frames.ndim == 3:
             frames = frames[None]
         if frames.ndim == 4 and frames.shape[0] == 0 and frames.shape[-1] == 3:
             return []
-        blob, det_size = make_blob(frames, self.det_long_side)
+        if plan is None:
+            return self._detect(frames, threshold, self.det_long_side)
+        h, w = frames.shape[1:3]
+        found: list[list[FaceBox]] = []
+        for frame in frames:
+            side = plan.next_side()
+            faces = self._detect(frame[None], threshold, side)[0]
+            plan.saw(side, faces, (w, h))
+            found.append(faces)
+        return found
+
+    def _detect(self, frames: np.ndarray, threshold: float, side: int) -> list[list[FaceBox]]:
+        blob, det_size = make_blob(frames, side)
         h, w = frames.shape[1:3]
         heatmap, scale, offset = self.runner.run(blob)
         return [to_face_boxes(dets, (w, h), det_size)

@@ -65,6 +65,7 @@ class OnnxRuntimeRunner:
         providers: Sequence[str] = ("CPUExecutionProvider",),
         output_names: Sequence[str] = DETECTION_OUTPUTS,
         max_batch: int = ORT_CPU_BATCH,
+        allow_spinning: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -74,6 +75,9 @@ class OnnxRuntimeRunner:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # idle intra-op threads sleep instead of spinning: a spinning thread burns the core that the
+        # stage's decoder threads need between calls (BENCHMARKS.md 3)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=list(providers))
         self.output_names = list(output_names)
         self.name = "onnxruntime-cpu" if list(providers) == ["CPUExecutionProvider"] else "onnxruntime"

@@ -29,7 +29,7 @@ RunnerBuilder = Callable[[Path, Settings, "CudaPlan | None"], FaceRunner]
 
 def _build_tensorrt(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
     return TensorRTRunner(model_path, Path(settings.cache_dir), device=plan.device if plan else None,
-                          max_batch=BATCH_FRAMES)
+                          max_batch=BATCH_FRAMES, long_side=max(640, settings.face_detect_size))
 
 
 def _build_torch_cuda(model_path: Path, settings: Settings, plan: CudaPlan | None) -> FaceRunner:
@@ -71,7 +71,7 @@ def make_face_detector(
     backend: Backend,
     *,
     log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
-    det_long_side: int = 640,
+    det_long_side: int | None = None,
     model_path: Path | None = None,
 ) -> CenterFaceDetector:
     """The detector for ``backend``: CPU -> onnxruntime; a CUDA plan -> its ``detector``
@@ -99,5 +99,9 @@ def make_face_detector(
         if failed:
             why += f"; after fallback from {', '.join(f.split(':', 1)[0] for f in failed)}"
         logger.info("face detector: %s (%s)", runner.name, why)
-        return CenterFaceDetector(det_long_side=det_long_side, runner=runner)
+        side = settings.face_detect_size if det_long_side is None else det_long_side
+        fast = settings.face_detect_fast_size
+        # a size per frame needs a runner that runs frame by frame anyway (the CPU's); GPU runners batch
+        use_fast = runner.name == "onnxruntime-cpu" and 32 <= fast < side
+        return CenterFaceDetector(det_long_side=side, runner=runner, fast_long_side=fast if use_fast else None)
     raise AssertionError("unreachable: the runner chain is never empty")  # pragma: no cover

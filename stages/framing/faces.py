@@ -94,6 +94,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
         self.threshold = threshold
         self._detector: CenterFaceDetector | None = None
         self.last_cut_cost_s = 0.0
+        self.last_sizes: dict[int, int] = {}
 
     def setup(self, ctx: StageContext) -> None:
         if self._detector is None:
@@ -111,10 +112,11 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
         times: list[float] = []
         frames: list[np.ndarray] = []
         lumas: list[tuple[np.ndarray, np.ndarray | None]] = []
+        plan = self._detector.size_plan()  # the CPU's input size per frame (full looks and fast ones)
 
         def flush() -> None:
             assert self._detector is not None
-            found = self._detector.detect(np.stack(frames), self.threshold)
+            found = self._detector.detect(np.stack(frames), self.threshold, plan)
             for t, faces, (luma, prev) in zip(times, found, lumas, strict=True):
                 faces = [replace(f, motion=mouth_motion(luma, prev, f)) for f in faces]
                 samples.append(FaceSample(t=t, faces=tuple(faces)))
@@ -139,6 +141,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
             flush()
         shots = cuts.shots(inputs.start, inputs.end)
         self.last_cut_cost_s = cuts.cost_s  # what finding the cuts cost (BENCHMARKS.md)
+        self.last_sizes = dict(plan.counts) if plan is not None else {}  # frames per detector input size
         ctx.progress(1.0, f"faces: {len(samples)} frames sampled, {len(shots)} shots")
         return FaceScan(tuple(samples), shots)
 
