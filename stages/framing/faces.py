@@ -69,7 +69,8 @@ def sample_frames_and_cuts(media: MediaInfo, start: float, end: float, fps: floa
     step = 1.0 / fps
     next_t = start
     prev: Any = None
-    for t, frame in iter_video_frames(media, max(0.0, start - 1.5 / max(media.fps, 1.0)), end):
+    # the detector and the cut signatures do not need the deblocking filter's last few levels
+    for t, frame in iter_video_frames(media, max(0.0, start - 1.5 / max(media.fps, 1.0)), end, deblock=False):
         if t >= start - _EPS:
             cuts.add(t, *upright_i420(frame, 0))  # as decoded: a difference does not care which way is up
             if t + _EPS >= next_t:

@@ -106,7 +106,7 @@ def on_screen_frames(media: MediaInfo, start: float, end: float, threads: int = 
 
 def iter_video_frames(
     media: MediaInfo, start: float, end: float, container: av.container.InputContainer | None = None,
-    threads: int = 0, seek: float | None = None,
+    threads: int = 0, seek: float | None = None, deblock: bool = True,
 ) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded frames whose source time lies in [start - eps, end), with their times.
 
@@ -114,15 +114,20 @@ def iter_video_frames(
     the decoder's threads (0 = libavcodec's automatic frame + slice threading). ``seek``: decoding
     starts at the keyframe at or before it (default ``start``); a caller that wants the frame on
     screen at a time ``T`` asks for frames from a little before ``T`` but seeks to ``T``, so a
-    keyframe just before ``T`` does not send the decoder back a whole GOP.
+    keyframe just before ``T`` does not send the decoder back a whole GOP. ``deblock=False``: the
+    decoder skips its in-loop deblocking filter (libavcodec's ``skip_loop_filter=all``: ~20 % less
+    H.264 decode CPU, pictures within a few levels of the true ones near block edges; for analysis
+    that looks at frames, never for what is rendered). It applies when this call opens the decoder.
     """
     if container is None:
         with open_media(media.path) as c:
-            yield from iter_video_frames(media, start, end, c, threads, seek)
+            yield from iter_video_frames(media, start, end, c, threads, seek, deblock)
         return
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = max(0, threads)
+    if not deblock:
+        stream.codec_context.options = {**stream.codec_context.options, "skip_loop_filter": "all"}
     seek_to(container, stream, (start if seek is None else seek) + media.start_time)
     tb = float(stream.time_base)
     for frame in container.decode(stream):
