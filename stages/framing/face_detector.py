@@ -223,8 +223,8 @@ class SizePlan:
     saw a face. Small means below ``safe_px`` pixels high in the fast input (a margin of 1.5 over
     where it starts to miss). A full look comes first, then every ``full_every``-th sample, after a
     frame with no face, after a fast look that saw a small face, and on every frame while a small
-    face is in view; so a small face that comes
-    into view between full looks (a cut to a wide shot) is looked for within ``full_every`` samples.
+    face is in view; so a small face that comes into view between full looks (a cut to a wide shot)
+    is looked for within ``full_every`` samples.
     """
 
     def __init__(self, full: int, fast: int, full_every: int = 4, safe_px: float = 32.0) -> None:
