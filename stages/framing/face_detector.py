@@ -234,7 +234,7 @@ class SizePlan:
         self._since_full: int | None = None  # samples since the last full look (None: none yet)
         self._fast_ok = False  # the last full look saw faces, all of them large enough for ``fast``
         self._saw_face = False  # the frame before had a face
-        #: frames looked at per side, for the log and the benchmark
+        #: frames looked at per input side (FaceDetectStage.last_sizes: what a scan cost)
         self.counts: dict[int, int] = {full: 0, fast: 0}
 
     def next_side(self) -> int:
