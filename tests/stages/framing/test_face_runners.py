@@ -234,6 +234,7 @@ def test_plan_tensorrt_without_tensorrt_falls_back_to_torch(
     with caplog.at_level(logging.INFO, logger="clipora.faces"):
         det = make_face_detector(settings, Backend("cuda", np, plan("tensorrt")))
     assert det.runner_name == "torch-cpu"
+    assert det.fast_long_side is None  # a batching runner keeps one input size (no SizePlan)
     (warning,) = _messages(caplog, logging.WARNING)
     assert "tensorrt could not be built (ImportError" in warning and "falling back to torch-cuda" in warning
     (info,) = _messages(caplog, logging.INFO)

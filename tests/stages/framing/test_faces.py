@@ -320,7 +320,8 @@ def test_size_plan_looks_fast_only_between_full_looks_at_large_faces() -> None:
         assert side == 640
 
 
-def test_the_cpu_detector_gets_a_fast_size_and_gpu_runners_do_not(settings: Settings) -> None:
+def test_the_cpu_detector_gets_a_fast_size(settings: Settings) -> None:
+    # (a batching runner gets none: tests/stages/framing/test_face_runners.py, the fallback to torch)
     det = make_face_detector(settings, Backend("cpu", np))
     assert (det.det_long_side, det.fast_long_side) == (640, 480)
     assert isinstance(det.size_plan(), SizePlan)
