@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import errno
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import av
 import numpy as np
@@ -20,6 +23,8 @@ from engine.types import MediaInfo
 # Frames whose timestamp is this close before a window start still belong to it: a
 # frame shown at start - 1 ms is the one on screen at `start`.
 _EPS = 1e-3
+
+T = TypeVar("T")
 
 
 # Only local files, and only the demuxers of the accepted containers: an uploaded HLS or concat
@@ -205,3 +210,51 @@ def frame_at(media: MediaInfo, t: float) -> np.ndarray | None:
             if ft > t + _EPS:
                 break
         return None if chosen is None else upright_rgb(chosen, media.rotation)
+
+
+def read_ahead(source: Iterator[T], depth: int = 2, name: str = "clipora-decode") -> Iterator[T]:
+    """``source``'s items, produced in a thread of their own up to ``depth`` items ahead of the consumer:
+    decoding (libavcodec and NumPy let go of the GIL) overlaps what the consumer does with the items
+    (encoding, a network). An exception in ``source`` is raised in the consumer; a consumer that stops
+    early (or fails) stops the producer, which closes ``source`` in its own thread."""
+    q: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    done = object()
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            failure.append(exc)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a generator's own cleanup (its open container) runs here, not in a later GC
+            q.put(done)
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item  # type: ignore[misc]
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)

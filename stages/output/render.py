@@ -13,7 +13,6 @@ clip length.
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +29,7 @@ from engine.types import CropPath, FrameBatch, MediaInfo, OutputGeometry
 from kernels.composite import Sprite, blend_sprite_i420
 from kernels.resize import fit_rect
 from stages.captions import FIT_MARGIN, fit_dy
-from stages.media import AudioClipper, i420_frame, keyframe_times, on_screen_frames, upright_i420
+from stages.media import AudioClipper, i420_frame, keyframe_times, on_screen_frames, read_ahead, upright_i420
 from stages.output.chunks import (
     Chunk,
     ChunkEncoder,
@@ -157,11 +156,11 @@ def render_clip(req: RenderRequest, out_file: Path, ctx: StageContext, painter: 
     x264 = (settings.x264_preset, settings.x264_crf, threads if len(chunks) > 1 else settings.threads)
 
     def framed(chunk: Chunk, chunk_painter: Painter) -> Iterator[FrameBatch]:
-        decoded = _threaded(_decode_segments(media, list(chunk.parts), rate, size, ctx, chunk_painter.frames,
+        decoded = read_ahead(_decode_segments(media, list(chunk.parts), rate, size, ctx, chunk_painter.frames,
                                              chunk_painter.frame_format, first=chunk.first))
         # Framing runs in its own thread: OpenCV, the GPU kernels and the encoder release the
         # GIL, so framing batch k+1 overlaps encoding batch k.
-        return _threaded(chunk_painter.paint(decoded, geo, req.crop_path, captions, rate))
+        return read_ahead(chunk_painter.paint(decoded, geo, req.crop_path, captions, rate))
 
     with av.open(str(out_file), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         vstream = out.add_stream("libx264", rate=rate)
@@ -454,46 +453,3 @@ class FitCaptions:
             self._moved.clear()
         self._moved[id(sprite)] = (sprite, moved)
         return moved
-
-
-def _threaded(source: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
-    """Run ``source`` in a producer thread so decoding overlaps encoding; ``depth`` bounds memory."""
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            for item in source:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            failure.append(exc)
-        finally:
-            q.put(done)
-
-    worker = threading.Thread(target=produce, name="clipora-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                break
-            yield item  # type: ignore[misc]
-        if failure:
-            raise failure[0]
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
-
