@@ -148,6 +148,14 @@ class CutDetector:
         self.sigs.append(frame_signature(y, u, v))
         self.cost_s += time.perf_counter() - t0
 
+    def merge(self, other: CutDetector) -> None:
+        """Appends the signatures ``other`` collected after this detector's last frame (a later lane of
+        the same window, scanned on its own)."""
+        for t, sig in zip(other.times, other.sigs, strict=True):
+            if not self.times or t > self.times[-1]:
+                self.times.append(t)
+                self.sigs.append(sig)
+
     def shots(self, start: float, end: float) -> tuple[Shot, ...]:
         if not self.sigs:
             return shots_from_cuts(start, end, ())

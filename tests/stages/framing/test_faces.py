@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,7 +35,8 @@ from stages.framing import (
     plan_crop_path,
 )
 from stages.framing.face_select import make_face_detector
-from stages.media import probe_media
+from stages.framing.faces import lane_bounds
+from stages.media import keyframe_times, probe_media
 from tests.judges import check
 from tests.stages.framing.oracle import face_center_in_output
 
@@ -391,3 +393,87 @@ def test_fast_looks_find_what_full_looks_find(settings: Settings) -> None:
     plan = planned.size_plan()
     got = [len(f) for f in planned.detect(np.stack(cut), plan=plan)]
     assert got[:6] == want[:6] and min(got[6:8]) >= 1 and got[8:] == want[8:]
+
+
+# -- lanes: a window scanned in pieces side by side on the CPU ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """face_moving.mp4 with a keyframe every 2 s (the committed file has them at 0 and 10 s)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    out = tmp_path_factory.mktemp("gop") / "face_moving_gop2.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(MEDIA / "face_moving.mp4"), "-an", "-c:v", "libx264",
+                    "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0", str(out)],
+                   check=True, timeout=120)
+    return out
+
+
+def test_lane_bounds_on_keyframes_near_the_middle_or_in_the_middle(short_gop: Path) -> None:
+    media = probe_media(short_gop)
+    assert keyframe_times(media, 0.0, media.duration) == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0, 10.0])
+    assert lane_bounds(media, 0.0, 7.9, 2) == [0.0, 7.9]  # too short for two lanes of MIN_LANE_S
+    assert lane_bounds(media, 0.0, 12.0, 1) == [0.0, 12.0]
+    assert lane_bounds(media, 0.0, 12.0, 2) == pytest.approx([0.0, 6.0, 12.0])  # a keyframe in the middle
+    assert lane_bounds(media, 0.5, 12.0, 2) == pytest.approx([0.5, 6.0, 12.0])  # 0.25 s away: moved onto it
+    assert lane_bounds(media, 0.0, 10.0, 2) == pytest.approx([0.0, 5.0, 10.0])  # 1 s from both: the middle
+    assert lane_bounds(media, 0.0, 12.0, 4) == pytest.approx([0.0, 4.0, 8.0, 12.0])  # 3 lanes: 4 s at least
+    plain = probe_media(MEDIA / "face_moving.mp4")
+    assert lane_bounds(plain, 0.0, 12.0, 2) == pytest.approx([0.0, 6.0, 12.0])  # nominal: no keyframe near
+
+
+@pytest.mark.parametrize("name, start", [("gop2", 0.0), ("gop2", 0.5), ("plain", 0.0)])
+def test_a_scan_in_lanes_finds_what_one_piece_finds(settings: Settings, tmp_path: Path, short_gop: Path,
+                                                    name: str, start: float) -> None:
+    """Two lanes (2 cores) against one (1 core) over the same window: the same sample times on the
+    window's grid, the same faces at nearly the same boxes (each lane's size plan starts with a full
+    look, so full and fast looks fall on other samples), and the mouth motion of the first sample of the
+    second lane is there also when that lane starts on a keyframe (from the first lane's last frame)."""
+    media = probe_media(short_gop if name == "gop2" else MEDIA / "face_moving.mp4")
+    scans = {}
+    for threads in (1, 2):
+        ctx, reports = _ctx(replace(settings, threads=threads), tmp_path / str(threads))
+        stage = FaceDetectStage()
+        stage.setup(ctx)
+        scans[threads] = stage.process(FaceDetectRequest(media, start, 12.0), ctx)
+        assert stage.last_lanes == threads
+        fractions = [f for f, _ in reports]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    one, two = scans[1], scans[2]
+    assert [s.t for s in one.samples] == [s.t for s in two.samples]
+    assert len(one.samples) == 46 if start else 48
+    assert one.shots == two.shots
+    for a, b in zip(one.samples, two.samples, strict=True):
+        assert len(a.faces) == len(b.faces) == 1
+        assert iou(a.faces[0], b.faces[0]) > 0.8
+        assert b.faces[0].motion is not None or a.faces[0].motion is None
+    middle = next(i for i, s in enumerate(two.samples) if s.t >= 6.0 - 1e-3)
+    a, b = one.samples[middle].faces[0], two.samples[middle].faces[0]
+    assert b.motion is not None
+    if (a.x1, a.y1, a.x2, a.y2) == (b.x1, b.y1, b.x2, b.y2):  # both full looks: the same frame pair
+        assert b.motion == pytest.approx(a.motion)
+
+
+def test_a_failing_lane_fails_the_scan_with_its_own_error(settings: Settings, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, _ = _ctx(settings, tmp_path)
+    stage = FaceDetectStage()
+    stage.setup(ctx)
+    media = probe_media(MEDIA / "face_moving.mp4")
+    real = stage._detector.detect
+    calls = {"n": 0}
+
+    def flaky(frames, threshold=0.5, plan=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise PermanentError("the detector broke")
+        return real(frames, threshold, plan)
+
+    monkeypatch.setattr(stage._detector, "detect", flaky)
+    with pytest.raises(PermanentError, match="the detector broke"):
+        stage.process(FaceDetectRequest(media, 0.0, 12.0), ctx)
+    assert calls["n"] <= 4  # of 6 batches: the other lane stopped at its next batch instead of scanning on
+    ctx.cancel_event.set()
+    with pytest.raises(JobCancelled):
+        stage.process(FaceDetectRequest(media, 0.0, 12.0), ctx)
