@@ -176,6 +176,8 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
                   else [inputs.start, inputs.end])
         lanes = [_Lane([], CutDetector(), detector.size_plan()) for _ in bounds[:-1]]
         expected = max(1, int(span * fps))
+        # the lanes together hold one batch's frames (the CPU runner looks at a frame at a time anyway)
+        batch = max(1, BATCH_FRAMES // len(lanes))
         lock = threading.Lock()
         stop = threading.Event()  # a lane failed or the job was cancelled: the others end too
 
@@ -218,7 +220,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
                     times.append(t)
                     frames.append(rgb)
                     lumas.append((luma, prev))
-                    if len(frames) >= BATCH_FRAMES:
+                    if len(frames) >= batch:
                         flush()
                 if frames:
                     flush()

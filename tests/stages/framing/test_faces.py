@@ -473,7 +473,7 @@ def test_a_failing_lane_fails_the_scan_with_its_own_error(settings: Settings, tm
     monkeypatch.setattr(stage._detector, "detect", flaky)
     with pytest.raises(PermanentError, match="the detector broke"):
         stage.process(FaceDetectRequest(media, 0.0, 12.0), ctx)
-    assert calls["n"] <= 4  # of 6 batches: the other lane stopped at its next batch instead of scanning on
+    assert calls["n"] <= 4  # of 12 batches of 4: the other lane stopped at its next batch instead of scanning on
     ctx.cancel_event.set()
     with pytest.raises(JobCancelled):
         stage.process(FaceDetectRequest(media, 0.0, 12.0), ctx)
