@@ -43,9 +43,10 @@ MAX_LANES = 4
 def cpu_face_lanes(cpu_threads: int) -> int:
     """Lanes of a CPU scan (:mod:`stages.framing.faces`) on ``cpu_threads`` cores: one per core (at most
     :data:`MAX_LANES`), each its own one-thread decoder and its own call of the network, whose
-    onnxruntime session then gets ``cpu_threads // lanes`` intra-op threads. Measured on 2 cores (CenterFace, 720p): two one-thread
-    calls at once 9-10 ms a frame at 480 against 11-13 ms for one two-thread call, in ~20 % fewer CPU
-    seconds; a one-thread decoder takes ~0.7x the CPU seconds of libavcodec's frame threads."""
+    onnxruntime session then gets ``cpu_threads // lanes`` intra-op threads. Measured on 2 cores
+    (CenterFace, 720p): two one-thread calls at once 9-10 ms a frame at 480 against 11-13 ms for one
+    two-thread call, in ~20 % fewer CPU seconds; a one-thread decoder takes ~0.7x the CPU seconds of
+    libavcodec's frame threads."""
     return max(1, min(MAX_LANES, int(cpu_threads)))
 
 

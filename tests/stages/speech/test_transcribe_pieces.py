@@ -29,16 +29,26 @@ TALK = Path(__file__).resolve().parents[2] / "media" / "speech_topics.mp4"
 def test_cuts_cover_the_source_and_fall_in_its_quietest_spot(tmp_path):
     rng = np.random.default_rng(0)
     x = (0.2 * rng.standard_normal(RATE * 100)).astype(np.float32)
-    x[RATE * 33:RATE * 33 + RATE // 4] = 0.0  # a quarter second of silence near the first nominal cut (30 s)
-    x[RATE * 58:RATE * 58 + RATE // 4] = 0.0  # and near the second (~63 s from the first cut)
+    # 100 s in pieces of at most 30 s: 4 pieces, nominal cuts at 25, 50 and 75 s
+    x[RATE * 28:RATE * 28 + RATE // 4] = 0.0  # a quarter second of silence 3 s after the first
+    x[RATE * 46:RATE * 46 + RATE // 4] = 0.0  # and 4 s before the second
     path = tmp_path / "a.npy"
     np.save(path, x)
     bounds = transcribe_module.piece_bounds(AudioFile(path), RATE, piece_s=30.0, search_s=6.0)
+    assert len(bounds) == 4
     assert bounds[0][0] == 0 and bounds[-1][1] == len(x)
     assert all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:], strict=False))  # contiguous, no overlap
-    assert RATE * 33 <= bounds[0][1] < RATE * 33 + RATE // 4
-    assert RATE * 58 <= bounds[1][1] < RATE * 58 + RATE // 4
+    assert RATE * 28 <= bounds[0][1] < RATE * 28 + RATE // 4
+    assert RATE * 46 <= bounds[1][1] < RATE * 46 + RATE // 4
+    assert 69 * RATE <= bounds[2][1] <= 81 * RATE  # (noise: the quietest 50 ms within 6 s of 75 s)
     assert transcribe_module.piece_bounds(AudioFile(path), RATE, piece_s=300.0) == [(0, len(x))]
+    # three workers: a count of pieces they hear three at a time (6 of ~16.7 s), none left to one alone
+    threes = transcribe_module.piece_bounds(AudioFile(path), RATE, piece_s=30.0, search_s=6.0, multiple=3)
+    assert len(threes) == 6 and threes[0][0] == 0 and threes[-1][1] == len(x)
+    assert all(b == c for (_, b), (c, _) in zip(threes, threes[1:], strict=False))
+    cuts = np.array([b for _, b in threes[:-1]]) / RATE
+    assert np.all(np.abs(cuts - np.arange(1, 6) * 100 / 6) <= 6.0)  # each within 6 s of its place
+    assert transcribe_module.piece_bounds(AudioFile(path), RATE, piece_s=30.0, search_s=6.0, multiple=2) == bounds
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +109,11 @@ def test_pieces_heard_at_once_are_the_pieces_heard_one_after_another(talk):
     pieces heard one at a time (each piece is decoded on its own; nothing passes between them)."""
     audio, ctx, stage = talk
     assert stage.workers == 2 and stage._model.model.num_workers == 2  # threads=2: two one-thread workers
-    one_by_one = _heard(stage, audio, ctx, piece_s=15.0, workers=1)
-    at_once = _heard(stage, audio, ctx, piece_s=15.0, workers=2)
-    assert len(transcribe_module.piece_bounds(AudioFile(audio.path), RATE, 15.0, 3.75)) >= 4
+    # 18 s pieces: 4 of them, a count two workers share evenly, so both hear the same pieces
+    pieces = transcribe_module.piece_bounds(AudioFile(audio.path), RATE, 18.0, 4.5)
+    assert len(pieces) == 4 and transcribe_module.piece_bounds(AudioFile(audio.path), RATE, 18.0, 4.5, 2) == pieces
+    one_by_one = _heard(stage, audio, ctx, piece_s=18.0, workers=1)
+    at_once = _heard(stage, audio, ctx, piece_s=18.0, workers=2)
     assert at_once == one_by_one
     assert len(at_once) > 100
 
