@@ -222,28 +222,36 @@ class SizePlan:
     times less work) while the last full look saw faces and none of them small and the frame before
     saw a face. Small means below ``safe_px`` pixels high in the fast input (a margin of 1.5 over
     where it starts to miss). A full look comes first, then every ``full_every``-th sample, after a
-    frame with no face, after a fast look that saw a small face, and on every frame while a small
-    face is in view; so a small face that comes into view between full looks (a cut to a wide shot)
-    is looked for within ``full_every`` samples.
+    frame with no face, after a fast look that saw a small face, on every frame while a small face is
+    in view, and on a frame the caller says the picture changed on (:meth:`changed`: a possible cut,
+    seen by the faces stage's frame signatures); so a small face that comes into view between full
+    looks is looked for at once after a cut (a cut to a wide shot), and within ``full_every`` samples
+    otherwise (someone small walking in).
     """
 
-    def __init__(self, full: int, fast: int, full_every: int = 4, safe_px: float = 32.0) -> None:
+    def __init__(self, full: int, fast: int, full_every: int = 8, safe_px: float = 32.0) -> None:
         self.full, self.fast = full, fast
         self.full_every = max(1, int(full_every))
         self.safe_px = safe_px
         self._since_full: int | None = None  # samples since the last full look (None: none yet)
         self._fast_ok = False  # the last full look saw faces, all of them large enough for ``fast``
         self._saw_face = False  # the frame before had a face
+        self._changed = False  # the next frame's picture changed (a possible cut): look in full
         #: frames looked at per input side (FaceDetectStage.last_sizes: what a scan cost)
         self.counts: dict[int, int] = {full: 0, fast: 0}
 
     def next_side(self) -> int:
-        due = self._since_full is None or self._since_full >= self.full_every - 1
+        due = self._since_full is None or self._since_full >= self.full_every - 1 or self._changed
         return self.fast if (self._fast_ok and self._saw_face and not due) else self.full
+
+    def changed(self) -> None:
+        """The next frame's picture differs a lot from the last one's (a possible cut): it gets a full look."""
+        self._changed = True
 
     def saw(self, side: int, faces: Sequence[FaceBox], frame_size: tuple[int, int]) -> None:
         """What the frame just looked at found (boxes in source pixels of a ``frame_size`` frame)."""
         self.counts[side] = self.counts.get(side, 0) + 1
+        self._changed = False
         self._saw_face = bool(faces)
         large = bool(faces) and min(f.y2 - f.y1 for f in faces) * self.fast / max(frame_size) >= self.safe_px
         if side == self.full:
@@ -303,11 +311,12 @@ class CenterFaceDetector:
         blob, _ = make_blob(frames_rgb, self.det_long_side)
         return self.runner.run(blob)
 
-    def detect(self, frames_rgb: np.ndarray, threshold: float = 0.5, plan: SizePlan | None = None
-               ) -> list[list[FaceBox]]:
+    def detect(self, frames_rgb: np.ndarray, threshold: float = 0.5, plan: SizePlan | None = None,
+               changed: Sequence[bool] | None = None) -> list[list[FaceBox]]:
         """Faces in each frame of an (N, H, W, 3) uint8 RGB batch, best score first. With a ``plan``
         (:meth:`size_plan`, one per scan, carried across its batches) each frame runs on its own at
-        the size the plan gives it; without one the batch runs at ``det_long_side``."""
+        the size the plan gives it (``changed[i]``: frame ``i``'s picture changed a lot since the one
+        before, :meth:`SizePlan.changed`); without one the batch runs at ``det_long_side``."""
         frames = np.asarray(frames_rgb)
         if frames.ndim == 3:
             frames = frames[None]
@@ -317,7 +326,9 @@ class CenterFaceDetector:
             return self._detect(frames, threshold, self.det_long_side)
         h, w = frames.shape[1:3]
         found: list[list[FaceBox]] = []
-        for frame in frames:
+        for i, frame in enumerate(frames):
+            if changed is not None and changed[i]:
+                plan.changed()
             side = plan.next_side()
             faces = self._detect(frame[None], threshold, side)[0]
             plan.saw(side, faces, (w, h))

@@ -20,7 +20,7 @@ from engine.stage import Resources, Stage, StageContext
 from engine.types import FaceBox, FaceSample, FaceScan, MediaInfo
 from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, SizePlan
 from stages.framing.face_select import cpu_face_lanes, make_face_detector
-from stages.framing.shots import CutDetector
+from stages.framing.shots import DEFAULT_CUTS, CutDetector, pair_score
 from stages.media import iter_video_frames, keyframe_times, read_ahead, upright_i420, upright_rgb
 
 # -- mouth motion (active-speaker cue) -----------------------------------------------------
@@ -63,6 +63,9 @@ class FaceDetectRequest:
 
 
 _EPS = 1e-3
+#: a sample whose frame signature differs from the previous sample's by this content score gets a full
+#: look (a cut's least score; steady real talking heads score 1.4-4.1 from frame to frame)
+CHANGE_SCORE = DEFAULT_CUTS.min_score
 #: samples decoded ahead of the detector (each holds an RGB frame and two decoded frames: ~7 MB at 720p)
 READ_AHEAD = 2
 
@@ -70,8 +73,10 @@ READ_AHEAD = 2
 def sample_frames_and_cuts(media: MediaInfo, start: float, end: float, fps: float, cuts: CutDetector,
                            first: float | None = None, seek: float | None = None, threads: int = 0,
                            tail: dict[str, np.ndarray] | None = None):
-    """:func:`stages.media.sample_frames_with_previous`'s samples ``(t, rgb, luma, previous_luma)``,
-    while every decoded frame of [start, end) also goes to ``cuts`` (one signature per frame).
+    """:func:`stages.media.sample_frames_with_previous`'s samples ``(t, rgb, luma, previous_luma, changed)``,
+    while every decoded frame of [start, end) also goes to ``cuts`` (one signature per frame); ``changed``:
+    the sample's signature differs from the previous sample's by a cut's content score at least
+    (:data:`CHANGE_SCORE`: a possible cut in between, or a fast change of the picture).
     ``first``: the first sample's time (default ``start``: a lane of a window keeps the window's grid);
     ``seek`` and ``threads`` as in :func:`stages.media.iter_video_frames`. ``tail["luma"]``: the luma
     of the last frame decoded before ``end``, once the samples are exhausted.
@@ -79,6 +84,7 @@ def sample_frames_and_cuts(media: MediaInfo, start: float, end: float, fps: floa
     step = 1.0 / fps
     next_t = start if first is None else first
     prev: Any = None
+    last_sig: np.ndarray | None = None  # the previous sample's signature
     # the detector and the cut signatures do not need the deblocking filter's last few levels
     for t, frame in iter_video_frames(media, max(0.0, start - 1.5 / max(media.fps, 1.0)), end,
                                       threads=threads, seek=seek, deblock=False):
@@ -87,7 +93,10 @@ def sample_frames_and_cuts(media: MediaInfo, start: float, end: float, fps: floa
             if t + _EPS >= next_t:
                 luma = upright_i420(frame, media.rotation)[0]
                 before = upright_i420(prev, media.rotation)[0] if prev is not None else None
-                yield t, upright_rgb(frame, media.rotation), luma, before
+                sig = cuts.sigs[-1] if cuts.sigs else None
+                changed = last_sig is not None and sig is not None and pair_score(last_sig, sig) >= CHANGE_SCORE
+                last_sig = sig
+                yield t, upright_rgb(frame, media.rotation), luma, before, changed
                 next_t = max(next_t + step, t + step * 0.5)
         prev = frame
     if tail is not None and prev is not None:
@@ -187,9 +196,10 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
             times: list[float] = []
             frames: list[np.ndarray] = []
             lumas: list[tuple[np.ndarray, np.ndarray | None]] = []
+            changes: list[bool] = []
 
             def flush() -> None:
-                found = detector.detect(np.stack(frames), self.threshold, lane.plan)
+                found = detector.detect(np.stack(frames), self.threshold, lane.plan, changes)
                 for t, faces, (luma, prev) in zip(times, found, lumas, strict=True):
                     faces = [replace(f, motion=mouth_motion(luma, prev, f)) for f in faces]
                     lane.samples.append(FaceSample(t=t, faces=tuple(faces)))
@@ -199,6 +209,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
                 times.clear()
                 frames.clear()
                 lumas.clear()
+                changes.clear()
                 if stop.is_set():
                     raise JobCancelled("stopped with the other lanes")
                 ctx.check_cancelled()
@@ -212,7 +223,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
                 # detector: the decoder's work overlaps the network's instead of alternating with it
                 sampled = read_ahead(sampled, depth=READ_AHEAD, name="clipora-faces-decode")
             try:
-                for t, rgb, luma, prev in sampled:
+                for t, rgb, luma, prev, changed in sampled:
                     if lane.first_luma is None:
                         lane.first_luma, lane.first_had_previous = luma, prev is not None
                     if frames and rgb.shape != frames[0].shape:
@@ -220,6 +231,7 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
                     times.append(t)
                     frames.append(rgb)
                     lumas.append((luma, prev))
+                    changes.append(changed)
                     if len(frames) >= batch:
                         flush()
                 if frames:

@@ -86,7 +86,8 @@ def content_scores(sigs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pair_score(a: np.ndarray, b: np.ndarray) -> float:
+def pair_score(a: np.ndarray, b: np.ndarray) -> float:
+    """The content score between two frames' signatures (as :func:`content_scores`)."""
     d = np.abs(a.astype(np.int16) - b.astype(np.int16))
     return float(sum(d[sl].mean() for sl in _plane_slices()))
 
@@ -112,9 +113,9 @@ def find_cuts(times: Sequence[float], sigs: np.ndarray, params: CutParams = DEFA
             continue
         # a flash: a frame or two later the picture is back to the one before the spike, or
         # (the flash's end) this frame is the picture of a frame or two before the spike
-        if any(_pair_score(sigs[i - 1], sigs[j]) < params.flash_ratio * c for j in range(i + 1, min(n, i + 3))):
+        if any(pair_score(sigs[i - 1], sigs[j]) < params.flash_ratio * c for j in range(i + 1, min(n, i + 3))):
             continue
-        if any(_pair_score(sigs[j], sigs[i]) < params.flash_ratio * c for j in range(max(0, i - 3), i - 1)):
+        if any(pair_score(sigs[j], sigs[i]) < params.flash_ratio * c for j in range(max(0, i - 3), i - 1)):
             continue
         if times[i] - last_t < params.min_shot_s:
             continue

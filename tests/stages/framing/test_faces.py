@@ -314,12 +314,57 @@ def test_size_plan_looks_fast_only_between_full_looks_at_large_faces() -> None:
         sides.append(plan.next_side())
         plan.saw(sides[-1], faces, (1280, 720))
     assert sides == [480, 640, 480, 480, 480, 640]
+    # a frame the caller says the picture changed on (a possible cut): a full look there, then the count
+    # to the next restarts
+    sides = []
+    for k, faces in enumerate([big] * 7):
+        if k == 2:
+            plan.changed()
+        sides.append(plan.next_side())
+        plan.saw(sides[-1], faces, (1280, 720))
+    assert sides == [480, 480, 640, 480, 480, 480, 640]
+    assert SizePlan(640, 480).full_every == 8  # the default: a full look every 2 s at 4 samples/s
     # what counts as small is relative to the frame: 120 px in a 4K frame is 15 px at 480
     plan = SizePlan(640, 480)
     for _ in range(3):
         side = plan.next_side()
         plan.saw(side, big, (3840, 2160))
         assert side == 640
+
+
+def test_a_cut_to_small_faces_gets_a_full_look_at_once(settings: Settings, tmp_path: Path) -> None:
+    """A large face, then at 3.12 s a cut to eight faces 52 px high (which a fast look finds 0-1 of): the
+    first sample after the cut is a full look (the frame signatures changed), not the next regular one
+    (at 4 s, in 2-s steps) or the one after a fast look saw too little: every sample after the cut finds
+    all eight."""
+    import av
+
+    path = tmp_path / "cut.mp4"
+    large = background()
+    paste(large, 500, 200, 1.0)
+    small = np.full((720, 1280, 3), (30, 90, 40), np.uint8)  # another shot: another backdrop
+    for i in range(8):
+        paste(small, 60 + i * 150, 100 + (i % 3) * 180, 0.45)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for i in range(200):
+            frame = av.VideoFrame.from_ndarray(large if i < 78 else small, format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    media = probe_media(path)
+    ctx, _ = _ctx(settings, tmp_path)
+    stage = FaceDetectStage()
+    stage.setup(ctx)
+    scan = stage.process(FaceDetectRequest(media, 0.0, 8.0), ctx)
+    assert [round(s.start, 2) for s in scan.shots] == [0.0, 3.12]
+    assert stage.last_lanes == 2  # the cut lies inside the first lane, between its full looks (2 s, 4 s)
+    after = [s for s in scan.samples if s.t > 3.12]
+    assert after[0].t < 3.12 + 0.25  # the first sample after the cut (3.28 s on the 25 fps grid)
+    assert [len(s.faces) for s in after] == [8] * len(after)
+    before = [s for s in scan.samples if s.t < 3.1]
+    assert [len(s.faces) for s in before] == [1] * len(before)
+    assert stage.last_sizes[480] >= 10  # the large face was looked at fast between full looks (at 0 and 2 s)
 
 
 def test_the_cpu_detector_gets_a_fast_size(settings: Settings) -> None:
@@ -346,7 +391,7 @@ def _small_faces_frame(n: int, jitter: int) -> tuple[np.ndarray, list[FaceBox]]:
 def test_fast_looks_find_what_full_looks_find(settings: Settings) -> None:
     """A scan with the plan finds every face the full size finds, on every frame, also where the
     fast size alone finds few (8 faces 52 px high in 1280x720; measured: full 8 of 8, fast 0-1);
-    with large faces it looks fast 3 frames in 4 at the same boxes; a cut to a shot with small
+    with large faces it looks fast 7 frames in 8 at the same boxes; a cut to a shot with small
     faces is seen at the next full look."""
     full = make_face_detector(replace(settings, face_detect_fast_size=0), Backend("cpu", np))
     planned = make_face_detector(settings, Backend("cpu", np))
@@ -368,7 +413,7 @@ def test_fast_looks_find_what_full_looks_find(settings: Settings) -> None:
     want = full.detect(np.stack(large))
     plan = planned.size_plan()
     got = planned.detect(np.stack(large), plan=plan)
-    assert plan.counts == {640: 2, 480: 6}
+    assert plan.counts == {640: 1, 480: 7}
     assert all(len(a) == len(b) == 1 for a, b in zip(want, got, strict=True))
     # a fast look's box is as good as a full look's (measured IoU with the pasted box: full 0.90-0.94,
     # fast 0.79-0.85; the boxes sit on the network's 4-pixel output grid, so they move by a few pixels
@@ -464,11 +509,11 @@ def test_a_failing_lane_fails_the_scan_with_its_own_error(settings: Settings, tm
     real = stage._detector.detect
     calls = {"n": 0}
 
-    def flaky(frames, threshold=0.5, plan=None):
+    def flaky(frames, threshold=0.5, plan=None, changed=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise PermanentError("the detector broke")
-        return real(frames, threshold, plan)
+        return real(frames, threshold, plan, changed)
 
     monkeypatch.setattr(stage._detector, "detect", flaky)
     with pytest.raises(PermanentError, match="the detector broke"):
