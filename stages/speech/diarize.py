@@ -176,7 +176,7 @@ class DiarizeStage(Stage[DiarizeRequest, Diarization]):
 
     def setup(self, ctx: StageContext) -> None:
         if self._encoder is None and not self._why_not:
-            self._encoder, self._why_not = load_voice_encoder(ctx.settings.cache_dir)
+            self._encoder, self._why_not = load_voice_encoder(ctx.settings.cache_dir, threads=ctx.settings.cpu_threads)
             if self._why_not:
                 ctx.log.warning(self._why_not)
 

@@ -1,9 +1,10 @@
-"""The speaker embedding model the diarizer runs: Resemblyzer's GE2E voice encoder (in NumPy:
-:mod:`stages.speech.voice_lstm`), its mel spectrogram of a track (NumPy too, computed a piece at a time,
+"""The speaker embedding model the diarizer runs: Resemblyzer's GE2E voice encoder (in onnxruntime or
+NumPy: :mod:`stages.speech.voice_lstm`), its mel spectrogram of a track (NumPy too, computed a piece at a time,
 never the whole track at once) and the embedding of mel-frame windows in batches."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -14,15 +15,23 @@ import numpy as np
 
 from stages.media import AudioFile
 
+logger = logging.getLogger(__name__)
 
-def load_voice_encoder(cache_dir: Path | None = None) -> tuple[Any, str]:
+
+def load_voice_encoder(cache_dir: Path | None = None, threads: int = 1) -> tuple[Any, str]:
     """(encoder, "") or (None, why it is unavailable). Never raises.
 
     The encoder maps (B, T, 40) float32 mel frames to (B, 256) unit embeddings (NumPy in, NumPy out):
-    Resemblyzer's weights run in NumPy (:mod:`stages.speech.voice_lstm`: no torch in the worker),
-    or, where converting them fails, Resemblyzer's own torch module behind the same call.
+    Resemblyzer's weights run in onnxruntime's LSTM on ``threads`` threads, or in NumPy where that
+    session cannot be built (:mod:`stages.speech.voice_lstm`: no torch in the worker either way), or,
+    where converting the weights fails, Resemblyzer's own torch module behind the same call.
     """
-    from stages.speech.voice_lstm import NumpyVoiceEncoder, converted_weights, resemblyzer_checkpoint
+    from stages.speech.voice_lstm import (
+        NumpyVoiceEncoder,
+        OnnxVoiceEncoder,
+        converted_weights,
+        resemblyzer_checkpoint,
+    )
 
     if resemblyzer_checkpoint() is None:
         return None, ("speaker diarization unavailable: Resemblyzer is not installed "
@@ -32,7 +41,13 @@ def load_voice_encoder(cache_dir: Path | None = None) -> tuple[Any, str]:
 
         cache_dir = Settings().cache_dir
     try:
-        return NumpyVoiceEncoder(converted_weights(cache_dir)), ""
+        weights = converted_weights(cache_dir)
+        try:
+            return OnnxVoiceEncoder(weights, threads=threads), ""
+        except Exception as exc:
+            logger.warning("the voice encoder runs in NumPy: onnxruntime's LSTM session failed: %s: %s",
+                           type(exc).__name__, exc)
+        return NumpyVoiceEncoder(weights), ""
     except Exception as exc:  # conversion needs torch in a child process: fall back to torch here
         numpy_failed = f"{type(exc).__name__}: {exc}"
     try:
@@ -52,7 +67,7 @@ def load_voice_encoder(cache_dir: Path | None = None) -> tuple[Any, str]:
 
 
 class TorchVoiceEncoder:
-    """Resemblyzer's torch module behind the NumPy call of :class:`~stages.speech.voice_lstm.NumpyVoiceEncoder`."""
+    """Resemblyzer's torch module behind the call of :class:`~stages.speech.voice_lstm.OnnxVoiceEncoder`."""
 
     def __init__(self, module: Any) -> None:
         self.module = module

@@ -6,9 +6,13 @@ The weights are Resemblyzer's own ``pretrained.pt``, converted once to ``.npz`` 
 that imports torch (``python -m stages.speech.voice_lstm SRC DST``) and cached in
 ``Settings.cache_dir/models`` under the checkpoint's sha256; the worker then only reads the ``.npz``.
 
-The forward pass is PyTorch's ``nn.LSTM`` (gates in its order i, f, g, o; both biases), layer by
-layer, the input projection of a few time steps in one product and the recurrence in place;
-``tests/stages/speech/test_voice_lstm.py`` holds it to torch's embeddings.
+Two forward passes on the same ``.npz``: :class:`OnnxVoiceEncoder` (the one a worker uses) puts the three
+layers in an ONNX graph of ``LSTM`` operators, built in memory, and runs it in onnxruntime (its LSTM
+kernel: 1.4-2x faster than the NumPy loop on 2 cores, BENCHMARKS.md section 3); :class:`NumpyVoiceEncoder`
+is PyTorch's ``nn.LSTM`` (gates in its order i, f, g, o; both biases) in NumPy, layer by layer, the input
+projection of a few time steps in one product and the recurrence in place (the fallback where
+onnxruntime cannot build the graph). ``tests/stages/speech/test_voice_lstm.py`` holds both to torch's
+embeddings.
 """
 
 from __future__ import annotations
@@ -110,6 +114,63 @@ class NumpyVoiceEncoder:
                         out[t0 + j] = h
             if out is not None:
                 seq = out
+        raw = np.maximum(h @ self.linear_w + self.linear_b, 0.0)
+        norm = np.linalg.norm(raw, axis=1, keepdims=True)
+        return (raw / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+class OnnxVoiceEncoder:
+    """``encoder(mels)``: (B, T, 40) float32 mel frames -> (B, 256) unit embeddings, as Resemblyzer's: the
+    LSTM layers as onnxruntime ``LSTM`` operators on ``threads`` intra-op threads (idle ones sleep, no
+    memory arena kept between calls: a batch of 256 windows needs ~40 MB per layer), the linear layer,
+    ReLU and the L2 norm in NumPy."""
+
+    def __init__(self, weights: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+
+        # PyTorch's gate rows are i, f, g, o; ONNX's LSTM wants i, o, f, c (c = PyTorch's g)
+        order = np.concatenate([np.arange(0, HIDDEN), np.arange(3 * HIDDEN, 4 * HIDDEN),
+                                np.arange(HIDDEN, 2 * HIDDEN), np.arange(2 * HIDDEN, 3 * HIDDEN)])
+        nodes, tensors = [], [numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+                              numpy_helper.from_array(np.array([1], np.int64), "axis1")]
+        with np.load(weights) as w:
+            source = "mels"
+            for k in range(LAYERS):
+                ih = w[f"lstm.weight_ih_l{k}"][order][None].astype(np.float32)
+                hh = w[f"lstm.weight_hh_l{k}"][order][None].astype(np.float32)
+                bias = np.concatenate([w[f"lstm.bias_ih_l{k}"][order], w[f"lstm.bias_hh_l{k}"][order]])[None]
+                tensors += [numpy_helper.from_array(ih, f"W{k}"), numpy_helper.from_array(hh, f"R{k}"),
+                            numpy_helper.from_array(bias.astype(np.float32), f"B{k}")]
+                # outputs Y (T, 1, B, H) for the next layer and Y_h (1, B, H): the last step's state
+                nodes.append(helper.make_node("LSTM", [source, f"W{k}", f"R{k}", f"B{k}"], [f"Y{k}", f"H{k}"],
+                                              hidden_size=HIDDEN))
+                nodes.append(helper.make_node("Squeeze", [f"Y{k}", "axis1"], [f"X{k}"]))
+                source = f"X{k}"
+            self.linear_w = np.ascontiguousarray(w["linear.weight"].T, np.float32)
+            self.linear_b = w["linear.bias"].astype(np.float32)
+        nodes.append(helper.make_node("Squeeze", [f"H{LAYERS - 1}", "axis0"], ["hidden"]))
+        graph = helper.make_graph(
+            nodes, "ge2e_lstm", [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["T", "B", MELS])],
+            [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["B", HIDDEN])], tensors)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8  # (onnxruntime reads IR 8 models of opset 17 across its versions)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.enable_cpu_mem_arena = False
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model.SerializeToString(), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+
+    def __call__(self, mels: np.ndarray) -> np.ndarray:
+        x = np.asarray(mels, np.float32)
+        if x.ndim != 3 or x.shape[2] != MELS:
+            raise ValueError(f"expected (batch, frames, {MELS}) mel frames, got {x.shape}")
+        if x.shape[0] == 0:
+            return np.zeros((0, HIDDEN), np.float32)
+        (h,) = self.session.run(["hidden"], {"mels": np.ascontiguousarray(x.transpose(1, 0, 2))})
         raw = np.maximum(h @ self.linear_w + self.linear_b, 0.0)
         norm = np.linalg.norm(raw, axis=1, keepdims=True)
         return (raw / np.where(norm > 0, norm, 1.0)).astype(np.float32)

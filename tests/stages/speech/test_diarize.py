@@ -127,7 +127,7 @@ def test_without_the_speaker_model_the_stage_says_so(monkeypatch, ctx, tmp_path)
     mod = importlib.import_module("stages.speech.diarize")  # the module (the package exports its diarize())
 
     monkeypatch.setattr(mod, "load_voice_encoder",
-                        lambda cache_dir=None: (None, "speaker diarization unavailable: test"))
+                        lambda cache_dir=None, threads=1: (None, "speaker diarization unavailable: test"))
     np.save(tmp_path / "a.npy", np.zeros(RATE, np.float32))
     audio = AnalysisAudio(str(tmp_path / "a.npy"), 0.0, RATE, 1.0)
     transcript = Transcript((Word(0.1, 0.5, "hello"),))

@@ -1,5 +1,5 @@
-"""Resemblyzer's voice encoder in NumPy against Resemblyzer's own torch module, on real speech windows,
-and the worker that uses it never importing torch."""
+"""Resemblyzer's voice encoder in onnxruntime and in NumPy against Resemblyzer's own torch module, on real
+speech windows, and the worker that uses it never importing torch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ import pytest
 from stages.media.audio import decode_mono_16k
 from stages.media.probe import probe_media
 from stages.speech.voice_encoder import load_voice_encoder, mel_frames
-from stages.speech.voice_lstm import NumpyVoiceEncoder, converted_weights, resemblyzer_checkpoint
+from stages.speech.voice_lstm import (
+    NumpyVoiceEncoder,
+    OnnxVoiceEncoder,
+    converted_weights,
+    resemblyzer_checkpoint,
+)
 
 TALK = Path(__file__).resolve().parents[2] / "media" / "speech_topics.mp4"
 ROOT = Path(__file__).resolve().parents[3]
@@ -31,13 +36,15 @@ def windows():
     return full, short
 
 
-def test_numpy_embeddings_are_torchs(windows, tmp_path):
+@pytest.mark.parametrize("kind", ["onnxruntime", "numpy"])
+def test_our_embeddings_are_torchs(windows, tmp_path, kind):
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from resemblyzer import VoiceEncoder
     module = VoiceEncoder("cpu", verbose=False)
-    ours = NumpyVoiceEncoder(converted_weights(tmp_path))
+    weights = converted_weights(tmp_path)
+    ours = OnnxVoiceEncoder(weights, threads=2) if kind == "onnxruntime" else NumpyVoiceEncoder(weights)
     for mels in windows:
         with torch.inference_mode():
             want = module(torch.from_numpy(mels)).numpy()
@@ -62,7 +69,27 @@ def test_the_worker_side_never_imports_torch(tmp_path):
             "assert enc is not None, why; enc(np.zeros((2, 160, 40), np.float32)); "
             "print(type(enc).__name__, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["NumpyVoiceEncoder", "False"]
+    assert out.stdout.split() == ["OnnxVoiceEncoder", "False"]
+
+
+def test_onnxruntime_and_numpy_agree_and_onnxruntime_failing_falls_back_to_numpy(windows, tmp_path, monkeypatch):
+    import stages.speech.voice_lstm as vl
+
+    weights = converted_weights(tmp_path)
+    full, short = windows
+    for mels in (full, short, full[:1]):
+        a, b = OnnxVoiceEncoder(weights)(mels), NumpyVoiceEncoder(weights)(mels)
+        assert a.shape == b.shape == (len(mels), 256) and float(np.abs(a - b).max()) < 1e-4
+    assert OnnxVoiceEncoder(weights)(np.zeros((0, 160, 40), np.float32)).shape == (0, 256)
+    with pytest.raises(ValueError):
+        OnnxVoiceEncoder(weights)(np.zeros((2, 160, 13), np.float32))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no LSTM kernel in this onnxruntime")
+
+    monkeypatch.setattr(vl, "OnnxVoiceEncoder", broken)
+    enc, why = load_voice_encoder(tmp_path)
+    assert why == "" and type(enc).__name__ == "NumpyVoiceEncoder"
 
 
 def test_a_failed_conversion_falls_back_to_torch(tmp_path, monkeypatch):
