@@ -111,14 +111,14 @@ KEYFRAME_SLACK = 0.1
 
 def lane_bounds(media: MediaInfo, start: float, end: float, lanes: int) -> list[float]:
     """``n + 1`` bounds of the lanes of [start, end) (``n`` <= ``lanes``, each lane ``MIN_LANE_S`` or more):
-    each inner bound at the keyframe nearest its nominal place within a quarter of a lane (a lane that
-    starts on a keyframe decodes nothing twice), else at the nominal place (that lane's decoder starts at
-    the keyframe before it)."""
+    each inner bound at the keyframe nearest its nominal place within ``KEYFRAME_SLACK`` of a lane (a lane
+    that starts on a keyframe decodes nothing twice), else at the nominal place (that lane's decoder starts
+    at the keyframe before it)."""
     n = max(1, min(int(lanes), int((end - start) // MIN_LANE_S)))
     if n == 1:
         return [start, end]
     size = (end - start) / n
-    keys = keyframe_times(media, start + size * 0.75, end - size * 0.75)
+    keys = keyframe_times(media, start + size * (1 - KEYFRAME_SLACK), end - size * (1 - KEYFRAME_SLACK))
     bounds = [start]
     for k in range(1, n):
         nominal = start + k * size
