@@ -1,6 +1,8 @@
-"""The composition root: which stage fills which step of the job graph (engine/graph.py).
+r"""The composition root: which stage fills which step of the job graph (engine/graph.py).
 
-analysis:  probe -> audio -> transcribe -> diarize -> host -> genre_faces -> highlights -> plan
+analysis:  probe -> audio -> transcribe -> diarize -> host ------------> plan
+               \                            \-> highlights ---/   (after host if it is removed)
+                \-> genre_faces (beside audio and transcribe) -/
 per clip:  faces -> reframe -> captions -> render -> poster      (one unit per ClipPlan)
 finalize:  manifest, then the engine publishes every clip's files and the manifest
 
@@ -124,6 +126,15 @@ def _labelled(s: Scope):
     return with_speakers(s["transcribe"], s["diarize"])
 
 
+def _cut_speaker(s: Scope) -> str | None:
+    """The speaker moments are not chosen from (the host, when the options remove it)."""
+    return speaker_to_cut(s.options, s["host"]) if s.options.remove_ai_voice else None
+
+
+def _highlights_needs(options: ProcessOptions) -> tuple[str, ...]:
+    return ("probe", "audio", "transcribe", "diarize", "genre_faces", *(("host",) if options.remove_ai_voice else ()))
+
+
 def _span(s: Scope) -> tuple[float, float]:
     return trim_span(s["probe"], s.options)
 
@@ -203,12 +214,15 @@ def job_graph(st: StageSet) -> JobGraph:
         Step("host", st.host, lambda s: HostRequest(s["audio"].audio, _labelled(s), s["diarize"], s.options.genre),
              weight=1),
         # a few face samples for `genre: auto` (how many people are on camera); not a progress step
+        # it needs only the probe: it runs while the audio decodes and the speech is transcribed
         Step("genre_faces", st.survey, lambda s: FaceSurveyRequest(
-            s["probe"], _span(s), s.options.mode == "ai" and s.options.genre == "auto"), weight=0, report=False),
-        # with the host removed, moments are found in the remaining speakers' words only
+            s["probe"], _span(s), s.options.mode == "ai" and s.options.genre == "auto"), weight=0, report=False,
+             needs=("probe",)),
+        # with the host removed, moments are found in the remaining speakers' words only; otherwise
+        # they do not wait for the host decision (the two run side by side)
         Step("highlights", st.highlights, lambda s: HighlightsRequest(
-            without_speaker(_labelled(s), speaker_to_cut(s.options, s["host"])), s["audio"].features, s.options,
-            _span(s), s["genre_faces"]), weight=2),
+            without_speaker(_labelled(s), _cut_speaker(s)), s["audio"].features, s.options,
+            _span(s), s["genre_faces"]), weight=2, needs=_highlights_needs),
         Step("plan", st.plan, lambda s: PlanRequest(s.job.job_id, s["probe"], s.options, _span(s), s["highlights"],
                                                     _labelled(s), s["diarize"], s["host"]), weight=0, report=False),
     )

@@ -2,8 +2,9 @@
 
 A job runs in three phases:
 
-- **analysis**: steps in order (probe, audio, transcribe, ...); the last one's result is the
-  job's :class:`~engine.types.JobPlan`, one :class:`~engine.types.ClipPlan` per clip;
+- **analysis**: steps (probe, audio, transcribe, ...), each run once the steps it needs are done
+  (by default every step before it), so independent ones run side by side; the last one's result
+  is the job's :class:`~engine.types.JobPlan`, one :class:`~engine.types.ClipPlan` per clip;
 - **clips**: for each ClipPlan, one independent *unit* of steps (faces, reframe, captions,
   render, poster) that any worker can run given the plan; it ends in a ClipResult;
 - **finalize**: one step over the plan and every ClipResult (the manifest), after which the
@@ -21,7 +22,7 @@ workdir of each unit. Nothing here knows a concrete stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ class Step:
     ``weight`` is its share of its phase's progress; ``cache`` keeps its result (JSON) so a
     retried job reuses it when the request is the same; ``report`` False keeps a helper step
     (a quick survey) out of the progress events.
+
+    ``needs`` (analysis steps only) names the earlier steps whose results its request reads, or
+    gives them for the job's options (a step that reads one only for some options); ``None``, the
+    default, is every step before it. A step runs once what it needs is done, beside the steps
+    still running: a survey that needs only the probe runs while the audio decodes. A clip unit's
+    steps run one after the other.
     """
 
     name: str
@@ -105,6 +112,7 @@ class Step:
     weight: float = 1.0
     cache: bool = True
     report: bool = True
+    needs: tuple[str, ...] | Callable[[ProcessOptions], tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,10 @@ class JobGraph:
         yield from self.clip
         yield self.finalize
 
+    def analysis_needs(self, options: ProcessOptions) -> dict[str, tuple[str, ...]]:
+        """Each analysis step's name -> the earlier steps it waits for, for a job with ``options``."""
+        return step_needs(self.analysis, options)
+
     def stages(self) -> list[Stage[Any, Any]]:
         """Each distinct stage once (a stage may fill several steps)."""
         seen: dict[int, Stage[Any, Any]] = {}
@@ -143,3 +155,23 @@ class JobGraph:
     def progress_weights(self) -> list[tuple[str, float]]:
         return ([(s.name, s.weight) for s in self.analysis if s.report]
                 + [("clips", self.clips_weight), (self.finalize.name, self.finalize.weight)])
+
+
+def step_needs(steps: Sequence[Step], options: ProcessOptions) -> dict[str, tuple[str, ...]]:
+    """Each step's name -> the steps it waits for: its ``needs`` (for ``options``), or every step before it.
+
+    A step may need only steps before it in the phase (so the phase is acyclic and its order is one
+    the steps can run in, one at a time).
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for i, step in enumerate(steps):
+        earlier = [s.name for s in steps[:i]]
+        needs = step.needs(options) if callable(step.needs) else step.needs
+        if needs is None:
+            out[step.name] = tuple(earlier)
+            continue
+        wrong = [n for n in needs if n not in earlier]
+        if wrong:
+            raise ValueError(f"step {step.name!r} needs {', '.join(map(repr, wrong))}, not a step before it")
+        out[step.name] = tuple(dict.fromkeys(needs))
+    return out

@@ -2,6 +2,8 @@
 
 ``Pipeline.run`` takes a job through its three phases:
 
+- the analysis steps run as their needs allow (``Step.needs``): one after the other by default,
+  a step that needs only earlier results beside the steps still running;
 - each step's result is cached as JSON under the job's workdir, keyed by the step's name and a
   fingerprint of its request (``analysis/<step>.json``, ``clips/NN/<step>.json``), so a retried
   job reuses every finished step whose inputs are the same, and a changed input is recomputed;
@@ -29,14 +31,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.config import Settings
 from engine.events import EventBus, JobEvent
-from engine.graph import JobGraph, JobInput, Scope, Step
+from engine.graph import JobGraph, JobInput, Scope, Step, step_needs
 from engine.heap import release_free_heap
 from engine.stage import Stage, StageContext
 from engine.storage import atomic_path, write_json_atomic
@@ -205,6 +207,40 @@ class Pipeline:
             cache.save(step.name, key, result)
         return result
 
+    def _analysis(self, steps: Sequence[Step], scope: Scope, cache: StepCache) -> None:
+        """Run the analysis steps into ``scope.results``, each once the steps it needs are done.
+
+        Steps whose needs are met at the same time run side by side, each in a thread of its own (a
+        stage's native work lets go of the GIL); a phase whose every step needs the one before runs
+        them in order on this thread. When a step fails no other one starts; the running ones finish,
+        then the first failure is raised.
+        """
+        needs = step_needs(steps, scope.options)
+        if all(needs[s.name] == tuple(p.name for p in steps[:i]) for i, s in enumerate(steps)):
+            for step in steps:  # one after the other: no thread to hop to
+                scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+            return
+        pending = list(steps)
+        done: set[str] = set()
+        running: dict[Future[Any], Step] = {}
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="clipora-step") as pool:
+            while running or (pending and failure is None):
+                if failure is None:
+                    for step in [s for s in pending if set(needs[s.name]) <= done]:
+                        pending.remove(step)
+                        running[pool.submit(self._step, step, scope, cache, phase=step.name)] = step
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    if future.exception() is not None:
+                        failure = failure or future.exception()
+                        continue
+                    scope.results[step.name] = future.result()
+                    done.add(step.name)
+        if failure is not None:
+            raise failure
+
     # -- the phases -------------------------------------------------------------------------------
 
     def run(self, job: JobInput, out_dir: Path) -> dict[str, Any]:
@@ -224,8 +260,7 @@ class Pipeline:
         scope = Scope(job, analysis)
         cache = StepCache(analysis, job.job_id)
         steps = self.graph.analysis if report else [replace(s, report=False) for s in self.graph.analysis]
-        for step in steps:
-            scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+        self._analysis(steps, scope, cache)
         plan = scope.results[self.graph.analysis[-1].name]
         if not isinstance(plan, JobPlan):
             raise TypeError(f"the analysis phase must end in a JobPlan, not {type(plan).__name__}")
@@ -267,8 +302,7 @@ class Pipeline:
         analysis = self.workdir / ANALYSIS_DIR
         scope = Scope(job, analysis, dict(results))
         cache = StepCache(analysis, job.job_id)
-        for step in self.graph.analysis:
-            scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+        self._analysis(self.graph.analysis, scope, cache)
         plan = scope.results[self.graph.analysis[-1].name]
         if not isinstance(plan, JobPlan) or len(plan.clips) != 1 or plan.clips[0].index != job.clip:
             raise TypeError("an edit graph's analysis must end in a JobPlan of the one clip it renders")

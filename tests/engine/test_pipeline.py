@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +397,93 @@ def test_what_a_step_freed_is_not_the_next_steps_floor(tmp_path, settings):
     Worker(fakes.graph(), settings).run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
     assert seen["held"] - seen["before"] > 250, seen
     assert seen["next step"] - seen["before"] < 60, seen  # the 1/64 kept (5 MiB) and some slack
+
+
+# -- the analysis phase's steps run as their needs allow -------------------------------------------
+
+
+def _analysis_graph(fakes: Fakes, survey: Fake, words_needs=None, plan_needs=None) -> JobGraph:
+    """probe -> words, and a survey that needs only the probe (placed after words, as in the job graph)."""
+    g = fakes.graph()
+    probe, words, plan = g.analysis
+    return JobGraph(
+        analysis=(probe, replace(words, needs=words_needs),
+                  Step("survey", survey, lambda s: s["probe"]["duration"], weight=0, report=False, needs=("probe",)),
+                  replace(plan, needs=plan_needs)),
+        clip=g.clip, clip_result=g.clip_result, finalize=g.finalize, clips_weight=g.clips_weight)
+
+
+def test_a_step_that_needs_only_the_probe_runs_beside_the_steps_after_it(tmp_path, settings):
+    fakes = Fakes(clips=1)
+    survey_started, words_seen_survey = threading.Event(), []
+
+    def words(req, ctx):
+        # the survey runs while this step does: it has started before this step ends
+        words_seen_survey.append(survey_started.wait(10))
+        return f"words of {req}"
+
+    def survey(req, ctx):
+        survey_started.set()
+        return {"looked at": req}
+
+    fakes.words.fn = words
+    plans: list[Any] = []
+    fakes.plan.fn = lambda r, c: plans.append(r) or plan_of(r, c)
+    worker = Worker(_analysis_graph(fakes, Fake("survey", survey)), settings)
+    manifest = worker.run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    assert manifest["clipCount"] == 1
+    assert words_seen_survey == [True]
+    # the last step (needs: every step before it) ran after both, with both results cached
+    assert cached_result(tmp_path / "work", "survey") == {"looked at": 10.0}
+    assert cached_result(tmp_path / "work", "words") == "words of (10.0, '')"
+    assert len(plans) == 1
+
+
+def test_steps_with_default_needs_run_in_order_on_the_callers_thread(tmp_path, settings):
+    fakes = Fakes(clips=1)
+    order: list[tuple[str, str]] = []
+    for stage in (fakes.probe, fakes.words):
+        def traced(r, c, fn=stage.fn, name=stage.name):
+            order.append((name, threading.current_thread().name))
+            return fn(r, c)
+
+        stage.fn = traced
+    worker = Worker(fakes.graph(), settings)
+    here = threading.current_thread().name
+    worker.run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    assert order == [("probe", here), ("words", here)]
+
+
+def test_a_failed_step_starts_nothing_after_it_and_is_the_phases_error(tmp_path, settings):
+    fakes = Fakes(clips=1)
+    finished: list[str] = []
+
+    def words(req, ctx):
+        time.sleep(0.2)  # still running when the survey fails: it finishes, then the failure is raised
+        finished.append("words")
+        return "w"
+
+    def survey(req, ctx):
+        raise InvalidMedia("the survey could not decode a frame")
+
+    fakes.words.fn = words
+    worker = Worker(_analysis_graph(fakes, Fake("survey", survey)), settings)
+    with pytest.raises(InvalidMedia, match="survey"):
+        worker.run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    assert finished == ["words"]
+    assert fakes.plan.calls == [] and fakes.render.calls == []
+    assert cached_result(tmp_path / "work", "words") == "w"  # a retry reuses what finished
+
+
+def test_needs_may_depend_on_the_options_and_name_only_earlier_steps(tmp_path, settings):
+    from engine.graph import step_needs
+
+    fakes = Fakes(clips=1)
+    survey = Fake("survey", lambda r, c: r)
+    g = _analysis_graph(fakes, survey, plan_needs=lambda o: ("probe", "survey", *(("words",) if o.prompt else ())))
+    assert step_needs(g.analysis, ProcessOptions.build())["plan"] == ("probe", "survey")
+    assert step_needs(g.analysis, ProcessOptions.build(prompt="jobs"))["plan"] == ("probe", "survey", "words")
+    assert step_needs(g.analysis, ProcessOptions.build())["words"] == ("probe",)  # default: every step before it
+    bad = _analysis_graph(fakes, survey, words_needs=("survey",))  # the survey comes after words
+    with pytest.raises(ValueError, match="'words' needs 'survey'"):
+        step_needs(bad.analysis, ProcessOptions.build())

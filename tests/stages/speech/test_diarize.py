@@ -172,3 +172,26 @@ def test_a_synthetic_voice_that_asks_nothing_is_no_host_when_the_voices_are_not_
     assert decide_host(feats, separation=0.35).interview
     asks = {**feats, "S2": {**feats["S2"], "questions": 0.8}}  # a questioner is a host whatever the voices
     assert decide_host(asks, separation=0.236).interview
+
+
+def test_one_voice_is_no_interview_and_its_audio_is_not_analysed(monkeypatch, ctx, tmp_path):
+    """A monologue (one speaker) cannot have a host: the stage decides so without the turns' pitch."""
+    from engine.types import Diarization, SpeakerTurn
+
+    host_mod = importlib.import_module("stages.speech.host")
+    np.save(tmp_path / "a.npy", np.zeros(4 * RATE, np.float32))
+    audio = AnalysisAudio(str(tmp_path / "a.npy"), 0.0, RATE, 4.0)
+    words = tuple(Word(0.2 + 0.4 * i, 0.5 + 0.4 * i, f"w{i}", 1.0, speaker="S1") for i in range(8))
+    turns = (SpeakerTurn(0.0, 3.6, "S1"),)
+    one = Diarization(True, "test", ("S1",), turns, ("S1",) * 8)
+    looked: list[int] = []
+    real = host_mod._turn_voices
+    monkeypatch.setattr(host_mod, "_turn_voices", lambda *a, **k: looked.append(1) or real(*a, **k))
+    h = HostStage().process(HostRequest(audio, Transcript(words), one, "auto"), ctx)
+    assert not h.interview and h.host is None and "fewer than two" in h.reason
+    assert looked == [] and h.features["S1"]["turns"] == 1.0
+    # two voices: their turns' audio is analysed
+    two = Diarization(True, "test", ("S1", "S2"), (SpeakerTurn(0.0, 1.8, "S1"), SpeakerTurn(1.8, 3.6, "S2")),
+                      ("S1",) * 4 + ("S2",) * 4)
+    HostStage().process(HostRequest(audio, Transcript(words), two, "auto"), ctx)
+    assert looked
