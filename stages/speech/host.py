@@ -253,8 +253,8 @@ class HostStage(Stage[HostRequest, HostDecision]):
         if not inputs.diarization.available:
             ctx.progress(1.0, "no speaker turns")
             return HostDecision(False, None, 0.0, 0.0, {}, "speaker diarization unavailable")
-        # one voice is never an interview (decide_host): its turns' pitch and levels are not analysed,
-        # a cost that grows with the speech (~2 % of a 10-minute monologue's job)
+        # one voice is never an interview (decide_host): its turns' pitch and levels are not analysed
+        # (the stage's main cost, which grows with the speech)
         voices = len({t.speaker for t in inputs.diarization.turns}) >= 2
         samples = AudioFile.of(inputs.audio) if inputs.audio is not None and voices else None
         origin = inputs.audio.start if inputs.audio is not None else 0.0
