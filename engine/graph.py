@@ -134,10 +134,6 @@ class JobGraph:
         yield from self.clip
         yield self.finalize
 
-    def analysis_needs(self, options: ProcessOptions) -> dict[str, tuple[str, ...]]:
-        """Each analysis step's name -> the earlier steps it waits for, for a job with ``options``."""
-        return step_needs(self.analysis, options)
-
     def stages(self) -> list[Stage[Any, Any]]:
         """Each distinct stage once (a stage may fill several steps)."""
         seen: dict[int, Stage[Any, Any]] = {}

@@ -213,12 +213,20 @@ class Pipeline:
         Steps whose needs are met at the same time run side by side, each in a thread of its own (a
         stage's native work lets go of the GIL); a phase whose every step needs the one before runs
         them in order on this thread. When a step fails no other one starts; the running ones finish,
-        then the first failure is raised.
+        then the first failure is raised. A step's request sees only the results of the steps it
+        needs (and what the scope held before the phase), so a missing need fails every time, not
+        only when the timing hides it.
         """
         needs = step_needs(steps, scope.options)
+        names = {s.name for s in steps}
+
+        def run(step: Step) -> Any:
+            seen = {k: v for k, v in scope.results.items() if k not in names or k in needs[step.name]}
+            return self._step(step, replace(scope, results=seen), cache, phase=step.name)
+
         if all(needs[s.name] == tuple(p.name for p in steps[:i]) for i, s in enumerate(steps)):
             for step in steps:  # one after the other: no thread to hop to
-                scope.results[step.name] = self._step(step, scope, cache, phase=step.name)
+                scope.results[step.name] = run(step)
             return
         pending = list(steps)
         done: set[str] = set()
@@ -229,7 +237,7 @@ class Pipeline:
                 if failure is None:
                     for step in [s for s in pending if set(needs[s.name]) <= done]:
                         pending.remove(step)
-                        running[pool.submit(self._step, step, scope, cache, phase=step.name)] = step
+                        running[pool.submit(run, step)] = step
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     step = running.pop(future)

@@ -487,3 +487,19 @@ def test_needs_may_depend_on_the_options_and_name_only_earlier_steps(tmp_path, s
     bad = _analysis_graph(fakes, survey, words_needs=("survey",))  # the survey comes after words
     with pytest.raises(ValueError, match="'words' needs 'survey'"):
         step_needs(bad.analysis, ProcessOptions.build())
+
+
+def test_a_step_reading_a_result_it_does_not_need_fails_every_time(tmp_path, settings):
+    """The survey needs only the probe: reading the words (which may or may not be done by then) is a
+    KeyError whatever the timing, so a missing need shows up in the first test run."""
+    fakes = Fakes(clips=1)
+    g = fakes.graph()
+    probe, words, plan = g.analysis
+    survey = Fake("survey", lambda r, c: r)
+    graph = JobGraph(
+        analysis=(probe, words,
+                  Step("survey", survey, lambda s: s["words"], weight=0, report=False, needs=("probe",)), plan),
+        clip=g.clip, clip_result=g.clip_result, finalize=g.finalize, clips_weight=g.clips_weight)
+    with pytest.raises(KeyError, match="words"):
+        Worker(graph, settings).run(job(tmp_path), tmp_path / "out", EventBus(), workdir=tmp_path / "work")
+    assert survey.calls == []
