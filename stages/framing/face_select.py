@@ -40,6 +40,13 @@ def _build_torch_cuda(model_path: Path, settings: Settings, plan: CudaPlan | Non
 MAX_LANES = 4
 
 
+def runs_frame_by_frame(runner_name: str) -> bool:
+    """Whether the runner calls the network a frame at a time on the CPU (onnxruntime's CPU provider):
+    its scans then run in lanes (:func:`cpu_face_lanes`) and may look at a smaller size between full
+    looks; the GPU runners batch frames at one size."""
+    return runner_name == "onnxruntime-cpu"
+
+
 def cpu_face_lanes(cpu_threads: int) -> int:
     """Lanes of a CPU scan (:mod:`stages.framing.faces`) on ``cpu_threads`` cores: one per core (at most
     :data:`MAX_LANES`), each its own one-thread decoder and its own call of the network, whose
@@ -118,6 +125,6 @@ def make_face_detector(
         side = settings.face_detect_size if det_long_side is None else det_long_side
         fast = settings.face_detect_fast_size
         # a size per frame needs a runner that runs frame by frame anyway (the CPU's); GPU runners batch
-        use_fast = runner.name == "onnxruntime-cpu" and 32 <= fast < side
+        use_fast = runs_frame_by_frame(runner.name) and 32 <= fast < side
         return CenterFaceDetector(det_long_side=side, runner=runner, fast_long_side=fast if use_fast else None)
     raise AssertionError("unreachable: the runner chain is never empty")  # pragma: no cover

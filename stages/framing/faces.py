@@ -19,7 +19,7 @@ from engine.errors import ClipporaError, JobCancelled
 from engine.stage import Resources, Stage, StageContext
 from engine.types import FaceBox, FaceSample, FaceScan, MediaInfo
 from stages.framing.face_detector import BATCH_FRAMES, CenterFaceDetector, SizePlan
-from stages.framing.face_select import cpu_face_lanes, make_face_detector
+from stages.framing.face_select import cpu_face_lanes, make_face_detector, runs_frame_by_frame
 from stages.framing.shots import DEFAULT_CUTS, CutDetector, pair_score
 from stages.media import iter_video_frames, keyframe_times, read_ahead, upright_i420, upright_rgb
 
@@ -167,8 +167,8 @@ class FaceDetectStage(Stage[FaceDetectRequest, FaceScan]):
     def setup(self, ctx: StageContext) -> None:
         if self._detector is None:
             self._detector = make_face_detector(ctx.settings, ctx.backend, log=ctx.log)
-            sequential = self._detector.runner_name == "onnxruntime-cpu"
-            self._lanes = cpu_face_lanes(ctx.settings.cpu_threads) if sequential else 1
+            frame_by_frame = runs_frame_by_frame(self._detector.runner_name)
+            self._lanes = cpu_face_lanes(ctx.settings.cpu_threads) if frame_by_frame else 1
 
     def teardown(self) -> None:
         self._detector = None
